@@ -1,0 +1,30 @@
+package io.ptune;
+
+/**
+ * The training loss became NaN or infinite. Continuing would only write a broken adapter, so the
+ * run stops; usually a lower learning rate or a smaller max gradient norm fixes it.
+ */
+public class TrainingDivergedException extends PtuneException {
+    private static final long serialVersionUID = 1L;
+
+    private final long step;
+    private final double loss;
+
+    public TrainingDivergedException(long step, double loss) {
+        super("training diverged at optimizer step " + step + ": loss is " + loss
+                + "; lower the learning rate (--lr) or the max gradient norm (--max-grad-norm)"
+                + " and start again");
+        this.step = step;
+        this.loss = loss;
+    }
+
+    /** The optimizer step (1-based) whose loss was not finite. */
+    public long step() {
+        return step;
+    }
+
+    /** The non-finite loss value (NaN or +/-infinity). */
+    public double loss() {
+        return loss;
+    }
+}

@@ -1,0 +1,80 @@
+package io.ptune.cli;
+
+import io.ptune.InvalidConfigException;
+import io.ptune.PtuneException;
+import io.ptune.adapter.PeftAdapter;
+import io.ptune.model.CausalLm;
+import io.ptune.prompt.SoftPrompt;
+import java.io.PrintWriter;
+import java.nio.file.Path;
+import java.util.Map;
+import java.util.concurrent.Callable;
+import picocli.CommandLine.Model.CommandSpec;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.Spec;
+
+/**
+ * What every subcommand shares: {@code --verbose}, and turning any failure into
+ * {@code error: <message>} on stderr with exit code 1 (a stack trace only with --verbose).
+ */
+abstract class CliCommand implements Callable<Integer> {
+    @Spec
+    CommandSpec spec;
+
+    @Option(names = "--verbose", description = "Debug logging, and stack traces on errors.")
+    boolean verbose;
+
+    @Override
+    public final Integer call() {
+        if (verbose) {
+            // Read by slf4j-simple when the first logger is created, which is after this point.
+            System.setProperty("org.slf4j.simpleLogger.defaultLogLevel", "debug");
+        }
+        try {
+            return run();
+        } catch (InvalidConfigException e) {
+            String flag = flagNames().get(e.field());
+            String message = flag == null ? e.getMessage()
+                    : flag + e.getMessage().substring(e.field().length());
+            return fail(message, e);
+        } catch (PtuneException e) {
+            return fail(e.getMessage(), e);
+        } catch (Exception e) {
+            return fail(e.getMessage() == null ? e.toString() : e.getMessage(), e);
+        }
+    }
+
+    /** The work of the command; returns the exit code. */
+    protected abstract int run() throws Exception;
+
+    /** Builder field names of {@link InvalidConfigException}s mapped to this command's flags. */
+    protected Map<String, String> flagNames() {
+        return Map.of();
+    }
+
+    protected PrintWriter out() {
+        return spec.commandLine().getOut();
+    }
+
+    protected PrintWriter err() {
+        return spec.commandLine().getErr();
+    }
+
+    /** The adapter's prompt, checked against the model, or null when no adapter is given. */
+    protected static SoftPrompt loadAdapter(Path adapterDir, CausalLm model) {
+        if (adapterDir == null) {
+            return null;
+        }
+        return PeftAdapter.load(adapterDir, model.architecture()).prompt();
+    }
+
+    private int fail(String message, Exception e) {
+        PrintWriter err = err();
+        err.println("error: " + message);
+        if (verbose) {
+            e.printStackTrace(err);
+        }
+        err.flush();
+        return 1;
+    }
+}

@@ -1,0 +1,120 @@
+package io.ptune.cli;
+
+import com.fasterxml.jackson.core.JsonGenerator;
+import io.ptune.internal.JsonFiles;
+import io.ptune.model.CausalLm;
+import io.ptune.model.Tokenizer;
+import io.ptune.prompt.SoftPrompt;
+import java.io.IOException;
+import java.io.PrintWriter;
+import java.nio.file.Path;
+import java.util.Arrays;
+import java.util.Locale;
+import picocli.CommandLine.ArgGroup;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
+
+/**
+ * {@code ptune logits}: the model's next-token logits at every position, for checking ptune
+ * against another implementation. Floats are printed with {@link Float#toString(float)}, the
+ * shortest text that reads back as the same float.
+ */
+@Command(name = "logits", mixinStandardHelpOptions = true,
+        description = "Print next-token logits at every position (virtual tokens first).",
+        exitCodeOnInvalidInput = 1, exitCodeOnExecutionException = 1)
+final class LogitsCommand extends CliCommand {
+    private static final int TOP = 5;
+
+    @Option(names = "--model", required = true, paramLabel = "DIR", description = "Hugging Face model directory.")
+    Path model;
+
+    @Option(names = "--adapter", paramLabel = "DIR", description = "PEFT prompt-tuning adapter directory.")
+    Path adapter;
+
+    @ArgGroup(exclusive = true, multiplicity = "1")
+    InputOptions input;
+
+    @Option(names = "--json",
+            description = "Print {\"ids\", \"virtual_tokens\", \"logits\"} with one row of vocabulary"
+                    + " logits per position; without it, a readable top-" + TOP + " per position.")
+    boolean json;
+
+    @Override
+    protected int run() throws IOException {
+        input.validate();
+        try (CausalLm lm = CausalLm.load(model)) {
+            SoftPrompt prompt = loadAdapter(adapter, lm);
+            long[] ids = input.tokenIds(lm.tokenizer());
+            float[][] logits = lm.logits(prompt, ids);
+            int virtualTokens = prompt == null ? 0 : prompt.numVirtualTokens();
+            if (json) {
+                writeJson(out(), ids, virtualTokens, logits);
+            } else {
+                writeTop(out(), lm.tokenizer(), ids, virtualTokens, logits);
+            }
+            out().flush();
+        }
+        return 0;
+    }
+
+    private static void writeJson(PrintWriter out, long[] ids, int virtualTokens, float[][] logits)
+            throws IOException {
+        // Streamed: a (P+T) x V matrix as a tree would cost several times its size in objects.
+        try (JsonGenerator json = JsonFiles.MAPPER.getFactory().createGenerator(out)) {
+            json.disable(JsonGenerator.Feature.AUTO_CLOSE_TARGET);
+            json.writeStartObject();
+            json.writeArrayFieldStart("ids");
+            for (long id : ids) {
+                json.writeNumber(id);
+            }
+            json.writeEndArray();
+            json.writeNumberField("virtual_tokens", virtualTokens);
+            json.writeArrayFieldStart("logits");
+            for (float[] row : logits) {
+                json.writeStartArray();
+                for (float value : row) {
+                    json.writeNumber(value);
+                }
+                json.writeEndArray();
+            }
+            json.writeEndArray();
+            json.writeEndObject();
+        }
+        out.println();
+    }
+
+    private static void writeTop(PrintWriter out, Tokenizer tokenizer, long[] ids, int virtualTokens,
+            float[][] logits) {
+        for (int row = 0; row < logits.length; row++) {
+            String position = row < virtualTokens ? "virtual " + row
+                    : "token " + (row - virtualTokens) + " (" + ids[row - virtualTokens] + " "
+                            + quoted(tokenizer.decode(new long[] {ids[row - virtualTokens]}, false)) + ")";
+            StringBuilder line = new StringBuilder(position).append(" ->");
+            for (int id : topIds(logits[row], TOP)) {
+                line.append(String.format(Locale.ROOT, "  %d %s %.3f", id,
+                        quoted(tokenizer.decode(new long[] {id}, false)), logits[row][id]));
+            }
+            out.println(line);
+        }
+    }
+
+    private static String quoted(String text) {
+        return "\"" + text.replace("\n", "\\n") + "\"";
+    }
+
+    static int[] topIds(float[] row, int k) {
+        int n = Math.min(k, row.length);
+        int[] best = new int[n];
+        Arrays.fill(best, -1);
+        for (int id = 0; id < row.length; id++) {
+            for (int slot = 0; slot < n; slot++) {
+                if (best[slot] < 0 || row[id] > row[best[slot]]) {
+                    System.arraycopy(best, slot, best, slot + 1, n - slot - 1);
+                    best[slot] = id;
+                    break;
+                }
+            }
+        }
+        return best;
+    }
+}

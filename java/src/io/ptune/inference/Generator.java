@@ -1,0 +1,81 @@
+package io.ptune.inference;
+
+import io.ptune.PtuneException;
+import io.ptune.data.Batch;
+import io.ptune.data.Collator;
+import io.ptune.model.CausalLm;
+import io.ptune.nativebridge.DecodingOptions;
+import io.ptune.prompt.SoftPrompt;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Objects;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * Generates text with a {@link CausalLm}, optionally behind a trained {@link SoftPrompt}.
+ *
+ * <p>Several prompts run as one batch, left-padded so that every row's next token lands in the
+ * same column; positions come from the mask, so each row generates exactly what it would alone.
+ * A row stops at any of the model's EOS ids (generation_config.json, else config.json). The
+ * model is borrowed, not owned.
+ */
+public final class Generator {
+    private static final Logger LOG = LoggerFactory.getLogger(Generator.class);
+
+    private final CausalLm model;
+    private final SoftPrompt prompt;
+    private final GenerationConfig config;
+
+    /**
+     * @param prompt the soft prompt to put before every input, or null for the bare model
+     */
+    public Generator(CausalLm model, SoftPrompt prompt, GenerationConfig config) {
+        this.model = Objects.requireNonNull(model, "model");
+        this.config = Objects.requireNonNull(config, "config");
+        if (prompt != null) {
+            model.checkPrompt(prompt);
+        }
+        this.prompt = prompt;
+    }
+
+    /** Continues each list of ids (used as given: no BOS is added). */
+    public List<Generation> generate(List<long[]> promptIds) {
+        Objects.requireNonNull(promptIds, "promptIds");
+        if (promptIds.isEmpty()) {
+            return List.of();
+        }
+        for (long[] ids : promptIds) {
+            model.checkTokenIds(ids);
+        }
+        long padId = model.padTokenId();
+        Batch batch = new Collator(padId).leftPad(promptIds);
+        int p = prompt == null ? 0 : prompt.numVirtualTokens();
+        long longest = (long) p + batch.seqLen() + config.maxNewTokens();
+        if (longest > model.architecture().maxPositionEmbeddings()) {
+            LOG.warn("{} virtual + {} prompt + {} new tokens exceed the model's"
+                    + " max_position_embeddings {}; quality degrades past it", p, batch.seqLen(),
+                    config.maxNewTokens(), model.architecture().maxPositionEmbeddings());
+        }
+        long[] eos = model.eosTokenIds().stream().mapToLong(Long::longValue).toArray();
+        DecodingOptions options = new DecodingOptions(config.maxNewTokens(), config.greedy(),
+                config.temperature(), config.topK(), config.topP(), config.seed(), padId);
+        long[][] generated = model.nativeModel().generate(prompt == null ? null : prompt.values(), p,
+                batch.ids(), batch.mask(), batch.batchSize(), batch.seqLen(), eos, options);
+        if (generated.length != promptIds.size()) {
+            throw new PtuneException("native generate returned " + generated.length + " rows for "
+                    + promptIds.size() + " prompts");
+        }
+        List<Generation> out = new ArrayList<>(generated.length);
+        for (int row = 0; row < generated.length; row++) {
+            out.add(new Generation(promptIds.get(row), generated[row],
+                    model.tokenizer().decode(generated[row], true)));
+        }
+        return out;
+    }
+
+    /** Continues one text, tokenised with the model's settings (BOS where its tokenizer adds it). */
+    public Generation generate(String text) {
+        return generate(List.of(model.tokenizer().encode(text, true))).get(0);
+    }
+}

@@ -1,0 +1,276 @@
+package io.ptune.model;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import io.ptune.ModelFormatException;
+import io.ptune.internal.JsonFiles;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Locale;
+import java.util.Set;
+
+/**
+ * The shape of a Llama-family decoder (Llama, Mistral, Qwen2), as read from a Hugging Face
+ * {@code config.json}. Defaults follow Hugging Face's {@code LlamaConfig} so that a config that
+ * loads in transformers describes the same network here.
+ *
+ * @param vocabSize V, rows of the embedding table
+ * @param hiddenSize C, width of the residual stream and of every prompt vector
+ * @param intermediateSize width of the SwiGLU MLP
+ * @param numLayers number of decoder layers
+ * @param numHeads query heads per layer
+ * @param numKvHeads key/value heads per layer (GQA when smaller than {@code numHeads})
+ * @param headDim width of one head; {@code hiddenSize / numHeads} unless config.json says otherwise
+ * @param maxPositionEmbeddings the longest sequence the model was trained for
+ * @param rmsNormEps epsilon of every RMSNorm
+ * @param ropeTheta base of the rotary embedding frequencies
+ * @param tieWordEmbeddings whether the LM head reuses the embedding table
+ * @param attentionBias whether the attention projections carry biases. For {@code qwen2}, whose
+ *     config has no such key, this is true and means q/k/v biases only (as in transformers' Qwen2)
+ * @param mlpBias whether the MLP projections carry biases
+ * @param bosTokenId beginning-of-sequence id, or null when the config has none
+ * @param eosTokenIds every id that ends generation (config.json allows an int or a list)
+ * @param padTokenId padding id, or null when the config has none
+ * @param modelType {@code llama}, {@code mistral} or {@code qwen2}
+ */
+public record LlamaArchitecture(
+        int vocabSize,
+        int hiddenSize,
+        int intermediateSize,
+        int numLayers,
+        int numHeads,
+        int numKvHeads,
+        int headDim,
+        int maxPositionEmbeddings,
+        double rmsNormEps,
+        double ropeTheta,
+        boolean tieWordEmbeddings,
+        boolean attentionBias,
+        boolean mlpBias,
+        Integer bosTokenId,
+        List<Long> eosTokenIds,
+        Long padTokenId,
+        String modelType) {
+
+    /** The model families whose layout the native Llama implementation covers. */
+    public static final Set<String> SUPPORTED_MODEL_TYPES = Set.of("llama", "mistral", "qwen2");
+
+    public LlamaArchitecture {
+        requirePositive("vocab_size", vocabSize);
+        requirePositive("hidden_size", hiddenSize);
+        requirePositive("intermediate_size", intermediateSize);
+        requirePositive("num_hidden_layers", numLayers);
+        requirePositive("num_attention_heads", numHeads);
+        requirePositive("num_key_value_heads", numKvHeads);
+        requirePositive("head_dim", headDim);
+        requirePositive("max_position_embeddings", maxPositionEmbeddings);
+        if (numHeads % numKvHeads != 0) {
+            throw new ModelFormatException("num_attention_heads (" + numHeads
+                    + ") must be a multiple of num_key_value_heads (" + numKvHeads
+                    + "); check config.json");
+        }
+        if (headDim % 2 != 0) {
+            throw new ModelFormatException(
+                    "head_dim must be even for rotary embeddings, got " + headDim);
+        }
+        if (!(rmsNormEps > 0) || !Double.isFinite(rmsNormEps)) {
+            throw new ModelFormatException("rms_norm_eps must be a positive number, got " + rmsNormEps);
+        }
+        if (!(ropeTheta > 0) || !Double.isFinite(ropeTheta)) {
+            throw new ModelFormatException("rope_theta must be a positive number, got " + ropeTheta);
+        }
+        if (modelType == null || !SUPPORTED_MODEL_TYPES.contains(modelType)) {
+            throw new ModelFormatException("model_type " + modelType + " is not supported; ptune"
+                    + " supports " + SUPPORTED_MODEL_TYPES.stream().sorted().toList());
+        }
+        checkTokenId("bos_token_id", bosTokenId == null ? null : bosTokenId.longValue(), vocabSize);
+        checkTokenId("pad_token_id", padTokenId, vocabSize);
+        eosTokenIds = List.copyOf(eosTokenIds == null ? List.of() : eosTokenIds);
+        for (Long eos : eosTokenIds) {
+            checkTokenId("eos_token_id", eos, vocabSize);
+        }
+    }
+
+    /** The number of query heads that share one key/value head. */
+    public int queryGroups() {
+        return numHeads / numKvHeads;
+    }
+
+    /**
+     * Reads a Hugging Face {@code config.json}.
+     *
+     * @throws ModelFormatException if the file is missing or malformed, a required field is absent,
+     *     the model type is not a Llama-family decoder, or it uses a feature not supported yet
+     *     (such as {@code rope_scaling}); the message names the file and the field
+     */
+    public static LlamaArchitecture fromConfigJson(Path configJson) {
+        JsonNode root = JsonFiles.readObject(configJson, ModelFormatException::new,
+                "a Hugging Face model directory must contain config.json (the file"
+                        + " save_pretrained writes)");
+        try {
+            return fromJson(root);
+        } catch (ModelFormatException e) {
+            throw new ModelFormatException(configJson + ": " + e.getMessage(), e);
+        }
+    }
+
+    /** Reads an already parsed {@code config.json} object; errors do not name a file. */
+    public static LlamaArchitecture fromJson(JsonNode root) {
+        String modelType = root.path("model_type").asText(null);
+        if (modelType == null) {
+            throw new ModelFormatException("field 'model_type' is required (one of "
+                    + SUPPORTED_MODEL_TYPES.stream().sorted().toList() + ") but missing");
+        }
+        modelType = modelType.toLowerCase(Locale.ROOT);
+        if (!SUPPORTED_MODEL_TYPES.contains(modelType)) {
+            throw new ModelFormatException("model_type '" + modelType + "' is not supported; ptune"
+                    + " runs Llama-family decoders: " + SUPPORTED_MODEL_TYPES.stream().sorted().toList());
+        }
+        JsonNode ropeScaling = root.get("rope_scaling");
+        if (!JsonFiles.isAbsent(ropeScaling)) {
+            String type = ropeScaling.path("rope_type").asText(ropeScaling.path("type").asText(""));
+            if (!"default".equals(type)) {
+                throw new ModelFormatException("rope_scaling " + ropeScaling
+                        + " is not supported yet; only models without rope_scaling (or with type"
+                        + " 'default') can be loaded");
+            }
+        }
+
+        int hidden = requiredInt(root, "hidden_size");
+        int heads = requiredInt(root, "num_attention_heads");
+        int vocab = requiredInt(root, "vocab_size");
+        int intermediate = requiredInt(root, "intermediate_size");
+        int layers = requiredInt(root, "num_hidden_layers");
+        int kvHeads = optionalInt(root, "num_key_value_heads", heads);
+        Integer explicitHeadDim = optionalInt(root, "head_dim", null);
+        int headDim;
+        if (explicitHeadDim != null) {
+            headDim = explicitHeadDim;
+        } else {
+            if (heads <= 0 || hidden % heads != 0) {
+                throw new ModelFormatException("hidden_size (" + hidden
+                        + ") must be divisible by num_attention_heads (" + heads
+                        + ") when head_dim is not given");
+            }
+            headDim = hidden / heads;
+        }
+        // Qwen2 has q/k/v biases by construction and no attention_bias key in its config.
+        boolean attentionBias = optionalBoolean(root, "attention_bias", modelType.equals("qwen2"));
+        Long bos = optionalLong(root, "bos_token_id");
+        Long pad = optionalLong(root, "pad_token_id");
+        if (pad != null && pad < 0) {
+            // Some converted Llama configs carry pad_token_id -1 to mean "none".
+            pad = null;
+        }
+        return new LlamaArchitecture(
+                vocab,
+                hidden,
+                intermediate,
+                layers,
+                heads,
+                kvHeads,
+                headDim,
+                optionalInt(root, "max_position_embeddings", 2048),
+                optionalDouble(root, "rms_norm_eps", 1e-6),
+                optionalDouble(root, "rope_theta", 10000.0),
+                optionalBoolean(root, "tie_word_embeddings", false),
+                attentionBias,
+                optionalBoolean(root, "mlp_bias", false),
+                bos == null ? null : Math.toIntExact(bos),
+                tokenIdList(root, "eos_token_id"),
+                pad,
+                modelType);
+    }
+
+    /**
+     * Reads {@code eos_token_id} in either form config files use: one int or a list of ints.
+     * Also used for {@code generation_config.json}.
+     */
+    public static List<Long> tokenIdList(JsonNode root, String field) {
+        JsonNode node = root.get(field);
+        if (JsonFiles.isAbsent(node)) {
+            return List.of();
+        }
+        List<Long> ids = new ArrayList<>();
+        if (node.isArray()) {
+            for (JsonNode item : node) {
+                if (!item.isIntegralNumber()) {
+                    throw new ModelFormatException("field '" + field
+                            + "' must be an integer or a list of integers, got " + node);
+                }
+                ids.add(item.asLong());
+            }
+        } else if (node.isIntegralNumber()) {
+            ids.add(node.asLong());
+        } else {
+            throw new ModelFormatException("field '" + field
+                    + "' must be an integer or a list of integers, got " + node);
+        }
+        return ids;
+    }
+
+    private static int requiredInt(JsonNode root, String field) {
+        Integer value = optionalInt(root, field, null);
+        if (value == null) {
+            throw new ModelFormatException("field '" + field + "' is required but missing");
+        }
+        return value;
+    }
+
+    private static Integer optionalInt(JsonNode root, String field, Integer fallback) {
+        JsonNode node = root.get(field);
+        if (JsonFiles.isAbsent(node)) {
+            return fallback;
+        }
+        if (!node.isIntegralNumber() || !node.canConvertToInt()) {
+            throw new ModelFormatException("field '" + field + "' must be an integer, got " + node);
+        }
+        return node.intValue();
+    }
+
+    private static Long optionalLong(JsonNode root, String field) {
+        JsonNode node = root.get(field);
+        if (JsonFiles.isAbsent(node)) {
+            return null;
+        }
+        if (!node.isIntegralNumber() || !node.canConvertToLong()) {
+            throw new ModelFormatException("field '" + field + "' must be an integer, got " + node);
+        }
+        return node.longValue();
+    }
+
+    private static double optionalDouble(JsonNode root, String field, double fallback) {
+        JsonNode node = root.get(field);
+        if (JsonFiles.isAbsent(node)) {
+            return fallback;
+        }
+        if (!node.isNumber()) {
+            throw new ModelFormatException("field '" + field + "' must be a number, got " + node);
+        }
+        return node.doubleValue();
+    }
+
+    private static boolean optionalBoolean(JsonNode root, String field, boolean fallback) {
+        JsonNode node = root.get(field);
+        if (JsonFiles.isAbsent(node)) {
+            return fallback;
+        }
+        if (!node.isBoolean()) {
+            throw new ModelFormatException("field '" + field + "' must be true or false, got " + node);
+        }
+        return node.booleanValue();
+    }
+
+    private static void requirePositive(String field, int value) {
+        if (value <= 0) {
+            throw new ModelFormatException("field '" + field + "' must be positive, got " + value);
+        }
+    }
+
+    private static void checkTokenId(String field, Long id, int vocabSize) {
+        if (id != null && (id < 0 || id >= vocabSize)) {
+            throw new ModelFormatException("field '" + field + "' = " + id
+                    + " is outside the vocabulary [0, " + vocabSize + ")");
+        }
+    }
+}

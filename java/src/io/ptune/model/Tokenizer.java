@@ -1,0 +1,321 @@
+package io.ptune.model;
+
+import ai.djl.huggingface.tokenizers.Encoding;
+import ai.djl.huggingface.tokenizers.HuggingFaceTokenizer;
+import com.fasterxml.jackson.databind.JsonNode;
+import io.ptune.ModelFormatException;
+import io.ptune.internal.JsonFiles;
+import java.io.IOException;
+import java.io.InputStream;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.Arrays;
+import java.util.HashMap;
+import java.util.Map;
+import java.util.Objects;
+import java.util.OptionalLong;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * A Hugging Face fast tokenizer ({@code tokenizer.json}, run by the Rust {@code tokenizers}
+ * library through DJL), configured the way transformers configures it for the model.
+ *
+ * <p>Special tokens: {@code tokenizer_config.json}'s {@code add_bos_token} / {@code
+ * add_eos_token} decide whether {@link #encode(String, boolean) encode(text, true)} adds BOS / EOS,
+ * as transformers' Llama tokenizer does; where the file does not say, the {@code tokenizer.json}
+ * post-processor decides. The tokenizer never truncates or pads on its own: ptune's data pipeline
+ * does both explicitly.
+ *
+ * <p>Never touches the network: DJL's offline mode is switched on before the native library is
+ * loaded, so DJL uses the CPU build bundled in its jar instead of downloading another flavour.
+ */
+public final class Tokenizer implements AutoCloseable {
+    private static final Logger LOG = LoggerFactory.getLogger(Tokenizer.class);
+
+    /** Text whose encoding with and without special tokens reveals the post-processor's template. */
+    private static final String PROBE_TEXT = "a";
+
+    private final HuggingFaceTokenizer tokenizer;
+    private final Path source;
+    private final OptionalLong bos;
+    private final OptionalLong eos;
+    private final OptionalLong pad;
+    private final boolean addBos;
+    private final boolean addEos;
+    /** True when add_bos/add_eos agree with what the post-processor does by itself. */
+    private final boolean postProcessorMatches;
+    private final int vocabSize;
+    private boolean closed;
+
+    private Tokenizer(HuggingFaceTokenizer tokenizer, Path source, OptionalLong bos,
+            OptionalLong eos, OptionalLong pad, Boolean configAddBos, Boolean configAddEos,
+            int vocabSize) {
+        this.tokenizer = tokenizer;
+        this.source = source;
+        this.bos = bos;
+        this.eos = eos;
+        this.pad = pad;
+        this.vocabSize = vocabSize;
+
+        long[] plain = tokenizer.encode(PROBE_TEXT, false, false).getIds();
+        long[] full = tokenizer.encode(PROBE_TEXT, true, false).getIds();
+        int offset = indexOf(full, plain);
+        long[] prefix = offset < 0 ? full : Arrays.copyOfRange(full, 0, offset);
+        long[] suffix = offset < 0 ? new long[0] : Arrays.copyOfRange(full, offset + plain.length, full.length);
+        boolean postAddsBos = bos.isPresent() && Arrays.equals(prefix, new long[] {bos.getAsLong()});
+        boolean postAddsEos = eos.isPresent() && Arrays.equals(suffix, new long[] {eos.getAsLong()});
+        boolean postOnlyBosEos = (prefix.length == 0 || postAddsBos) && (suffix.length == 0 || postAddsEos);
+
+        this.addBos = configAddBos != null ? configAddBos : postAddsBos;
+        this.addEos = configAddEos != null ? configAddEos : postAddsEos;
+        this.postProcessorMatches = addBos == postAddsBos && addEos == postAddsEos;
+        if (addBos && bos.isEmpty()) {
+            throw new ModelFormatException(source + ": add_bos_token is true but no bos_token is defined");
+        }
+        if (addEos && eos.isEmpty()) {
+            throw new ModelFormatException(source + ": add_eos_token is true but no eos_token is defined");
+        }
+        if (!postProcessorMatches && !postOnlyBosEos) {
+            LOG.warn("{}: tokenizer.json's post-processor adds {} / {} around the text, but"
+                    + " tokenizer_config.json asks for add_bos_token={} add_eos_token={}; following"
+                    + " tokenizer_config.json", source, Arrays.toString(prefix),
+                    Arrays.toString(suffix), addBos, addEos);
+        }
+    }
+
+    /**
+     * Loads {@code tokenizer.json} (and {@code tokenizer_config.json} / {@code
+     * special_tokens_map.json} when present) from a Hugging Face model directory.
+     *
+     * @throws ModelFormatException if tokenizer.json is missing or cannot be parsed
+     */
+    public static Tokenizer load(Path modelDir) {
+        Path tokenizerJson = Files.isDirectory(modelDir) ? modelDir.resolve("tokenizer.json") : modelDir;
+        Path dir = tokenizerJson.toAbsolutePath().getParent();
+        if (!Files.isRegularFile(tokenizerJson)) {
+            throw new ModelFormatException(tokenizerJson + " does not exist; ptune needs the fast"
+                    + " tokenizer file tokenizer.json in the model directory (in Python:"
+                    + " AutoTokenizer.from_pretrained(...).save_pretrained(dir) writes it)");
+        }
+        JsonNode tokenizerRoot = JsonFiles.readObject(tokenizerJson, ModelFormatException::new, "");
+        Map<String, Long> specialIds = tokenIds(tokenizerRoot);
+        int vocabSize = specialIds.values().stream().mapToInt(Math::toIntExact).max().orElse(-1) + 1;
+
+        JsonNode config = readOptional(dir.resolve("tokenizer_config.json"));
+        JsonNode specialMap = readOptional(dir.resolve("special_tokens_map.json"));
+        OptionalLong bos = specialTokenId("bos_token", config, specialMap, specialIds, tokenizerJson);
+        OptionalLong eos = specialTokenId("eos_token", config, specialMap, specialIds, tokenizerJson);
+        OptionalLong pad = specialTokenId("pad_token", config, specialMap, specialIds, tokenizerJson);
+        Boolean addBos = optionalBoolean(config, "add_bos_token", dir);
+        Boolean addEos = optionalBoolean(config, "add_eos_token", dir);
+
+        HuggingFaceTokenizer djl = openDjl(tokenizerJson);
+        try {
+            return new Tokenizer(djl, tokenizerJson, bos, eos, pad, addBos, addEos, vocabSize);
+        } catch (RuntimeException e) {
+            djl.close();
+            throw e;
+        }
+    }
+
+    /**
+     * Token ids of {@code text}.
+     *
+     * @param addSpecialTokens add BOS/EOS as the model's tokenizer settings say (what transformers'
+     *     {@code tokenizer(text)} does); false gives the bare text tokens
+     */
+    public long[] encode(String text, boolean addSpecialTokens) {
+        Objects.requireNonNull(text, "text");
+        ensureOpen();
+        if (!addSpecialTokens) {
+            return tokenizer.encode(text, false, false).getIds();
+        }
+        if (postProcessorMatches) {
+            return tokenizer.encode(text, true, false).getIds();
+        }
+        long[] plain = tokenizer.encode(text, false, false).getIds();
+        int start = addBos ? 1 : 0;
+        long[] ids = new long[plain.length + start + (addEos ? 1 : 0)];
+        if (addBos) {
+            ids[0] = bos.getAsLong();
+        }
+        System.arraycopy(plain, 0, ids, start, plain.length);
+        if (addEos) {
+            ids[ids.length - 1] = eos.getAsLong();
+        }
+        return ids;
+    }
+
+    /** The text of {@code ids}; {@code skipSpecial} drops BOS/EOS/PAD and other special tokens. */
+    public String decode(long[] ids, boolean skipSpecial) {
+        Objects.requireNonNull(ids, "ids");
+        ensureOpen();
+        if (ids.length == 0) {
+            return "";
+        }
+        return tokenizer.decode(ids, skipSpecial);
+    }
+
+    /** The string pieces of {@code text} (no special tokens), for diagnostics. */
+    public String[] tokens(String text) {
+        ensureOpen();
+        Encoding encoding = tokenizer.encode(text, false, false);
+        return encoding.getTokens();
+    }
+
+    public OptionalLong bosTokenId() {
+        return bos;
+    }
+
+    public OptionalLong eosTokenId() {
+        return eos;
+    }
+
+    public OptionalLong padTokenId() {
+        return pad;
+    }
+
+    /** Whether {@code encode(text, true)} starts with BOS. */
+    public boolean addsBos() {
+        return addBos;
+    }
+
+    /** Whether {@code encode(text, true)} ends with EOS. */
+    public boolean addsEos() {
+        return addEos;
+    }
+
+    /** One more than the largest token id tokenizer.json defines. */
+    public int vocabSize() {
+        return vocabSize;
+    }
+
+    /** The tokenizer.json this was loaded from. */
+    public Path source() {
+        return source;
+    }
+
+    @Override
+    public void close() {
+        if (!closed) {
+            closed = true;
+            tokenizer.close();
+        }
+    }
+
+    private void ensureOpen() {
+        if (closed) {
+            throw new IllegalStateException("tokenizer " + source + " is closed");
+        }
+    }
+
+    private static HuggingFaceTokenizer openDjl(Path tokenizerJson) {
+        // Offline: the bundled CPU library is used, DJL never downloads a library or a tokenizer.
+        if (System.getProperty("ai.djl.offline") == null) {
+            System.setProperty("ai.djl.offline", "true");
+        }
+        Map<String, String> options = new HashMap<>();
+        options.put("addSpecialTokens", "true");
+        options.put("truncation", "false");
+        options.put("padding", "false");
+        try (InputStream in = Files.newInputStream(tokenizerJson)) {
+            return HuggingFaceTokenizer.newInstance(in, options);
+        } catch (IOException e) {
+            throw new ModelFormatException("cannot read " + tokenizerJson + ": " + e, e);
+        } catch (RuntimeException | UnsatisfiedLinkError e) {
+            // The Rust parser reports malformed files as plain runtime exceptions.
+            throw new ModelFormatException(tokenizerJson + " could not be loaded by the Hugging Face"
+                    + " tokenizers library: " + e.getMessage(), e);
+        }
+    }
+
+    private static JsonNode readOptional(Path file) {
+        if (!Files.isRegularFile(file)) {
+            return null;
+        }
+        return JsonFiles.readObject(file, ModelFormatException::new, "");
+    }
+
+    private static Boolean optionalBoolean(JsonNode config, String field, Path dir) {
+        if (config == null || JsonFiles.isAbsent(config.get(field))) {
+            return null;
+        }
+        JsonNode node = config.get(field);
+        if (!node.isBoolean()) {
+            throw new ModelFormatException(dir.resolve("tokenizer_config.json") + ": field '" + field
+                    + "' must be true or false, got " + node);
+        }
+        return node.booleanValue();
+    }
+
+    /** Every token's id: the model vocabulary (when it is a map) plus the added tokens. */
+    private static Map<String, Long> tokenIds(JsonNode root) {
+        Map<String, Long> ids = new HashMap<>();
+        JsonNode vocab = root.path("model").path("vocab");
+        if (vocab.isObject()) {
+            for (Map.Entry<String, JsonNode> entry : vocab.properties()) {
+                ids.put(entry.getKey(), entry.getValue().asLong());
+            }
+        } else if (vocab.isArray()) {
+            // Unigram: a list of [piece, score]; the id is the position.
+            long id = 0;
+            for (JsonNode item : vocab) {
+                ids.put(item.path(0).asText(), id++);
+            }
+        }
+        for (JsonNode added : root.path("added_tokens")) {
+            ids.put(added.path("content").asText(), added.path("id").asLong());
+        }
+        return ids;
+    }
+
+    private static OptionalLong specialTokenId(String field, JsonNode config, JsonNode specialMap,
+            Map<String, Long> ids, Path tokenizerJson) {
+        String content = specialTokenContent(config, field);
+        if (content == null) {
+            content = specialTokenContent(specialMap, field);
+        }
+        if (content == null) {
+            return OptionalLong.empty();
+        }
+        Long id = ids.get(content);
+        if (id == null) {
+            throw new ModelFormatException(field + " '" + content + "' (tokenizer_config.json /"
+                    + " special_tokens_map.json) is not a token of " + tokenizerJson);
+        }
+        return OptionalLong.of(id);
+    }
+
+    /** A special token is written either as a string or as an AddedToken object with "content". */
+    private static String specialTokenContent(JsonNode root, String field) {
+        if (root == null) {
+            return null;
+        }
+        JsonNode node = root.get(field);
+        if (JsonFiles.isAbsent(node)) {
+            return null;
+        }
+        if (node.isTextual()) {
+            return node.asText();
+        }
+        if (node.isObject() && node.path("content").isTextual()) {
+            return node.path("content").asText();
+        }
+        throw new ModelFormatException("tokenizer_config.json / special_tokens_map.json: field '"
+                + field + "' must be a string or an object with \"content\", got " + node);
+    }
+
+    private static int indexOf(long[] haystack, long[] needle) {
+        outer:
+        for (int i = 0; i + needle.length <= haystack.length; i++) {
+            for (int j = 0; j < needle.length; j++) {
+                if (haystack[i + j] != needle[j]) {
+                    continue outer;
+                }
+            }
+            return i;
+        }
+        return -1;
+    }
+}

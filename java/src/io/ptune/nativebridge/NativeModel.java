@@ -1,0 +1,113 @@
+package io.ptune.nativebridge;
+
+import io.ptune.model.LlamaArchitecture;
+import java.nio.file.Path;
+
+/** A frozen causal LM held by the native core. Close it to free its weights. */
+public final class NativeModel implements AutoCloseable {
+    private final PtuneNative.CausalLm handle;
+    private final int vocabSize;
+    private final int hiddenSize;
+    private final int numLayers;
+
+    private NativeModel(PtuneNative.CausalLm handle) {
+        this.handle = handle;
+        this.vocabSize = Math.toIntExact(handle.vocabSize());
+        this.hiddenSize = Math.toIntExact(handle.hiddenSize());
+        this.numLayers = Math.toIntExact(handle.numLayers());
+    }
+
+    /** Reads model.safetensors (or the shards of model.safetensors.index.json) in modelDir. */
+    public static NativeModel load(Path modelDir, LlamaArchitecture arch) {
+        NativeCalls.ensureLoaded();
+        try (PtuneNative.LlamaConfig config = new PtuneNative.LlamaConfig()) {
+            config.vocab_size(arch.vocabSize())
+                    .hidden_size(arch.hiddenSize())
+                    .intermediate_size(arch.intermediateSize())
+                    .num_hidden_layers(arch.numLayers())
+                    .num_attention_heads(arch.numHeads())
+                    .num_key_value_heads(arch.numKvHeads())
+                    .head_dim(arch.headDim())
+                    .max_position_embeddings(arch.maxPositionEmbeddings())
+                    .rms_norm_eps(arch.rmsNormEps())
+                    .rope_theta(arch.ropeTheta())
+                    .tie_word_embeddings(arch.tieWordEmbeddings())
+                    .attention_bias(arch.attentionBias())
+                    .mlp_bias(arch.mlpBias());
+            String dir = modelDir.toAbsolutePath().toString();
+            return NativeCalls.call(() -> new NativeModel(new PtuneNative.CausalLm(dir, config)));
+        }
+    }
+
+    public int vocabSize() {
+        return vocabSize;
+    }
+
+    public int hiddenSize() {
+        return hiddenSize;
+    }
+
+    public int numLayers() {
+        return numLayers;
+    }
+
+    PtuneNative.CausalLm handle() {
+        return handle;
+    }
+
+    /** Rows of the input embedding table: (n, C) row-major. */
+    public float[] embed(long[] ids) {
+        float[] out = new float[Math.multiplyExact(ids.length, hiddenSize)];
+        NativeCalls.run(() -> handle.embed(ids, ids.length, out));
+        return out;
+    }
+
+    /**
+     * Logits (B, P+T, V), virtual positions first. prompt is (P, C) or null when P == 0; ids and
+     * mask are (B, T) row-major, padding on either side.
+     */
+    public float[] logits(float[] prompt, int P, long[] ids, long[] mask, int B, int T) {
+        NativeCalls.requirePrompt(prompt, P, hiddenSize);
+        NativeCalls.requireLength("ids", ids, (long) B * T);
+        NativeCalls.requireLength("mask", mask, (long) B * T);
+        float[] out = new float[Math.toIntExact((long) B * (P + T) * vocabSize)];
+        NativeCalls.run(() -> handle.logits(P == 0 ? null : prompt, P, ids, mask, B, T, out));
+        return out;
+    }
+
+    /**
+     * Decodes with a KV cache. ids and mask are (B, T), left-padded. Returns each row's new
+     * tokens, EOS included when it was produced.
+     */
+    public long[][] generate(
+            float[] prompt, int P, long[] ids, long[] mask, int B, int T, long[] eosIds, DecodingOptions options) {
+        NativeCalls.requirePrompt(prompt, P, hiddenSize);
+        NativeCalls.requireLength("ids", ids, (long) B * T);
+        NativeCalls.requireLength("mask", mask, (long) B * T);
+        int n = options.maxNewTokens();
+        long[] tokens = new long[Math.multiplyExact(B, n)];
+        long[] lengths = new long[B];
+        try (PtuneNative.GenerateOptions nativeOptions = new PtuneNative.GenerateOptions()) {
+            nativeOptions
+                    .max_new_tokens(n)
+                    .greedy(options.greedy())
+                    .temperature(options.temperature())
+                    .top_k(options.topK())
+                    .top_p(options.topP())
+                    .seed(options.seed())
+                    .pad_token_id(options.padTokenId());
+            NativeCalls.run(() -> handle.generate(
+                    P == 0 ? null : prompt, P, ids, mask, B, T, eosIds, eosIds.length, nativeOptions, tokens, lengths));
+        }
+        long[][] rows = new long[B][];
+        for (int b = 0; b < B; b++) {
+            rows[b] = java.util.Arrays.copyOfRange(tokens, b * n, b * n + (int) lengths[b]);
+        }
+        return rows;
+    }
+
+    @Override
+    public void close() {
+        handle.close();
+    }
+}

@@ -1,0 +1,85 @@
+#include "generate/generation.h"
+
+#include <ATen/ATen.h>
+#include <ATen/CPUGeneratorImpl.h>
+
+#include <limits>
+
+#include "core/check.h"
+#include "models/llama.h"
+#include "prompt/soft_prompt.h"
+
+namespace ptune::generate {
+
+at::Tensor selectNextTokens(const at::Tensor& logits, const GenerateOptions& options,
+                            at::Generator& generator) {
+  if (options.greedy) return logits.argmax(-1);
+  const double neg_inf = -std::numeric_limits<double>::infinity();
+  at::Tensor scores = logits.to(at::kFloat) / options.temperature;
+  if (options.top_k > 0) {
+    const int64_t k = std::min<int64_t>(options.top_k, scores.size(-1));
+    const at::Tensor kth = std::get<0>(scores.topk(k, -1)).narrow(-1, k - 1, 1);  // (B, 1)
+    scores = scores.masked_fill(scores.lt(kth), neg_inf);
+  }
+  if (options.top_p < 1.0) {
+    // Drop the smallest tokens whose cumulative probability stays within 1 - top_p,
+    // always keeping the most likely one.
+    const auto sorted = scores.sort(-1, /*descending=*/false);
+    const at::Tensor& sorted_scores = std::get<0>(sorted);
+    const at::Tensor& sorted_index = std::get<1>(sorted);
+    at::Tensor remove = sorted_scores.softmax(-1).cumsum(-1).le(1.0 - options.top_p);
+    remove.narrow(-1, remove.size(-1) - 1, 1).fill_(false);
+    scores = scores.masked_fill(remove.scatter(-1, sorted_index, remove), neg_inf);
+  }
+  return at::multinomial(scores.softmax(-1), 1, /*replacement=*/false, generator).squeeze(1);
+}
+
+at::Tensor generate(const models::Llama& model, const at::Tensor& prompt, const at::Tensor& ids,
+                    const at::Tensor& mask, const std::vector<int64_t>& eos_ids,
+                    const GenerateOptions& options, std::vector<int64_t>& lengths) {
+  PTUNE_CHECK(options.max_new_tokens >= 0, "max_new_tokens must be >= 0");
+  PTUNE_CHECK(options.greedy || options.temperature > 0, "temperature must be > 0");
+  PTUNE_CHECK(options.greedy || (options.top_p > 0 && options.top_p <= 1.0),
+              "top_p must lie in (0, 1]");
+  PTUNE_CHECK(options.top_k >= 0, "top_k must be >= 0");
+  const int64_t B = ids.size(0), N = options.max_new_tokens;
+  const int64_t total = ids.size(1) + (prompt.defined() ? prompt.size(0) : 0) + N;
+  PTUNE_CHECK(total <= model.config().max_position_embeddings, "prompt + input + new tokens = ",
+              total, " positions exceed max_position_embeddings ",
+              model.config().max_position_embeddings, "; lower --max-new-tokens");
+  at::Tensor out = at::full({B, N}, options.pad_token_id, at::TensorOptions().dtype(at::kLong));
+  lengths.assign(static_cast<size_t>(B), 0);
+  if (N == 0) return out;
+
+  at::Generator generator = at::make_generator<at::CPUGeneratorImpl>(options.seed);
+  const at::Tensor eos = at::tensor(eos_ids, at::TensorOptions().dtype(at::kLong));
+  at::Tensor finished = at::zeros({B}, at::TensorOptions().dtype(at::kBool));
+
+  models::KvCache cache = model.emptyCache(B);
+  const prompt::PromptedInput input = prompt::prependPrompt(model, prompt, ids, mask);
+  at::Tensor hidden = model.forward(input.embeds, input.positions, input.key_mask, &cache);
+  at::Tensor next_position = input.positions.select(1, -1) + 1;  // (B)
+  at::Tensor logits = at::matmul(hidden.select(1, -1), model.lmHead().t());  // (B, V)
+
+  for (int64_t step = 0; step < N; ++step) {
+    at::Tensor next = selectNextTokens(logits, options, generator);  // (B)
+    next = next.masked_fill(finished, options.pad_token_id);
+    out.select(1, step).copy_(next);
+    const auto* finished_ptr = finished.data_ptr<bool>();
+    for (int64_t b = 0; b < B; ++b) {
+      if (!finished_ptr[b]) lengths[static_cast<size_t>(b)] = step + 1;
+    }
+    if (eos.numel() > 0) finished = finished.logical_or(at::isin(next, eos));
+    if (finished.all().item<bool>() || step + 1 == N) break;
+    // Finished rows keep decoding token 0 (pad_token_id need not be a vocabulary id) whose
+    // result is discarded; the batch stays whole.
+    const at::Tensor step_embeds = model.embed(next.masked_fill(finished, 0).unsqueeze(1));  // (B, 1, C)
+    const at::Tensor step_mask = at::ones({B, 1}, at::TensorOptions().dtype(at::kBool));
+    hidden = model.forward(step_embeds, next_position.unsqueeze(1), step_mask, &cache);
+    next_position = next_position + 1;
+    logits = at::matmul(hidden.select(1, -1), model.lmHead().t());
+  }
+  return out;
+}
+
+}  // namespace ptune::generate

@@ -1,0 +1,28 @@
+// Autoregressive decoding with a KV cache: the (prompted, left-padded) input is encoded once,
+// then one position per step. Greedy or sampling with transformers' warpers in its order:
+// temperature, top-k, top-p.
+#pragma once
+
+#include <ATen/core/Tensor.h>
+
+#include <vector>
+
+#include "ptune/ptune.h"
+
+namespace ptune::models {
+class Llama;
+}
+
+namespace ptune::generate {
+
+/// Picks the next token of each row. logits is (B, V); returns (B) int64.
+at::Tensor selectNextTokens(const at::Tensor& logits, const GenerateOptions& options,
+                            at::Generator& generator);
+
+/// prompt is (P, C) or undefined; ids, mask are (B, T) left-padded; returns (B, N) tokens
+/// (pad after a row finished) and fills lengths (B) with tokens generated per row, EOS included.
+at::Tensor generate(const models::Llama& model, const at::Tensor& prompt, const at::Tensor& ids,
+                    const at::Tensor& mask, const std::vector<int64_t>& eos_ids,
+                    const GenerateOptions& options, std::vector<int64_t>& lengths);
+
+}  // namespace ptune::generate

@@ -1,0 +1,72 @@
+// Memory-mapped safetensors reader (https://github.com/huggingface/safetensors format):
+// u64 little-endian header size, JSON header {name: {dtype, shape, data_offsets}}, data.
+#pragma once
+
+#include <ATen/core/Tensor.h>
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace ptune::io {
+
+/// A read-only mapping of one file; unmapped when the last tensor viewing it is gone.
+class MappedFile {
+ public:
+  explicit MappedFile(const std::string& path);
+  ~MappedFile();
+  MappedFile(const MappedFile&) = delete;
+  MappedFile& operator=(const MappedFile&) = delete;
+  const uint8_t* data() const { return data_; }
+  size_t size() const { return size_; }
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+  const uint8_t* data_ = nullptr;
+  size_t size_ = 0;
+};
+
+/// Tensors of one .safetensors file. Tensors alias the mapping (zero copy).
+class SafetensorsFile {
+ public:
+  explicit SafetensorsFile(const std::string& path);
+  std::vector<std::string> names() const;
+  bool contains(const std::string& name) const { return entries_.count(name) != 0; }
+  /// Zero-copy view in the stored dtype; throws naming the file when absent.
+  at::Tensor tensor(const std::string& name) const;
+  const std::string& path() const { return file_->path(); }
+
+ private:
+  struct Entry {
+    at::ScalarType dtype;
+    std::vector<int64_t> shape;
+    size_t begin;
+    size_t end;
+  };
+  std::shared_ptr<MappedFile> file_;
+  size_t data_start_ = 0;
+  std::map<std::string, Entry> entries_;
+};
+
+/// All weights of a Hugging Face model directory: model.safetensors, or the shards named by
+/// model.safetensors.index.json.
+class WeightStore {
+ public:
+  explicit WeightStore(const std::string& model_dir);
+  bool contains(const std::string& name) const;
+  /// The named weight in dtype: a read-only view of the mapping when stored so, else a copy.
+  at::Tensor load(const std::string& name, at::ScalarType dtype) const;
+  /// Checks the stored shape, then loads.
+  at::Tensor load(const std::string& name, const std::vector<int64_t>& shape,
+                  at::ScalarType dtype) const;
+
+ private:
+  std::string dir_;
+  std::vector<SafetensorsFile> files_;
+  std::map<std::string, size_t> where_;  // tensor name -> index in files_
+};
+
+}  // namespace ptune::io

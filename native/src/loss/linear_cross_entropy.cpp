@@ -1,0 +1,75 @@
+#include "loss/linear_cross_entropy.h"
+
+#include <ATen/ATen.h>
+#include <torch/csrc/autograd/custom_function.h>
+
+#include <algorithm>
+
+#include "core/check.h"
+#include "prompt/soft_prompt.h"
+
+namespace ptune::loss {
+namespace {
+
+using torch::autograd::AutogradContext;
+using torch::autograd::variable_list;
+
+class LinearCrossEntropyFunction
+    : public torch::autograd::Function<LinearCrossEntropyFunction> {
+ public:
+  // hidden (N, C), weight (V, C), labels (N) -> scalar sum of losses
+  static at::Tensor forward(AutogradContext* ctx, const at::Tensor& hidden,
+                            const at::Tensor& weight, const at::Tensor& labels,
+                            int64_t chunk_rows) {
+    const int64_t V = weight.size(0);
+    const at::Tensor rows = labels.ne(prompt::kIgnoreIndex).nonzero().squeeze(1);  // (M)
+    const at::Tensor targets = labels.index_select(0, rows);                        // (M)
+    if (targets.numel() > 0) {
+      PTUNE_CHECK(targets.min().item<int64_t>() >= 0 && targets.max().item<int64_t>() < V,
+                  "a label lies outside the vocabulary [0, ", V, ")");
+    }
+    const bool need_grad = hidden.requires_grad();
+    at::Tensor grad_hidden = need_grad ? at::zeros_like(hidden) : at::Tensor();
+    const at::ScalarType compute = hidden.scalar_type() == at::kDouble ? at::kDouble : at::kFloat;
+    at::Tensor total = at::zeros({}, hidden.options().dtype(compute));
+    const int64_t M = rows.size(0);
+    const int64_t chunk = chunk_rows > 0 ? chunk_rows : std::max<int64_t>(1, (8 << 20) / V);
+    for (int64_t start = 0; start < M; start += chunk) {
+      const int64_t len = std::min(chunk, M - start);
+      const at::Tensor chunk_rows_index = rows.narrow(0, start, len);
+      const at::Tensor chunk_targets = targets.narrow(0, start, len).unsqueeze(1);  // (len, 1)
+      const at::Tensor h = hidden.index_select(0, chunk_rows_index);               // (len, C)
+      const at::Tensor logits = at::matmul(h, weight.t()).to(compute);             // (len, V)
+      const at::Tensor lse = logits.logsumexp(1, /*keepdim=*/true);                // (len, 1)
+      total += (lse - logits.gather(1, chunk_targets)).sum();
+      if (need_grad) {
+        // d loss / d logits = softmax - onehot; d loss / d h = that @ weight
+        at::Tensor dlogits = (logits - lse).exp_();
+        dlogits.scatter_add_(1, chunk_targets, at::full_like(chunk_targets, -1, dlogits.options()));
+        grad_hidden.index_copy_(0, chunk_rows_index,
+                                at::matmul(dlogits.to(weight.scalar_type()), weight));
+      }
+    }
+    if (need_grad) ctx->save_for_backward({grad_hidden});
+    return total.to(hidden.scalar_type());
+  }
+
+  static variable_list backward(AutogradContext* ctx, variable_list grad_outputs) {
+    const at::Tensor grad_hidden = ctx->get_saved_variables()[0];
+    return {grad_hidden * grad_outputs[0], at::Tensor(), at::Tensor(), at::Tensor()};
+  }
+};
+
+}  // namespace
+
+at::Tensor linearCrossEntropySum(const at::Tensor& hidden, const at::Tensor& weight,
+                                 const at::Tensor& labels, int64_t chunk_rows) {
+  PTUNE_CHECK(hidden.dim() == 2 && weight.dim() == 2 && labels.dim() == 1 &&
+                  hidden.size(0) == labels.size(0) && hidden.size(1) == weight.size(1),
+              "linear cross-entropy: expected hidden (N, C), weight (V, C), labels (N); got ",
+              hidden.sizes(), ", ", weight.sizes(), ", ", labels.sizes());
+  PTUNE_CHECK(!weight.requires_grad(), "linear cross-entropy: the LM head must be frozen");
+  return LinearCrossEntropyFunction::apply(hidden, weight, labels, chunk_rows);
+}
+
+}  // namespace ptune::loss

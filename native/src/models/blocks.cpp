@@ -1,0 +1,79 @@
+#include "models/blocks.h"
+
+#include <ATen/ATen.h>
+
+#include <limits>
+
+namespace ptune::models {
+
+at::Tensor rmsNorm(const at::Tensor& x, const at::Tensor& weight, double eps) {
+  const at::ScalarType compute =
+      x.scalar_type() == at::kDouble ? at::kDouble : at::kFloat;
+  const at::Tensor xf = x.to(compute);
+  const at::Tensor variance = xf.pow(2).mean(-1, /*keepdim=*/true);
+  return weight * (xf * at::rsqrt(variance + eps)).to(x.scalar_type());
+}
+
+Rotary::Rotary(int64_t head_dim, double theta) {
+  // inv_freq = 1 / theta^(2i/D), computed in fp32 exactly as transformers does.
+  const at::Tensor exponents =
+      at::arange(0, head_dim, 2, at::TensorOptions().dtype(at::kLong)).to(at::kFloat) /
+      static_cast<double>(head_dim);
+  inv_freq_ = 1.0 / at::pow(theta, exponents);
+}
+
+void Rotary::tables(const at::Tensor& positions, at::ScalarType dtype, at::Tensor& cos,
+                    at::Tensor& sin) const {
+  // freqs (B, S, D/2) = positions (B, S, 1) * inv_freq (1, 1, D/2)
+  const at::ScalarType compute = dtype == at::kDouble ? at::kDouble : at::kFloat;
+  const at::Tensor freqs =
+      positions.to(compute).unsqueeze(-1) * inv_freq_.to(compute).view({1, 1, -1});
+  const at::Tensor emb = at::cat({freqs, freqs}, -1);  // (B, S, D)
+  cos = emb.cos().to(dtype).unsqueeze(1);
+  sin = emb.sin().to(dtype).unsqueeze(1);
+}
+
+namespace {
+at::Tensor rotateHalf(const at::Tensor& x) {
+  const int64_t half = x.size(-1) / 2;
+  return at::cat({-x.narrow(-1, half, half), x.narrow(-1, 0, half)}, -1);
+}
+}  // namespace
+
+at::Tensor applyRotary(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin) {
+  return x * cos + rotateHalf(x) * sin;
+}
+
+at::Tensor attentionBias(const at::Tensor& key_mask, int64_t new_positions, at::ScalarType dtype) {
+  const int64_t total = key_mask.size(1);
+  const int64_t past = total - new_positions;
+  const auto long_opts = at::TensorOptions().dtype(at::kLong).device(key_mask.device());
+  const at::Tensor query_index = at::arange(past, total, long_opts).view({-1, 1});  // (S, 1)
+  const at::Tensor key_index = at::arange(0, total, long_opts).view({1, -1});       // (1, K)
+  const at::Tensor causal = key_index.le(query_index);                             // (S, K)
+  const at::Tensor allowed = causal.unsqueeze(0) & key_mask.unsqueeze(1);          // (B, S, K)
+  const double lowest = dtype == at::kDouble ? std::numeric_limits<double>::lowest()
+                                             : std::numeric_limits<float>::lowest();
+  return at::zeros(allowed.sizes(), at::TensorOptions().dtype(dtype).device(key_mask.device()))
+      .masked_fill_(allowed.logical_not(), lowest)
+      .unsqueeze(1);
+}
+
+at::Tensor attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                     const at::Tensor& bias, double scale) {
+  const int64_t B = q.size(0), H = q.size(1), S = q.size(2), D = q.size(3);
+  const int64_t G = k.size(1), K = k.size(2);
+  const int64_t groups = H / G;
+  // Query heads h*groups .. h*groups+groups-1 share key/value head h (transformers' repeat_kv);
+  // viewing q as (B, G, groups*S, D) avoids materialising repeated keys.
+  const at::Tensor qg = q.reshape({B, G, groups * S, D});
+  at::Tensor scores = at::matmul(qg, k.transpose(-1, -2)).mul_(scale);  // (B, G, groups*S, K)
+  scores = scores.view({B, G, groups, S, K}) + bias.unsqueeze(1);        // bias (B,1,1,S,K)
+  const at::ScalarType compute =
+      q.scalar_type() == at::kDouble ? at::kDouble : at::kFloat;
+  const at::Tensor probs = at::softmax(scores, -1, compute).to(q.scalar_type());
+  const at::Tensor out = at::matmul(probs.view({B, G, groups * S, K}), v);  // (B, G, groups*S, D)
+  return out.view({B, H, S, D});
+}
+
+}  // namespace ptune::models

@@ -1,0 +1,84 @@
+#include "optim/adamw.h"
+
+#include <ATen/ATen.h>
+
+#include <cmath>
+
+#include "core/check.h"
+
+namespace ptune::optim {
+namespace {
+
+template <typename T>
+void adamwKernel(T* param, const T* grad, T* m, T* v, int64_t n, int64_t step,
+                 const AdamWHyper& h) {
+  const T decay = static_cast<T>(1.0 - h.lr * h.weight_decay);
+  const T b1 = static_cast<T>(h.beta1), b2 = static_cast<T>(h.beta2);
+  const T bias1 = static_cast<T>(1.0 - std::pow(h.beta1, static_cast<double>(step)));
+  const T bias2_sqrt = static_cast<T>(std::sqrt(1.0 - std::pow(h.beta2, static_cast<double>(step))));
+  const T step_size = static_cast<T>(h.lr) / bias1;
+  const T eps = static_cast<T>(h.eps);
+  for (int64_t i = 0; i < n; ++i) {
+    const T g = grad[i];
+    param[i] *= decay;
+    m[i] += (g - m[i]) * (T(1) - b1);  // lerp, as torch does
+    v[i] = v[i] * b2 + (T(1) - b2) * g * g;
+    const T denom = std::sqrt(v[i]) / bias2_sqrt + eps;
+    param[i] -= step_size * m[i] / denom;
+  }
+}
+
+}  // namespace
+
+void adamwStep(at::Tensor& param, const at::Tensor& grad, at::Tensor& exp_avg,
+               at::Tensor& exp_avg_sq, int64_t step, const AdamWHyper& hyper) {
+  PTUNE_CHECK(step >= 1, "AdamW: step counts from 1");
+  PTUNE_CHECK(param.is_contiguous() && grad.is_contiguous() && exp_avg.is_contiguous() &&
+                  exp_avg_sq.is_contiguous() && param.numel() == grad.numel() &&
+                  param.numel() == exp_avg.numel() && param.numel() == exp_avg_sq.numel(),
+              "AdamW: parameter, gradient and moments must be contiguous and of one size");
+  PTUNE_CHECK(param.device().is_cpu(), "AdamW: the fused CPU kernel needs CPU tensors");
+  const int64_t n = param.numel();
+  if (param.scalar_type() == at::kFloat) {
+    adamwKernel(param.data_ptr<float>(), grad.data_ptr<float>(), exp_avg.data_ptr<float>(),
+                exp_avg_sq.data_ptr<float>(), n, step, hyper);
+  } else if (param.scalar_type() == at::kDouble) {
+    adamwKernel(param.data_ptr<double>(), grad.data_ptr<double>(), exp_avg.data_ptr<double>(),
+                exp_avg_sq.data_ptr<double>(), n, step, hyper);
+  } else {
+    throw Error("AdamW: parameters must be fp32 or fp64 (master weights)");
+  }
+}
+
+double clipGradNorm(const std::vector<at::Tensor>& grads, double max_norm) {
+  double sum_sq = 0.0;
+  for (const auto& g : grads) sum_sq += g.to(at::kDouble).pow(2).sum().item<double>();
+  const double total = std::sqrt(sum_sq);
+  if (max_norm > 0) {
+    const double coef = std::min(1.0, max_norm / (total + 1e-6));
+    if (coef < 1.0) {
+      for (const auto& g : grads) g.mul_(coef);  // tensors share storage: this scales the grads
+    }
+  }
+  return total;
+}
+
+double scheduleFactor(LrSchedule kind, int64_t step, int64_t warmup_steps, int64_t total_steps) {
+  if (step < warmup_steps) {
+    return static_cast<double>(step) / static_cast<double>(std::max<int64_t>(1, warmup_steps));
+  }
+  const double progress = static_cast<double>(step - warmup_steps) /
+                          static_cast<double>(std::max<int64_t>(1, total_steps - warmup_steps));
+  switch (kind) {
+    case LrSchedule::kConstant:
+      return 1.0;
+    case LrSchedule::kLinear:
+      return std::max(0.0, static_cast<double>(total_steps - step) /
+                               static_cast<double>(std::max<int64_t>(1, total_steps - warmup_steps)));
+    case LrSchedule::kCosine:
+      return std::max(0.0, 0.5 * (1.0 + std::cos(M_PI * progress)));
+  }
+  throw Error("unknown learning-rate schedule");
+}
+
+}  // namespace ptune::optim

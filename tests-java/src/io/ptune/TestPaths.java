@@ -1,0 +1,27 @@
+package io.ptune;
+
+import java.nio.file.Files;
+import java.nio.file.Path;
+
+/** Where the real models and datasets of the shared folder are (Surefire passes ptune.shared). */
+public final class TestPaths {
+    private TestPaths() {}
+
+    public static Path shared() {
+        Path shared = Path.of(System.getProperty("ptune.shared", "../shared"));
+        if (!Files.isDirectory(shared)) {
+            throw new IllegalStateException("shared folder " + shared.toAbsolutePath()
+                    + " not found; run the tests through Maven, which sets -Dptune.shared");
+        }
+        return shared;
+    }
+
+    /** The stories260K Llama (Hugging Face layout). */
+    public static Path stories260k() {
+        return shared().resolve("models/stories260k");
+    }
+
+    public static Path alpacaEn() {
+        return shared().resolve("data/alpaca_en/alpaca_data.json");
+    }
+}

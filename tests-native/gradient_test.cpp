@@ -1,0 +1,304 @@
+// Gradients of prompt tuning, checked by central finite differences in double precision on the
+// real stories260K weights, plus the fused chunked linear cross-entropy against ATen's
+// cross_entropy and the guarantee that frozen weights never receive gradients.
+#include <gtest/gtest.h>
+
+#include <ATen/ATen.h>
+#include <torch/csrc/autograd/function.h>
+#include <torch/csrc/autograd/functions/accumulate_grad.h>
+
+#include <cmath>
+#include <iostream>
+#include <random>
+#include <set>
+#include <utility>
+#include <vector>
+
+#include "core/check.h"
+#include "io/safetensors.h"
+#include "loss/linear_cross_entropy.h"
+#include "models/llama.h"
+#include "prompt/soft_prompt.h"
+#include "test_support.h"
+
+namespace {
+
+using ptune::loss::linearCrossEntropySum;
+using ptune::models::Llama;
+namespace prompt = ptune::prompt;
+
+const auto kDouble = at::TensorOptions().dtype(at::kDouble);
+const auto kLong = at::TensorOptions().dtype(at::kLong);
+
+/// Mean prompt-tuning loss as api/ptune.cpp computes it: prompt (P, C); ids, mask, labels (B, T);
+/// labels padded by P ignored positions, then shifted by one (position s predicts label s+1).
+at::Tensor promptLoss(const Llama& model, const at::Tensor& prompt_embeddings, const at::Tensor& ids,
+                      const at::Tensor& mask, const at::Tensor& labels) {
+  const prompt::PromptedInput input = prompt::prependPrompt(model, prompt_embeddings, ids, mask);
+  const at::Tensor hidden = model.forward(input.embeds, input.positions, input.key_mask, nullptr);
+  const at::Tensor padded = prompt::padLabels(labels, prompt_embeddings.size(0));  // (B, P+T)
+  const int64_t S = hidden.size(1), C = hidden.size(2);
+  const at::Tensor h = hidden.narrow(1, 0, S - 1).reshape({-1, C});  // (B*(S-1), C)
+  const at::Tensor y = padded.narrow(1, 1, S - 1).reshape({-1});     // (B*(S-1))
+  const int64_t n = y.ne(prompt::kIgnoreIndex).sum().item<int64_t>();
+  return linearCrossEntropySum(h, model.lmHead(), y) / static_cast<double>(n);
+}
+
+/// Every leaf that backward from `root` would accumulate a gradient into.
+std::vector<at::Tensor> gradientLeaves(const at::Tensor& root) {
+  std::vector<at::Tensor> leaves;
+  std::set<torch::autograd::Node*> seen;
+  std::vector<torch::autograd::Node*> stack = {root.grad_fn().get()};
+  while (!stack.empty()) {
+    torch::autograd::Node* node = stack.back();
+    stack.pop_back();
+    if (node == nullptr || !seen.insert(node).second) continue;
+    if (auto* acc = dynamic_cast<torch::autograd::AccumulateGrad*>(node)) {
+      leaves.push_back(acc->variable);
+    }
+    for (const auto& edge : node->next_edges()) stack.push_back(edge.function.get());
+  }
+  return leaves;
+}
+
+class GradientTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    const ptune::io::WeightStore weights(ptune_test::kStoriesDir);
+    model_ = new Llama(weights, ptune_test::stories260kConfig(), at::kDouble);
+  }
+  static void TearDownTestSuite() { delete model_; }
+
+  /// A batch of B = 2, T = 12: row 0 full (first two labels ignored, as for an instruction);
+  /// row 1 right-padded after 8 tokens (padding ids arbitrary, labels -100, mask 0).
+  static void batch(at::Tensor& ids, at::Tensor& mask, at::Tensor& labels) {
+    const std::vector<int64_t> lily = ptune_test::lilyWithBos();
+    const int64_t T = 12;
+    ids = at::zeros({2, T}, kLong);
+    mask = at::zeros({2, T}, kLong);
+    labels = at::full({2, T}, prompt::kIgnoreIndex, kLong);
+    for (int64_t t = 0; t < T; ++t) {
+      ids[0][t] = lily[static_cast<size_t>(t)];
+      mask[0][t] = 1;
+      if (t >= 2) labels[0][t] = lily[static_cast<size_t>(t)];
+    }
+    for (int64_t t = 0; t < T; ++t) {
+      if (t < 8) {
+        ids[1][t] = lily[static_cast<size_t>(t + 4)];
+        mask[1][t] = 1;
+        labels[1][t] = lily[static_cast<size_t>(t + 4)];
+      } else {
+        ids[1][t] = 5 + t;  // padding
+      }
+    }
+  }
+
+  static Llama* model_;
+};
+
+Llama* GradientTest::model_ = nullptr;
+
+TEST_F(GradientTest, PromptGradientMatchesCentralDifferences) {
+  at::manual_seed(7);
+  const int64_t P = 4, C = 64;
+  at::Tensor ids, mask, labels;
+  batch(ids, mask, labels);
+  const at::Tensor p0 = at::randn({P, C}, kDouble) * 0.3;
+
+  at::Tensor prompt_param = p0.clone().set_requires_grad(true);
+  const at::Tensor loss = promptLoss(*model_, prompt_param, ids, mask, labels);
+  loss.backward();
+  const at::Tensor grad = prompt_param.grad();
+  ASSERT_TRUE(grad.defined());
+  EXPECT_GT(grad.abs().max().item<double>(), 1e-4);
+
+  at::NoGradGuard no_grad;
+  const double h = 1e-6;
+  std::mt19937 rng(11);
+  std::uniform_int_distribution<int64_t> pick(0, P * C - 1);
+  double worst = 0.0;
+  for (int i = 0; i < 20; ++i) {
+    const int64_t k = pick(rng);
+    at::Tensor plus = p0.clone(), minus = p0.clone();
+    plus.view({-1})[k] += h;
+    minus.view({-1})[k] -= h;
+    const double fd = (promptLoss(*model_, plus, ids, mask, labels).item<double>() -
+                       promptLoss(*model_, minus, ids, mask, labels).item<double>()) /
+                      (2 * h);
+    const double ad = grad.view({-1})[k].item<double>();
+    // relative error, with a floor at 1e-3 of the largest gradient for tiny components
+    const double scale = std::max({std::abs(fd), std::abs(ad), 1e-3 * grad.abs().max().item<double>()});
+    const double rel = std::abs(fd - ad) / scale;
+    worst = std::max(worst, rel);
+    EXPECT_LE(rel, 1e-6) << "coordinate " << k << ": autograd " << ad << ", central difference " << fd;
+  }
+  std::cout << "[ gradient  ] prompt: worst relative error vs central differences = " << worst
+            << std::endl;
+}
+
+TEST_F(GradientTest, PaddingAndIgnoredLabelsDoNotContribute) {
+  at::manual_seed(8);
+  const int64_t P = 4, C = 64;
+  at::Tensor ids, mask, labels;
+  batch(ids, mask, labels);
+  const at::Tensor p0 = at::randn({P, C}, kDouble) * 0.3;
+  // Changing padding ids (mask 0, label -100) leaves loss and gradient unchanged.
+  at::Tensor a = p0.clone().set_requires_grad(true), b = p0.clone().set_requires_grad(true);
+  const at::Tensor loss_a = promptLoss(*model_, a, ids, mask, labels);
+  at::Tensor other_ids = ids.clone();
+  other_ids[1].narrow(0, 8, 4).fill_(300);
+  const at::Tensor loss_b = promptLoss(*model_, b, other_ids, mask, labels);
+  loss_a.backward();
+  loss_b.backward();
+  EXPECT_NEAR(loss_a.item<double>(), loss_b.item<double>(), 1e-12);
+  EXPECT_LE((a.grad() - b.grad()).abs().max().item<double>(), 1e-12);
+
+  // The batch loss is the label-weighted mean of the two rows computed alone.
+  at::NoGradGuard no_grad;
+  const double batch_loss = loss_a.item<double>();
+  const double row0 = promptLoss(*model_, p0, ids.narrow(0, 0, 1), mask.narrow(0, 0, 1),
+                                 labels.narrow(0, 0, 1)).item<double>();
+  const double row1 = promptLoss(*model_, p0, ids.narrow(0, 1, 1).narrow(1, 0, 8),
+                                 mask.narrow(0, 1, 1).narrow(1, 0, 8),
+                                 labels.narrow(0, 1, 1).narrow(1, 0, 8)).item<double>();
+  // row 0: labels at t = 2..11 -> 10 targets; row 1: t = 1..7 predicted from P+t-1 -> 7, plus
+  // the first text token predicted from the last virtual token -> 8.
+  EXPECT_NEAR(batch_loss, (10 * row0 + 8 * row1) / 18.0, 1e-12);
+}
+
+TEST_F(GradientTest, FrozenWeightsNeverReceiveGradients) {
+  at::manual_seed(9);
+  at::Tensor ids, mask, labels;
+  batch(ids, mask, labels);
+  at::Tensor prompt_param = (at::randn({4, 64}, kDouble) * 0.3).set_requires_grad(true);
+  const at::Tensor loss = promptLoss(*model_, prompt_param, ids, mask, labels);
+  // The only leaf in the graph is the prompt: no weight-gradient work can ever be scheduled.
+  const std::vector<at::Tensor> leaves = gradientLeaves(loss);
+  ASSERT_EQ(leaves.size(), 1u);
+  EXPECT_TRUE(leaves[0].is_same(prompt_param));
+  loss.backward();
+  EXPECT_TRUE(prompt_param.grad().defined());
+  EXPECT_FALSE(model_->lmHead().requires_grad());
+  EXPECT_FALSE(model_->lmHead().grad().defined());
+
+  // The same holds for the fp32 model whose weights alias the memory-mapped file.
+  const ptune::io::WeightStore weights(ptune_test::kStoriesDir);
+  const Llama fp32(weights, ptune_test::stories260kConfig(), at::kFloat);
+  at::Tensor p32 = prompt_param.detach().to(at::kFloat).set_requires_grad(true);
+  const at::Tensor loss32 = promptLoss(fp32, p32, ids, mask, labels);
+  const std::vector<at::Tensor> leaves32 = gradientLeaves(loss32);
+  ASSERT_EQ(leaves32.size(), 1u);
+  loss32.backward();
+  EXPECT_FALSE(fp32.lmHead().grad().defined());
+  EXPECT_NEAR(loss32.item<double>(), loss.item<double>(), 1e-5);
+  EXPECT_LE((p32.grad().to(at::kDouble) - prompt_param.grad()).abs().max().item<double>(), 1e-5);
+}
+
+// ---------------------------------------------------------------------------------------
+// Fused linear cross-entropy on its own.
+
+struct LossCase {
+  at::Tensor hidden;  // (N, C)
+  at::Tensor weight;  // (V, C)
+  at::Tensor labels;  // (N)
+};
+
+LossCase randomCase(at::ScalarType dtype, bool all_ignored) {
+  at::manual_seed(21);
+  const int64_t N = 9, C = 16, V = 37;
+  LossCase c;
+  c.hidden = at::randn({N, C}, at::TensorOptions().dtype(dtype));
+  c.weight = at::randn({V, C}, at::TensorOptions().dtype(dtype)) * 0.5;
+  c.labels = at::randint(0, V, {N}, kLong);
+  if (all_ignored) {
+    c.labels.fill_(prompt::kIgnoreIndex);
+  } else {
+    c.labels[1] = prompt::kIgnoreIndex;
+    c.labels[4] = prompt::kIgnoreIndex;
+    c.labels[8] = prompt::kIgnoreIndex;
+  }
+  return c;
+}
+
+at::Tensor referenceLoss(const LossCase& c, const at::Tensor& hidden) {
+  return at::cross_entropy_loss(at::matmul(hidden, c.weight.t()), c.labels, {},
+                                at::Reduction::Sum, prompt::kIgnoreIndex);
+}
+
+TEST(LinearCrossEntropyTest, ValueAndGradientMatchCrossEntropyForEveryChunkSize) {
+  for (bool all_ignored : {false, true}) {
+    const LossCase c = randomCase(at::kDouble, all_ignored);
+    at::Tensor ref_hidden = c.hidden.clone().set_requires_grad(true);
+    const at::Tensor ref = referenceLoss(c, ref_hidden);
+    ref.backward();
+    if (!all_ignored) {
+      EXPECT_GT(ref.item<double>(), 1.0);
+    }
+    for (int64_t chunk : {1, 3, 0}) {
+      at::Tensor hidden = c.hidden.clone().set_requires_grad(true);
+      const at::Tensor loss = linearCrossEntropySum(hidden, c.weight, c.labels, chunk);
+      EXPECT_NEAR(loss.item<double>(), ref.item<double>(), 1e-12 * (1 + ref.item<double>()))
+          << "chunk " << chunk << ", all ignored " << all_ignored;
+      (loss * 2.5).backward();  // the upstream gradient must scale the result
+      const double diff = (hidden.grad() - 2.5 * ref_hidden.grad()).abs().max().item<double>();
+      EXPECT_LE(diff, 1e-12) << "chunk " << chunk << ", all ignored " << all_ignored;
+      if (all_ignored) {
+        EXPECT_EQ(loss.item<double>(), 0.0);
+        EXPECT_EQ(hidden.grad().abs().max().item<double>(), 0.0);
+      } else {
+        // ignored rows get exactly zero gradient, the others do not
+        EXPECT_EQ(hidden.grad()[4].abs().max().item<double>(), 0.0);
+        EXPECT_GT(hidden.grad()[0].abs().max().item<double>(), 1e-3);
+      }
+    }
+  }
+}
+
+TEST(LinearCrossEntropyTest, Fp32MatchesCrossEntropy) {
+  const LossCase c = randomCase(at::kFloat, false);
+  const at::Tensor ref = referenceLoss(c, c.hidden);
+  for (int64_t chunk : {1, 3, 0}) {
+    const at::Tensor loss = linearCrossEntropySum(c.hidden, c.weight, c.labels, chunk);
+    EXPECT_EQ(loss.scalar_type(), at::kFloat);
+    EXPECT_NEAR(loss.item<double>(), ref.item<double>(), 1e-5 * ref.item<double>()) << chunk;
+  }
+}
+
+TEST(LinearCrossEntropyTest, HiddenGradientMatchesCentralDifferences) {
+  const LossCase c = randomCase(at::kDouble, false);
+  at::Tensor hidden = c.hidden.clone().set_requires_grad(true);
+  linearCrossEntropySum(hidden, c.weight, c.labels, 2).backward();
+  const at::Tensor grad = hidden.grad();
+  at::NoGradGuard no_grad;
+  const double h = 1e-6;
+  for (int64_t k = 0; k < hidden.numel(); k += 5) {
+    at::Tensor plus = c.hidden.clone(), minus = c.hidden.clone();
+    plus.view({-1})[k] += h;
+    minus.view({-1})[k] -= h;
+    const double fd = (linearCrossEntropySum(plus, c.weight, c.labels, 2).item<double>() -
+                       linearCrossEntropySum(minus, c.weight, c.labels, 2).item<double>()) /
+                      (2 * h);
+    const double ad = grad.view({-1})[k].item<double>();
+    EXPECT_LE(std::abs(fd - ad), 1e-6 * std::max({std::abs(fd), std::abs(ad), 1e-2}))
+        << "element " << k << ": autograd " << ad << ", central difference " << fd;
+  }
+}
+
+TEST(LinearCrossEntropyTest, RejectsBadInputs) {
+  const LossCase c = randomCase(at::kDouble, false);
+  at::Tensor labels = c.labels.clone();
+  labels[0] = 37;
+  const std::string range = ptune_test::thrownMessage<ptune::Error>(
+      [&] { linearCrossEntropySum(c.hidden, c.weight, labels); });
+  EXPECT_NE(range.find("a label lies outside the vocabulary [0, 37)"), std::string::npos) << range;
+  const at::Tensor trainable = c.weight.clone().set_requires_grad(true);
+  const std::string frozen = ptune_test::thrownMessage<ptune::Error>(
+      [&] { linearCrossEntropySum(c.hidden, trainable, c.labels); });
+  EXPECT_NE(frozen.find("the LM head must be frozen"), std::string::npos) << frozen;
+  const std::string shape = ptune_test::thrownMessage<ptune::Error>(
+      [&] { linearCrossEntropySum(c.hidden, c.weight, c.labels.narrow(0, 0, 5)); });
+  EXPECT_NE(shape.find("expected hidden (N, C), weight (V, C), labels (N)"), std::string::npos)
+      << shape;
+}
+
+}  // namespace

@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Installs what the ptune build needs on Debian 12 (idempotent, non-interactive).
+# Usage: toolchains/bootstrap.sh [--with-python]   (--with-python adds python3-torch,
+# the CPU peer used by bench/ and the reference scripts; the build does not need it).
+set -euo pipefail
+export DEBIAN_FRONTEND=noninteractive
+packages=(libtorch-dev libgtest-dev nlohmann-json3-dev libopenblas0-pthread cmake g++ make maven openjdk-17-jdk-headless)
+[[ "${1:-}" == "--with-python" ]] && packages+=(python3-torch python3-numpy)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  SUDO=""; [[ $(id -u) -ne 0 ]] && SUDO="sudo"
+  echo "bootstrap: installing ${missing[*]}"
+  $SUDO apt-get update -qq
+  $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+echo "bootstrap: toolchain ready"
