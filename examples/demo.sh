@@ -16,9 +16,9 @@ echo "== Before: stories260k, greedy, no soft prompt"
 "$ptune" generate --model "$model" --prompt "$prompt" --max-new-tokens 48 --greedy
 
 echo
-echo "== Training a 8-token soft prompt on 24 stories about Max (the 260k weights stay frozen)"
+echo "== Training a 16-token soft prompt on 24 stories about Max (the 260k weights stay frozen)"
 "$ptune" train --model "$model" --data "$data" --out "$out/adapter" \
-    --virtual-tokens 8 --init vocab --lr 0.05 --epochs 40 --batch-size 8 \
+    --virtual-tokens 16 --init vocab --lr 0.3 --epochs 30 --batch-size 8 \
     --seed 7 --metrics-out "$out/metrics.jsonl"
 
 echo

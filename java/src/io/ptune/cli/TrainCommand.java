@@ -80,6 +80,10 @@ final class TrainCommand extends CliCommand {
     @Option(names = "--max-grad-norm", paramLabel = "X", description = "Gradient clipping norm (default: 1.0).")
     Double maxGradNorm;
 
+    @Option(names = "--log-every", paramLabel = "N",
+            description = "Log a progress line every N optimizer steps (default: 10).")
+    int logEvery = 10;
+
     @Option(names = "--metrics-out", paramLabel = "FILE",
             description = "Write one JSON line per optimizer step: step, loss, lr, tokens_per_s.")
     Path metricsOut;
@@ -98,6 +102,7 @@ final class TrainCommand extends CliCommand {
                 Map.entry("maxLength", "--max-length"),
                 Map.entry("warmupSteps", "--warmup-steps"),
                 Map.entry("weightDecay", "--weight-decay"),
+                Map.entry("logEvery", "--log-every"),
                 Map.entry("maxGradNorm", "--max-grad-norm"));
     }
 
@@ -187,7 +192,7 @@ final class TrainCommand extends CliCommand {
         if (maxGradNorm != null) {
             builder.maxGradNorm(maxGradNorm);
         }
-        return builder.build();
+        return builder.logEvery(logEvery).build();
     }
 
     private static String stripQuotes(String text) {
