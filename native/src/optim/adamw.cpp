@@ -21,8 +21,8 @@ void adamwKernel(T* param, const T* grad, T* m, T* v, int64_t n, int64_t step,
   for (int64_t i = 0; i < n; ++i) {
     const T g = grad[i];
     param[i] *= decay;
-    m[i] += (g - m[i]) * (T(1) - b1);  // lerp, as torch does
-    v[i] = v[i] * b2 + (T(1) - b2) * g * g;
+    m[i] += (g - m[i]) * static_cast<T>(1.0 - h.beta1);  // lerp, weight in double as torch
+    v[i] = v[i] * b2 + static_cast<T>(1.0 - h.beta2) * g * g;  // 1 - beta2 in double, as torch
     const T denom = std::sqrt(v[i]) / bias2_sqrt + eps;
     param[i] -= step_size * m[i] / denom;
   }

@@ -1,0 +1,118 @@
+#!/usr/bin/env bash
+# Throughput / memory benchmark: ptune's prompt-tuning step against the PyTorch peer
+# (bench/peer_torch.py), both on the same Debian libtorch 1.13 + OpenBLAS, next to a FLOP floor.
+#
+#   bench/run.sh            (from any directory; needs `mvn -B -q -DskipTests package` done first)
+#
+# Writes bench/RESULTS.md and the raw files under bench/out/ (git-ignored): models, data,
+# metrics JSONL, logs, /usr/bin/time -v reports, summary.json.
+# Knobs (environment): SMALL_STEPS (default 20) and MEDIUM_STEPS (default 10) timed steps per
+# implementation, each after WARMUP_STEPS (2) untimed ones; keep the whole run under ~10 minutes
+# on a 2-core machine by lowering steps, not shapes.
+set -euo pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+root=$(cd "$here/.." && pwd)
+out="$here/out"
+raw="$out/raw"
+py=/usr/bin/python3
+ptune="$root/target/ptune"
+alpaca="${ALPACA:-$root/../shared/data/alpaca_en/alpaca_data.json}"
+small_steps=${SMALL_STEPS:-20}
+medium_steps=${MEDIUM_STEPS:-10}
+warmup=${WARMUP_STEPS:-2}
+batch=8
+seq=256
+virtual=20
+
+die() { echo "bench/run.sh: $*" >&2; exit 1; }
+
+# ---- checks -------------------------------------------------------------------------------
+[[ -x "$ptune" ]] || die "$ptune is missing: build first (cd $root && mvn -B -q -DskipTests package)"
+if [[ ! -x /usr/bin/time ]]; then
+    echo "bench/run.sh: /usr/bin/time missing; installing the Debian package 'time'" >&2
+    if [[ $(id -u) -eq 0 ]]; then
+        apt-get install -y -q time >/dev/null || { apt-get update -q >/dev/null && apt-get install -y -q time >/dev/null; }
+    else
+        sudo apt-get install -y -q time >/dev/null
+    fi
+    [[ -x /usr/bin/time ]] || die "could not install /usr/bin/time (apt-get install time)"
+fi
+"$py" -c "import torch, numpy" 2>/dev/null || die "$py cannot import torch and numpy (apt-get install python3-torch)"
+[[ -f "$alpaca" ]] || die "$alpaca not found (set ALPACA=path/to/alpaca_data.json)"
+[[ -f "$root/examples/stories260k/model.safetensors" ]] || die "examples/stories260k is missing"
+
+bench_start=$(date +%s)
+mkdir -p "$out/models" "$raw"
+rm -f "$raw"/*
+
+# ptune builds before --log-every existed reject it; use it only where the CLI knows it.
+log_every=()
+if "$ptune" train --help 2>&1 | grep -q -- '--log-every'; then
+    log_every=(--log-every 1000)
+fi
+
+# ---- models and data ----------------------------------------------------------------------
+rm -rf "$out/models/small"
+cp -r "$root/examples/stories260k" "$out/models/small"
+"$py" "$here/make_model.py" "$out/models/medium" --hidden 512 --layers 8 --heads 8 --kv-heads 4 \
+    --intermediate 1376 --vocab 32000 > "$raw/make_model_medium.json"
+"$py" "$here/make_data.py" "$alpaca" "$out/models/small/tokenizer.json" "$out/data.jsonl" \
+    --examples 64 --tokens "$seq" > "$raw/make_data.json"
+
+# The templated prompt of every example ("Human: <instruction>\n\nAssistant: ", BOS first) has no
+# labels; ptune's fused loss runs the LM head only on labelled rows, so count them.
+instruction=$("$py" -c 'import json,sys; print(json.load(open(sys.argv[1]))["instruction"])' "$raw/make_data.json")
+"$ptune" generate --model "$out/models/small" --prompt $'Human: '"$instruction"$'\n\nAssistant: ' \
+    --max-new-tokens 1 --greedy --json 2>/dev/null | tail -n 1 > "$raw/prompt_ids.json"
+
+# ---- machine ------------------------------------------------------------------------------
+"$py" - > "$raw/machine.json" <<'EOF'
+import ctypes, json, os, platform, subprocess, torch
+cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
+try:
+    blas = ctypes.CDLL("libopenblas.so.0").openblas_get_num_threads()
+except OSError:
+    blas = None
+java = subprocess.run(["java", "-version"], capture_output=True, text=True).stderr.splitlines()[0]
+print(json.dumps({"nproc": os.cpu_count(), "cpu": cpu, "torch": torch.__version__,
+                  "torch_threads": torch.get_num_threads(), "openblas_threads": blas,
+                  "kernel": platform.release(), "java": java,
+                  "mem_gib": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1)}))
+EOF
+"$py" "$here/floor.py" sgemm > "$raw/sgemm.json"
+
+# ---- runs ---------------------------------------------------------------------------------
+: > "$raw/commands.txt"
+record() {  # record NAME CMD...: time CMD with /usr/bin/time -v, log load averages around it
+    local name=$1; shift
+    printf '%s\t%s\n' "$name" "$*" >> "$raw/commands.txt"
+    cut -d' ' -f1-3 /proc/loadavg > "$raw/$name.load_before"
+    /usr/bin/time -v -o "$raw/$name.time" "$@" > "$raw/$name.stdout" 2> "$raw/$name.stderr" \
+        || die "$name failed (exit $?); see $raw/$name.stderr"
+    cut -d' ' -f1-3 /proc/loadavg > "$raw/$name.load_after"
+}
+
+prompt_len=$("$py" -c 'import json,sys; print(len(json.load(open(sys.argv[1]))["prompt_ids"]))' "$raw/prompt_ids.json")
+for model in small medium; do
+    steps=$small_steps
+    [[ $model == medium ]] && steps=$medium_steps
+    dir="$out/models/$model"
+    "$py" "$here/floor.py" flops --config "$dir/config.json" --batch-size "$batch" --seq-len "$seq" \
+        --virtual-tokens "$virtual" --label-rows $((batch * (seq - prompt_len))) > "$raw/$model.flops.json"
+    tmp=$(mktemp -d)
+    record "$model.ptune" "$ptune" train --model "$dir" --data "$out/data.jsonl" --out "$tmp/adapter" \
+        --virtual-tokens "$virtual" --batch-size "$batch" --max-length "$seq" \
+        --max-steps $((steps + warmup)) "${log_every[@]}" --metrics-out "$raw/$model.ptune.metrics.jsonl" \
+        --lr 1e-2
+    rm -rf "$tmp"
+    record "$model.peer" "$py" "$here/peer_torch.py" train --model "$dir" --batch-size "$batch" \
+        --seq-len "$seq" --virtual-tokens "$virtual" --steps "$steps" --warmup "$warmup"
+done
+
+# ---- report -------------------------------------------------------------------------------
+bench_end=$(date +%s)
+"$py" "$here/report.py" --out "$out" --results "$here/RESULTS.md" --root "$root" \
+    --batch-size "$batch" --seq-len "$seq" --virtual-tokens "$virtual" --warmup "$warmup" \
+    --prompt-len "$prompt_len" --wall-s $((bench_end - bench_start))
+echo "bench/run.sh: wrote $here/RESULTS.md in $((bench_end - bench_start)) s"
