@@ -11,6 +11,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <string>
 
 namespace ptune {
 
@@ -76,6 +77,76 @@ struct GenerateOptions {
   int64_t pad_token_id;  // written after a row has finished
 };
 
+/// Prompt-learning methods. Composite prompts are prompt tuning with several blocks.
+enum class PromptMethod : int32_t {
+  kPromptTuning = 0,  // P (P, C) prepended to the token embeddings (Lester et al. 2021)
+  kPTuning = 1,       // encoder(E) (P, C) prepended; encoder MLP or bi-LSTM+MLP (Liu et al. 2021)
+  kPrefixTuning = 2,  // per-layer key/value prefixes, optionally through an MLP (Li & Liang 2021)
+  kDynamic = 3        // g(mean of the input embeddings) -> (P, C) per example
+};
+
+/// Reparameterisation of P-tuning (PEFT's encoder_reparameterization_type).
+enum class PromptEncoderType : int32_t { kMlp = 0, kLstm = 1 };
+
+/// Shape of a prompt method. Fields a method does not use are ignored.
+struct PromptSpec {
+  int32_t method;               // PromptMethod
+  int64_t num_virtual_tokens;   // P (> 0); for several blocks, their sum
+  int32_t encoder_type;         // P-tuning: PromptEncoderType
+  int64_t encoder_hidden_size;  // P-tuning encoder / prefix projection / dynamic generator width
+  int64_t encoder_num_layers;   // P-tuning LSTM layers
+  double encoder_dropout;       // P-tuning LSTM dropout between layers (training only)
+  bool prefix_projection;       // prefix tuning: reparameterise the prefix through an MLP
+  int64_t seed;                 // random init of encoder / generator weights
+};
+
+class CausalLm;
+
+/// The state of one prompt method in front of one model: named fp32 parameters, each
+/// trainable or frozen with its own learning rate. Names follow PEFT's modules where PEFT has
+/// them ("embedding", "mlp_head.0.weight", "lstm_head.weight_ih_l0", "transform.0.weight",
+/// "model.layers.4.mlp.up_proj.weight", ...). Created with PyTorch's default initialisation.
+class PromptModel {
+ public:
+  /// block_sizes (num_blocks) splits prompt tuning's P rows into named blocks "block.<i>" (a
+  /// composite prompt); null / 0 blocks means one block named "embedding".
+  PromptModel(const CausalLm& model, const PromptSpec& spec, const int64_t* block_sizes,
+              int64_t num_blocks);
+  ~PromptModel();
+  PromptModel(const PromptModel&) = delete;
+  PromptModel& operator=(const PromptModel&) = delete;
+
+  int32_t method() const;
+  int64_t numVirtualTokens() const;
+  int64_t numParameters() const;
+  std::string parameterName(int64_t index) const;
+  /// dims (up to 4) receives the shape; returns the rank.
+  int64_t parameterShape(const char* name, int64_t* dims) const;
+  int64_t parameterNumel(const char* name) const;
+  /// out and values are the parameter's numel floats, row-major.
+  void readParameter(const char* name, float* out) const;
+  void writeParameter(const char* name, const float* values);
+  /// learning_rate 0 = the trainer's base rate; scaled by the schedule either way.
+  void setTrainable(const char* name, bool trainable, double learning_rate);
+  bool isTrainable(const char* name) const;
+  int64_t trainableParameterCount() const;
+
+  /// Two-stage training: the top `layers` transformer layers become trainable copies
+  /// (parameters named as in the checkpoint), at learning_rate. The base files are untouched.
+  void unfreezeTopLayers(int64_t layers, double learning_rate);
+
+  /// What PEFT saves as `prompt_embeddings`: prompt / P-tuning (P, C) encoder output; prefix
+  /// (P, 2 * layers * kv_dim) after the projection. Not defined for dynamic prompts.
+  int64_t peftEmbeddingsNumel() const;
+  void exportPeftEmbeddings(float* out) const;
+
+ private:
+  friend class CausalLm;
+  friend class PromptTrainer;
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
 /// A frozen causal LM loaded from Hugging Face safetensors (fp32/fp16/bf16 on disk;
 /// computed in fp32 on CPU).
 class CausalLm {
@@ -89,57 +160,61 @@ class CausalLm {
   int64_t vocabSize() const;
   int64_t hiddenSize() const;
   int64_t numLayers() const;
+  int64_t numKeyValueHeads() const;
+  int64_t headDim() const;
 
   /// Rows of the input embedding table. ids is (n), out is (n, C).
   void embed(const int64_t* ids, int64_t n, float* out) const;
 
-  /// Full-sequence logits. prompt is (P, C) or null when P == 0; ids, mask are (B, T)
-  /// (mask 1 = token, 0 = padding, either side); out is (B, P+T, V), virtual positions first.
-  void logits(const float* prompt, int64_t P, const int64_t* ids, const int64_t* mask,
-              int64_t B, int64_t T, float* out) const;
+  /// Full-sequence logits. prompt may be null (no prompt); ids, mask are (B, T) (mask 1 =
+  /// token, 0 = padding, either side); out is (B, V_in + T, V) where V_in is the number of
+  /// input-level virtual tokens (0 for prefix tuning), virtual positions first.
+  void logits(const PromptModel* prompt, const int64_t* ids, const int64_t* mask, int64_t B,
+              int64_t T, float* out) const;
+  /// V_in of logits() for this prompt (0 when prompt is null).
+  int64_t inputVirtualTokens(const PromptModel* prompt) const;
 
-  /// Autoregressive decoding with a KV cache (the prompt and input are encoded once).
-  /// prompt is (P, C) or null; ids, mask are (B, T), left-padded; eos_ids is (E);
-  /// out_tokens is (B, N) with N = options.max_new_tokens (pad after a row ends);
-  /// out_lengths is (B): tokens generated per row, EOS included.
-  void generate(const float* prompt, int64_t P, const int64_t* ids, const int64_t* mask,
-                int64_t B, int64_t T, const int64_t* eos_ids, int64_t E,
-                const GenerateOptions& options, int64_t* out_tokens, int64_t* out_lengths) const;
+  /// Autoregressive decoding with a KV cache: prompt (or prefix) and input are encoded once.
+  /// ids, mask are (B, T), left-padded; eos_ids is (E); out_tokens is (B, N) with
+  /// N = options.max_new_tokens (pad after a row ends); out_lengths is (B): tokens generated
+  /// per row, EOS included.
+  void generate(const PromptModel* prompt, const int64_t* ids, const int64_t* mask, int64_t B,
+                int64_t T, const int64_t* eos_ids, int64_t E, const GenerateOptions& options,
+                int64_t* out_tokens, int64_t* out_lengths) const;
 
  private:
+  friend class PromptModel;
   friend class PromptTrainer;
   struct Impl;
   std::unique_ptr<Impl> impl_;
 };
 
-/// Prompt tuning: a trainable soft prompt (P, C) in front of a frozen CausalLm.
-/// Holds the prompt, its gradient accumulator and the AdamW moments.
+/// Trains the trainable parameters of a PromptModel in front of a frozen CausalLm; holds the
+/// AdamW moments and step counters. Model and prompt must outlive the trainer.
 class PromptTrainer {
  public:
-  /// init_prompt is (P, C). The model must outlive the trainer.
-  PromptTrainer(const CausalLm& model, const float* init_prompt, int64_t P,
-                const TrainOptions& options);
+  PromptTrainer(const CausalLm& model, PromptModel& prompt, const TrainOptions& options);
   ~PromptTrainer();
   PromptTrainer(const PromptTrainer&) = delete;
   PromptTrainer& operator=(const PromptTrainer&) = delete;
 
   /// One micro-batch in one call: forward, loss over labels != -100, backward into the
-  /// prompt only, accumulate; every grad_accum calls also clip, AdamW and schedule.
-  /// ids, mask, labels are (B, T) (labels -100 where ignored; right padding expected).
+  /// trainable parameters only, accumulate; every grad_accum calls also clip, AdamW and
+  /// schedule. ids, mask, labels are (B, T) (labels -100 where ignored).
   StepStats trainMicroBatch(const int64_t* ids, const int64_t* mask, const int64_t* labels,
                             int64_t B, int64_t T);
 
-  /// Loss without gradients, same inputs as trainMicroBatch.
-  EvalStats evaluate(const int64_t* ids, const int64_t* mask, const int64_t* labels,
-                     int64_t B, int64_t T) const;
+  /// Loss without gradients (dropout off), same inputs as trainMicroBatch.
+  EvalStats evaluate(const int64_t* ids, const int64_t* mask, const int64_t* labels, int64_t B,
+                     int64_t T) const;
 
-  int64_t numVirtualTokens() const;
-  /// Current prompt; out is (P, C).
-  void readPrompt(float* out) const;
-  /// Optimizer state for checkpoints: each out is (P, C).
-  void readMoments(float* exp_avg, float* exp_avg_sq) const;
-  /// Restores a checkpoint: prompt and moments are (P, C); step is optimizer steps taken.
-  void restore(const float* prompt, const float* exp_avg, const float* exp_avg_sq, int64_t step);
+  /// AdamW moments of one parameter for checkpoints: each is the parameter's numel floats
+  /// (zeros before its first update).
+  void readMoments(const char* name, float* exp_avg, float* exp_avg_sq) const;
+  void writeMoments(const char* name, const float* exp_avg, const float* exp_avg_sq);
+  int64_t optimizerStep() const;
+  /// Resumes the counters of a checkpoint (optimizer steps taken).
+  void setOptimizerStep(int64_t step);
 
  private:
   struct Impl;

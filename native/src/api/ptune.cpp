@@ -2,9 +2,11 @@
 #include "ptune/ptune.h"
 
 #include <ATen/ATen.h>
-#include <torch/csrc/autograd/generated/variable_factories.h>
 
+#include <cmath>
 #include <cstring>
+#include <map>
+#include <optional>
 #include <vector>
 
 #include "api/translate.h"
@@ -14,13 +16,13 @@
 #include "loss/linear_cross_entropy.h"
 #include "models/llama.h"
 #include "optim/adamw.h"
-#include "prompt/soft_prompt.h"
+#include "prompt/prompt_method.h"
+#include "prompt/prompted_input.h"
 
 namespace ptune {
 namespace {
 
 const auto kLong = at::TensorOptions().dtype(at::kLong);
-const auto kFloat = at::TensorOptions().dtype(at::kFloat);
 
 /// A read-only (rows, cols) view of caller memory; valid for the duration of the call.
 at::Tensor view(const int64_t* data, int64_t rows, int64_t cols, const char* name) {
@@ -29,23 +31,16 @@ at::Tensor view(const int64_t* data, int64_t rows, int64_t cols, const char* nam
   return at::from_blob(const_cast<int64_t*>(data), {rows, cols}, kLong);
 }
 
-at::Tensor promptView(const float* prompt, int64_t P, int64_t C) {
-  if (P == 0) return at::Tensor();
-  PTUNE_CHECK(P > 0, "the number of virtual tokens must be positive, got ", P);
-  PTUNE_CHECK(prompt != nullptr, "prompt is null but P = ", P);
-  return at::from_blob(const_cast<float*>(prompt), {P, C}, kFloat);
-}
-
 void copyOut(const at::Tensor& t, float* out) {
-  const at::Tensor c = t.to(at::kFloat).contiguous();
+  PTUNE_CHECK(out != nullptr, "output buffer is null");
+  const at::Tensor c = t.detach().to(at::kFloat).contiguous();
   std::memcpy(out, c.data_ptr<float>(), static_cast<size_t>(c.numel()) * sizeof(float));
 }
 
-/// Mean-loss bookkeeping of one batch: hidden (B, S, C) and labels (B, S) shifted by one.
+/// Sum of the shifted cross-entropy: hidden (B, S, C) predicts labels (B, S) one step later.
 at::Tensor shiftedLossSum(const models::Llama& model, const at::Tensor& hidden,
                           const at::Tensor& labels, int64_t& label_tokens) {
-  const int64_t C = hidden.size(2);
-  const int64_t S = hidden.size(1);
+  const int64_t C = hidden.size(2), S = hidden.size(1);
   const at::Tensor h = hidden.narrow(1, 0, S - 1).reshape({-1, C});  // (B*(S-1), C)
   const at::Tensor y = labels.narrow(1, 1, S - 1).reshape({-1});     // (B*(S-1))
   label_tokens = y.ne(prompt::kIgnoreIndex).sum().item<int64_t>();
@@ -59,6 +54,40 @@ struct CausalLm::Impl {
   models::Llama model;
 };
 
+struct PromptModel::Impl {
+  const models::Llama& base;
+  PromptMethod kind;
+  std::unique_ptr<prompt::PromptMethodImpl> method;
+  std::optional<models::Llama> tuned;          // two-stage: base with trainable top layers
+  std::vector<prompt::NamedParameter> layers;  // the unfrozen layers' weights
+
+  const models::Llama& model() const { return tuned ? *tuned : base; }
+
+  std::vector<prompt::NamedParameter*> all() {
+    std::vector<prompt::NamedParameter*> out;
+    for (auto& p : method->parameters()) out.push_back(&p);
+    for (auto& p : layers) out.push_back(&p);
+    return out;
+  }
+
+  prompt::NamedParameter& find(const char* name) {
+    PTUNE_CHECK(name != nullptr, "parameter name is null");
+    for (auto& p : layers) {
+      if (p.name == name) return p;
+    }
+    return method->parameter(name);
+  }
+
+  /// Forward pass to the final hidden states of the text-and-virtual positions.
+  at::Tensor hidden(const at::Tensor& ids, const at::Tensor& mask, bool training,
+                    int64_t& input_virtual_tokens) const {
+    prompt::PreparedInput in = prompt::prepareInput(model(), method.get(), ids, mask, training);
+    input_virtual_tokens = in.input_virtual_tokens;
+    return model().forward(in.embeds, in.positions, in.key_mask, &in.cache);
+  }
+};
+
+// ---------------------------------------------------------------------------------------
 CausalLm::CausalLm(const char* model_dir, const LlamaConfig& config) {
   impl_ = api::translated("loading the model", [&] {
     PTUNE_CHECK(model_dir != nullptr, "model directory is null");
@@ -72,6 +101,8 @@ CausalLm::~CausalLm() = default;
 int64_t CausalLm::vocabSize() const { return impl_->model.config().vocab_size; }
 int64_t CausalLm::hiddenSize() const { return impl_->model.config().hidden_size; }
 int64_t CausalLm::numLayers() const { return impl_->model.config().num_hidden_layers; }
+int64_t CausalLm::numKeyValueHeads() const { return impl_->model.config().num_key_value_heads; }
+int64_t CausalLm::headDim() const { return impl_->model.config().head_dim; }
 
 void CausalLm::embed(const int64_t* ids, int64_t n, float* out) const {
   api::translated("embedding tokens", [&] {
@@ -80,33 +111,47 @@ void CausalLm::embed(const int64_t* ids, int64_t n, float* out) const {
   });
 }
 
-void CausalLm::logits(const float* prompt, int64_t P, const int64_t* ids, const int64_t* mask,
+int64_t CausalLm::inputVirtualTokens(const PromptModel* prompt) const {
+  if (prompt == nullptr) return 0;
+  return prompt->method() == static_cast<int32_t>(PromptMethod::kPrefixTuning)
+             ? 0
+             : prompt->numVirtualTokens();
+}
+
+void CausalLm::logits(const PromptModel* prompt, const int64_t* ids, const int64_t* mask,
                       int64_t B, int64_t T, float* out) const {
   api::translated("computing logits", [&] {
     at::NoGradGuard no_grad;
-    const models::Llama& model = impl_->model;
-    PTUNE_CHECK(P + T <= model.config().max_position_embeddings, "virtual tokens + input = ",
-                P + T, " exceed max_position_embeddings ", model.config().max_position_embeddings);
-    const prompt::PromptedInput input = prompt::prependPrompt(
-        model, promptView(prompt, P, model.config().hidden_size), view(ids, B, T, "ids"),
-        view(mask, B, T, "mask"));
-    const at::Tensor hidden = model.forward(input.embeds, input.positions, input.key_mask, nullptr);
-    copyOut(at::matmul(hidden, model.lmHead().t()), out);
+    const at::Tensor ids_t = view(ids, B, T, "ids"), mask_t = view(mask, B, T, "mask");
+    at::Tensor hidden;
+    const models::Llama* model = &impl_->model;
+    if (prompt != nullptr) {
+      PTUNE_CHECK(&prompt->impl_->base == &impl_->model, "the prompt belongs to another model");
+      int64_t virtual_tokens = 0;
+      hidden = prompt->impl_->hidden(ids_t, mask_t, false, virtual_tokens);
+      model = &prompt->impl_->model();
+    } else {
+      prompt::PreparedInput in = prompt::prepareInput(*model, nullptr, ids_t, mask_t, false);
+      hidden = model->forward(in.embeds, in.positions, in.key_mask, &in.cache);
+    }
+    copyOut(at::matmul(hidden, model->lmHead().t()), out);
   });
 }
 
-void CausalLm::generate(const float* prompt, int64_t P, const int64_t* ids, const int64_t* mask,
+void CausalLm::generate(const PromptModel* prompt, const int64_t* ids, const int64_t* mask,
                         int64_t B, int64_t T, const int64_t* eos_ids, int64_t E,
                         const GenerateOptions& options, int64_t* out_tokens,
                         int64_t* out_lengths) const {
   api::translated("generating", [&] {
     at::NoGradGuard no_grad;
-    const models::Llama& model = impl_->model;
+    PTUNE_CHECK(prompt == nullptr || &prompt->impl_->base == &impl_->model,
+                "the prompt belongs to another model");
+    const models::Llama& model = prompt != nullptr ? prompt->impl_->model() : impl_->model;
+    const prompt::PromptMethodImpl* method = prompt != nullptr ? prompt->impl_->method.get() : nullptr;
     std::vector<int64_t> eos(eos_ids, eos_ids + (eos_ids != nullptr ? E : 0));
     std::vector<int64_t> lengths;
-    const at::Tensor tokens = generate::generate(
-        model, promptView(prompt, P, model.config().hidden_size), view(ids, B, T, "ids"),
-        view(mask, B, T, "mask"), eos, options, lengths);
+    const at::Tensor tokens = generate::generate(model, method, view(ids, B, T, "ids"),
+                                                 view(mask, B, T, "mask"), eos, options, lengths);
     std::memcpy(out_tokens, tokens.data_ptr<int64_t>(),
                 static_cast<size_t>(tokens.numel()) * sizeof(int64_t));
     std::memcpy(out_lengths, lengths.data(), lengths.size() * sizeof(int64_t));
@@ -114,32 +159,157 @@ void CausalLm::generate(const float* prompt, int64_t P, const int64_t* ids, cons
 }
 
 // ---------------------------------------------------------------------------------------
+PromptModel::PromptModel(const CausalLm& model, const PromptSpec& spec, const int64_t* block_sizes,
+                         int64_t num_blocks) {
+  impl_ = api::translated("creating the prompt", [&] {
+    const models::Llama& base = model.impl_->model;
+    const LlamaConfig& c = base.config();
+    const prompt::ModelDims dims{c.hidden_size, c.num_hidden_layers, c.num_key_value_heads,
+                                 c.head_dim, base.dtype()};
+    std::vector<int64_t> blocks;
+    if (block_sizes != nullptr) blocks.assign(block_sizes, block_sizes + num_blocks);
+    PTUNE_CHECK(blocks.empty() || spec.method == static_cast<int32_t>(PromptMethod::kPromptTuning),
+                "prompt blocks (composite prompts) need the prompt-tuning method");
+    return std::make_unique<Impl>(Impl{base, static_cast<PromptMethod>(spec.method),
+                                       prompt::createMethod(spec, dims, blocks), {}, {}});
+  });
+}
+
+PromptModel::~PromptModel() = default;
+
+int32_t PromptModel::method() const { return static_cast<int32_t>(impl_->kind); }
+
+int64_t PromptModel::numVirtualTokens() const { return impl_->method->numVirtualTokens(); }
+
+int64_t PromptModel::numParameters() const {
+  return static_cast<int64_t>(impl_->method->parameters().size() + impl_->layers.size());
+}
+
+std::string PromptModel::parameterName(int64_t index) const {
+  const auto all = impl_->all();
+  PTUNE_CHECK(index >= 0 && index < static_cast<int64_t>(all.size()), "parameter index ", index,
+              " out of range [0, ", all.size(), ")");
+  return all[static_cast<size_t>(index)]->name;
+}
+
+int64_t PromptModel::parameterShape(const char* name, int64_t* dims) const {
+  return api::translated("reading a parameter shape", [&] {
+    const at::Tensor& t = impl_->find(name).tensor;
+    PTUNE_CHECK(t.dim() <= 4, "parameter '", name, "' has rank ", t.dim(), " > 4");
+    for (int64_t i = 0; i < t.dim(); ++i) dims[i] = t.size(i);
+    return static_cast<int64_t>(t.dim());
+  });
+}
+
+int64_t PromptModel::parameterNumel(const char* name) const {
+  return api::translated("reading a parameter size", [&] { return impl_->find(name).tensor.numel(); });
+}
+
+void PromptModel::readParameter(const char* name, float* out) const {
+  api::translated("reading a parameter", [&] { copyOut(impl_->find(name).tensor, out); });
+}
+
+void PromptModel::writeParameter(const char* name, const float* values) {
+  api::translated("writing a parameter", [&] {
+    at::NoGradGuard no_grad;
+    at::Tensor& t = impl_->find(name).tensor;
+    PTUNE_CHECK(values != nullptr, "values for '", name, "' are null");
+    const at::Tensor src = at::from_blob(const_cast<float*>(values), t.sizes(),
+                                         at::TensorOptions().dtype(at::kFloat));
+    PTUNE_CHECK(at::isfinite(src).all().item<bool>(), "values for '", name,
+                "' contain NaN or infinity");
+    t.copy_(src);
+  });
+}
+
+void PromptModel::setTrainable(const char* name, bool trainable, double learning_rate) {
+  api::translated("changing a parameter", [&] {
+    PTUNE_CHECK(learning_rate >= 0, "learning rate of '", name, "' must be >= 0");
+    prompt::NamedParameter& p = impl_->find(name);
+    p.trainable = trainable;
+    p.learning_rate = learning_rate;
+    p.tensor.set_requires_grad(trainable);
+  });
+}
+
+bool PromptModel::isTrainable(const char* name) const {
+  return api::translated("reading a parameter", [&] { return impl_->find(name).trainable; });
+}
+
+int64_t PromptModel::trainableParameterCount() const {
+  int64_t n = 0;
+  for (const auto* p : impl_->all()) n += p->trainable ? p->tensor.numel() : 0;
+  return n;
+}
+
+void PromptModel::unfreezeTopLayers(int64_t layers, double learning_rate) {
+  api::translated("unfreezing layers", [&] {
+    Impl& s = *impl_;
+    const int64_t L = s.base.config().num_hidden_layers;
+    PTUNE_CHECK(layers >= 1 && layers <= L, "the number of layers to unfreeze must lie in [1, ",
+                L, "], got ", layers);
+    PTUNE_CHECK(learning_rate > 0, "the learning rate of unfrozen layers must be positive");
+    PTUNE_CHECK(!s.tuned, "layers are unfrozen already");
+    s.tuned.emplace(s.base);  // shares every weight until replaced below
+    for (int64_t i = L - layers; i < L; ++i) {
+      for (auto& [name, tensor] : s.tuned->layerWeights(i)) {
+        *tensor = tensor->detach().clone();
+        tensor->set_requires_grad(true);
+        s.layers.push_back(prompt::NamedParameter{name, *tensor, true, learning_rate});
+      }
+    }
+  });
+}
+
+int64_t PromptModel::peftEmbeddingsNumel() const {
+  return api::translated("sizing the PEFT embeddings", [&] {
+    at::NoGradGuard no_grad;
+    const at::Tensor t = impl_->method->peftEmbeddings();
+    return t.defined() ? t.numel() : int64_t{0};
+  });
+}
+
+void PromptModel::exportPeftEmbeddings(float* out) const {
+  api::translated("exporting the PEFT embeddings", [&] {
+    at::NoGradGuard no_grad;
+    const at::Tensor t = impl_->method->peftEmbeddings();
+    PTUNE_CHECK(t.defined(), "dynamic prompts have no PEFT prompt_embeddings tensor");
+    copyOut(t, out);
+  });
+}
+
+// ---------------------------------------------------------------------------------------
 struct PromptTrainer::Impl {
-  const models::Llama& model;
+  PromptModel::Impl& prompt;
   TrainOptions options;
-  at::Tensor prompt;      // (P, C) fp32, requires grad
-  at::Tensor exp_avg;     // (P, C)
-  at::Tensor exp_avg_sq;  // (P, C)
+  struct Moments {
+    at::Tensor exp_avg, exp_avg_sq;
+  };
+  std::map<std::string, Moments> moments;
   int64_t micro_steps = 0;
   int64_t optimizer_steps = 0;
+
+  Moments& momentsOf(const prompt::NamedParameter& p) {
+    auto it = moments.find(p.name);
+    if (it == moments.end()) {
+      it = moments.emplace(p.name, Moments{at::zeros_like(p.tensor, at::TensorOptions().requires_grad(false)),
+                                           at::zeros_like(p.tensor, at::TensorOptions().requires_grad(false))})
+               .first;
+    }
+    return it->second;
+  }
 };
 
-PromptTrainer::PromptTrainer(const CausalLm& model, const float* init_prompt, int64_t P,
-                             const TrainOptions& options) {
-  impl_ = api::translated("creating the prompt trainer", [&] {
-    const models::Llama& llama = model.impl_->model;
-    PTUNE_CHECK(P > 0, "num_virtual_tokens must be positive, got ", P);
+PromptTrainer::PromptTrainer(const CausalLm& model, PromptModel& prompt, const TrainOptions& options) {
+  impl_ = api::translated("creating the trainer", [&] {
+    PTUNE_CHECK(&prompt.impl_->base == &model.impl_->model, "the prompt belongs to another model");
     PTUNE_CHECK(options.grad_accum >= 1, "grad_accum must be >= 1, got ", options.grad_accum);
     PTUNE_CHECK(options.learning_rate > 0, "learning rate must be positive, got ",
                 options.learning_rate);
     PTUNE_CHECK(options.total_steps >= 1, "total_steps must be >= 1, got ", options.total_steps);
     PTUNE_CHECK(options.schedule >= 0 && options.schedule <= 2, "unknown schedule ",
                 options.schedule);
-    at::Tensor prompt = promptView(init_prompt, P, llama.config().hidden_size).clone();
-    prompt.set_requires_grad(true);
-    auto impl = std::make_unique<Impl>(Impl{llama, options, prompt, at::zeros_like(prompt),
-                                            at::zeros_like(prompt)});
-    return impl;
+    return std::make_unique<Impl>(Impl{*prompt.impl_, options, {}, 0, 0});
   });
 }
 
@@ -149,13 +319,19 @@ StepStats PromptTrainer::trainMicroBatch(const int64_t* ids, const int64_t* mask
                                          const int64_t* labels, int64_t B, int64_t T) {
   return api::translated("training step", [&] {
     Impl& s = *impl_;
-    const int64_t P = s.prompt.size(0);
-    const prompt::PromptedInput input =
-        prompt::prependPrompt(s.model, s.prompt, view(ids, B, T, "ids"), view(mask, B, T, "mask"));
-    const at::Tensor hidden = s.model.forward(input.embeds, input.positions, input.key_mask, nullptr);
+    std::vector<prompt::NamedParameter*> trainable;
+    for (auto* p : s.prompt.all()) {
+      if (p->trainable) trainable.push_back(p);
+    }
+    PTUNE_CHECK(!trainable.empty(), "nothing to train: every prompt parameter is frozen");
+    int64_t virtual_tokens = 0;
+    const at::Tensor hidden =
+        s.prompt.hidden(view(ids, B, T, "ids"), view(mask, B, T, "mask"), true, virtual_tokens);
     StepStats stats{};
-    const at::Tensor loss_sum = shiftedLossSum(
-        s.model, hidden, prompt::padLabels(view(labels, B, T, "labels"), P), stats.label_tokens);
+    const at::Tensor loss_sum =
+        shiftedLossSum(s.prompt.model(), hidden,
+                       prompt::padLabels(view(labels, B, T, "labels"), virtual_tokens),
+                       stats.label_tokens);
     PTUNE_CHECK(stats.label_tokens > 0,
                 "a micro-batch has no label tokens (all labels are -100); check the data "
                 "template and --max-length");
@@ -169,18 +345,27 @@ StepStats PromptTrainer::trainMicroBatch(const int64_t* ids, const int64_t* mask
     if (s.micro_steps % s.options.grad_accum != 0) return stats;
 
     at::NoGradGuard no_grad;
-    at::Tensor grad = s.prompt.grad();
-    stats.grad_norm = optim::clipGradNorm({grad}, s.options.max_grad_norm);
-    stats.learning_rate =
-        s.options.learning_rate *
+    std::vector<at::Tensor> grads;
+    for (auto* p : trainable) {
+      if (!p->tensor.grad().defined()) p->tensor.mutable_grad() = at::zeros_like(p->tensor);
+      grads.push_back(p->tensor.grad());
+    }
+    stats.grad_norm = optim::clipGradNorm(grads, s.options.max_grad_norm);
+    const double factor =
         optim::scheduleFactor(static_cast<LrSchedule>(s.options.schedule), s.optimizer_steps,
                               s.options.warmup_steps, s.options.total_steps);
+    stats.learning_rate = s.options.learning_rate * factor;
     s.optimizer_steps += 1;
-    optim::AdamWHyper hyper{stats.learning_rate, s.options.adam_beta1, s.options.adam_beta2,
-                            s.options.adam_epsilon, s.options.weight_decay};
-    at::Tensor param = s.prompt.detach();  // shares storage: the update lands in the prompt
-    optim::adamwStep(param, grad, s.exp_avg, s.exp_avg_sq, s.optimizer_steps, hyper);
-    grad.zero_();
+    for (size_t i = 0; i < trainable.size(); ++i) {
+      prompt::NamedParameter& p = *trainable[i];
+      const double lr = (p.learning_rate > 0 ? p.learning_rate : s.options.learning_rate) * factor;
+      Impl::Moments& m = s.momentsOf(p);
+      at::Tensor param = p.tensor.detach();  // shares storage: the update lands in the parameter
+      optim::adamwStep(param, grads[i], m.exp_avg, m.exp_avg_sq, s.optimizer_steps,
+                       {lr, s.options.adam_beta1, s.options.adam_beta2, s.options.adam_epsilon,
+                        s.options.weight_decay});
+      grads[i].zero_();
+    }
     stats.optimizer_stepped = true;
     stats.optimizer_step = s.optimizer_steps;
     return stats;
@@ -192,44 +377,46 @@ EvalStats PromptTrainer::evaluate(const int64_t* ids, const int64_t* mask, const
   return api::translated("evaluating", [&] {
     at::NoGradGuard no_grad;
     const Impl& s = *impl_;
-    const prompt::PromptedInput input =
-        prompt::prependPrompt(s.model, s.prompt, view(ids, B, T, "ids"), view(mask, B, T, "mask"));
-    const at::Tensor hidden = s.model.forward(input.embeds, input.positions, input.key_mask, nullptr);
+    int64_t virtual_tokens = 0;
+    const at::Tensor hidden =
+        s.prompt.hidden(view(ids, B, T, "ids"), view(mask, B, T, "mask"), false, virtual_tokens);
     EvalStats stats{};
-    stats.loss_sum =
-        shiftedLossSum(s.model, hidden, prompt::padLabels(view(labels, B, T, "labels"), s.prompt.size(0)),
-                       stats.label_tokens)
-            .item<double>();
+    stats.loss_sum = shiftedLossSum(s.prompt.model(), hidden,
+                                    prompt::padLabels(view(labels, B, T, "labels"), virtual_tokens),
+                                    stats.label_tokens)
+                         .item<double>();
     return stats;
   });
 }
 
-int64_t PromptTrainer::numVirtualTokens() const { return impl_->prompt.size(0); }
-
-void PromptTrainer::readPrompt(float* out) const {
-  api::translated("reading the prompt", [&] { copyOut(impl_->prompt.detach(), out); });
-}
-
-void PromptTrainer::readMoments(float* exp_avg, float* exp_avg_sq) const {
+void PromptTrainer::readMoments(const char* name, float* exp_avg, float* exp_avg_sq) const {
   api::translated("reading optimizer moments", [&] {
-    copyOut(impl_->exp_avg, exp_avg);
-    copyOut(impl_->exp_avg_sq, exp_avg_sq);
+    Impl& s = *impl_;
+    Impl::Moments& m = s.momentsOf(s.prompt.find(name));
+    copyOut(m.exp_avg, exp_avg);
+    copyOut(m.exp_avg_sq, exp_avg_sq);
   });
 }
 
-void PromptTrainer::restore(const float* prompt, const float* exp_avg, const float* exp_avg_sq,
-                            int64_t step) {
-  api::translated("restoring a checkpoint", [&] {
-    at::NoGradGuard no_grad;
+void PromptTrainer::writeMoments(const char* name, const float* exp_avg, const float* exp_avg_sq) {
+  api::translated("restoring optimizer moments", [&] {
     Impl& s = *impl_;
-    const int64_t P = s.prompt.size(0), C = s.prompt.size(1);
+    const prompt::NamedParameter& p = s.prompt.find(name);
+    Impl::Moments& m = s.momentsOf(p);
+    const auto opts = at::TensorOptions().dtype(at::kFloat);
+    PTUNE_CHECK(exp_avg != nullptr && exp_avg_sq != nullptr, "moments of '", name, "' are null");
+    m.exp_avg.copy_(at::from_blob(const_cast<float*>(exp_avg), p.tensor.sizes(), opts));
+    m.exp_avg_sq.copy_(at::from_blob(const_cast<float*>(exp_avg_sq), p.tensor.sizes(), opts));
+  });
+}
+
+int64_t PromptTrainer::optimizerStep() const { return impl_->optimizer_steps; }
+
+void PromptTrainer::setOptimizerStep(int64_t step) {
+  api::translated("restoring the step counter", [&] {
     PTUNE_CHECK(step >= 0, "checkpoint step must be >= 0");
-    s.prompt.copy_(promptView(prompt, P, C));
-    s.exp_avg.copy_(promptView(exp_avg, P, C));
-    s.exp_avg_sq.copy_(promptView(exp_avg_sq, P, C));
-    s.optimizer_steps = step;
-    s.micro_steps = step * s.options.grad_accum;
-    if (s.prompt.grad().defined()) s.prompt.mutable_grad().zero_();
+    impl_->optimizer_steps = step;
+    impl_->micro_steps = step * impl_->options.grad_accum;
   });
 }
 

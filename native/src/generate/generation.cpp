@@ -7,7 +7,7 @@
 
 #include "core/check.h"
 #include "models/llama.h"
-#include "prompt/soft_prompt.h"
+#include "prompt/prompted_input.h"
 
 namespace ptune::generate {
 
@@ -34,7 +34,8 @@ at::Tensor selectNextTokens(const at::Tensor& logits, const GenerateOptions& opt
   return at::multinomial(scores.softmax(-1), 1, /*replacement=*/false, generator).squeeze(1);
 }
 
-at::Tensor generate(const models::Llama& model, const at::Tensor& prompt, const at::Tensor& ids,
+at::Tensor generate(const models::Llama& model, const prompt::PromptMethodImpl* method,
+                    const at::Tensor& ids,
                     const at::Tensor& mask, const std::vector<int64_t>& eos_ids,
                     const GenerateOptions& options, std::vector<int64_t>& lengths) {
   PTUNE_CHECK(options.max_new_tokens >= 0, "max_new_tokens must be >= 0");
@@ -43,7 +44,8 @@ at::Tensor generate(const models::Llama& model, const at::Tensor& prompt, const 
               "top_p must lie in (0, 1]");
   PTUNE_CHECK(options.top_k >= 0, "top_k must be >= 0");
   const int64_t B = ids.size(0), N = options.max_new_tokens;
-  const int64_t total = ids.size(1) + (prompt.defined() ? prompt.size(0) : 0) + N;
+  const int64_t virtual_tokens = method != nullptr ? method->numVirtualTokens() : 0;
+  const int64_t total = ids.size(1) + virtual_tokens + N;
   PTUNE_CHECK(total <= model.config().max_position_embeddings, "prompt + input + new tokens = ",
               total, " positions exceed max_position_embeddings ",
               model.config().max_position_embeddings, "; lower --max-new-tokens");
@@ -55,8 +57,9 @@ at::Tensor generate(const models::Llama& model, const at::Tensor& prompt, const 
   const at::Tensor eos = at::tensor(eos_ids, at::TensorOptions().dtype(at::kLong));
   at::Tensor finished = at::zeros({B}, at::TensorOptions().dtype(at::kBool));
 
-  models::KvCache cache = model.emptyCache(B);
-  const prompt::PromptedInput input = prompt::prependPrompt(model, prompt, ids, mask);
+  // The cache starts from the prefix (if any): it is never recomputed.
+  prompt::PreparedInput input = prompt::prepareInput(model, method, ids, mask, /*training=*/false);
+  models::KvCache& cache = input.cache;
   at::Tensor hidden = model.forward(input.embeds, input.positions, input.key_mask, &cache);
   at::Tensor next_position = input.positions.select(1, -1) + 1;  // (B)
   at::Tensor logits = at::matmul(hidden.select(1, -1), model.lmHead().t());  // (B, V)

@@ -12,6 +12,9 @@
 namespace ptune::models {
 class Llama;
 }
+namespace ptune::prompt {
+class PromptMethodImpl;
+}
 
 namespace ptune::generate {
 
@@ -19,9 +22,10 @@ namespace ptune::generate {
 at::Tensor selectNextTokens(const at::Tensor& logits, const GenerateOptions& options,
                             at::Generator& generator);
 
-/// prompt is (P, C) or undefined; ids, mask are (B, T) left-padded; returns (B, N) tokens
-/// (pad after a row finished) and fills lengths (B) with tokens generated per row, EOS included.
-at::Tensor generate(const models::Llama& model, const at::Tensor& prompt, const at::Tensor& ids,
+/// method may be null; ids, mask are (B, T) left-padded; returns (B, N) tokens (pad after a
+/// row finished) and fills lengths (B) with tokens generated per row, EOS included.
+at::Tensor generate(const models::Llama& model, const prompt::PromptMethodImpl* method,
+                    const at::Tensor& ids,
                     const at::Tensor& mask, const std::vector<int64_t>& eos_ids,
                     const GenerateOptions& options, std::vector<int64_t>& lengths);
 

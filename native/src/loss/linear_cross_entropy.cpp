@@ -6,7 +6,7 @@
 #include <algorithm>
 
 #include "core/check.h"
-#include "prompt/soft_prompt.h"
+#include "prompt/prompt_method.h"
 
 namespace ptune::loss {
 namespace {

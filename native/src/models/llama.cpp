@@ -94,6 +94,32 @@ KvCache Llama::emptyCache(int64_t B) const {
   return cache;
 }
 
+std::vector<std::pair<std::string, at::Tensor*>> Llama::layerWeights(int64_t index) {
+  PTUNE_CHECK(index >= 0 && index < config_.num_hidden_layers, "layer ", index,
+              " does not exist (the model has ", config_.num_hidden_layers, ")");
+  Layer& l = layers_[static_cast<size_t>(index)];
+  const std::string p = "model.layers." + std::to_string(index) + ".";
+  std::vector<std::pair<std::string, at::Tensor*>> out = {
+      {p + "input_layernorm.weight", &l.input_norm},
+      {p + "self_attn.q_proj.weight", &l.q_proj},
+      {p + "self_attn.k_proj.weight", &l.k_proj},
+      {p + "self_attn.v_proj.weight", &l.v_proj},
+      {p + "self_attn.o_proj.weight", &l.o_proj},
+      {p + "post_attention_layernorm.weight", &l.post_norm},
+      {p + "mlp.gate_proj.weight", &l.gate_proj},
+      {p + "mlp.up_proj.weight", &l.up_proj},
+      {p + "mlp.down_proj.weight", &l.down_proj}};
+  const std::pair<const char*, at::Tensor*> biases[] = {
+      {"self_attn.q_proj.bias", &l.q_bias}, {"self_attn.k_proj.bias", &l.k_bias},
+      {"self_attn.v_proj.bias", &l.v_bias}, {"self_attn.o_proj.bias", &l.o_bias},
+      {"mlp.gate_proj.bias", &l.gate_bias}, {"mlp.up_proj.bias", &l.up_bias},
+      {"mlp.down_proj.bias", &l.down_bias}};
+  for (const auto& [name, tensor] : biases) {
+    if (tensor->defined()) out.emplace_back(p + name, tensor);
+  }
+  return out;
+}
+
 at::Tensor Llama::attentionBlock(const Layer& layer, const at::Tensor& x, const at::Tensor& cos,
                                  const at::Tensor& sin, const at::Tensor& bias, KvCache* cache,
                                  size_t layer_index) const {

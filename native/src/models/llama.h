@@ -6,6 +6,8 @@
 
 #include <ATen/core/Tensor.h>
 
+#include <string>
+#include <utility>
 #include <vector>
 
 #include "models/blocks.h"
@@ -40,6 +42,10 @@ class Llama {
 
   /// An empty cache for batch size B.
   KvCache emptyCache(int64_t B) const;
+
+  /// Handles to layer `index`'s weights under their checkpoint names, for two-stage training
+  /// (a copy of the model replaces them with trainable clones; copies share all other weights).
+  std::vector<std::pair<std::string, at::Tensor*>> layerWeights(int64_t index);
 
  private:
   struct Layer {

@@ -51,6 +51,14 @@ public final class NativeModel implements AutoCloseable {
         return numLayers;
     }
 
+    public int numKeyValueHeads() {
+        return Math.toIntExact(handle.numKeyValueHeads());
+    }
+
+    public int headDim() {
+        return Math.toIntExact(handle.headDim());
+    }
+
     PtuneNative.CausalLm handle() {
         return handle;
     }
@@ -67,11 +75,25 @@ public final class NativeModel implements AutoCloseable {
      * mask are (B, T) row-major, padding on either side.
      */
     public float[] logits(float[] prompt, int P, long[] ids, long[] mask, int B, int T) {
-        NativeCalls.requirePrompt(prompt, P, hiddenSize);
+        if (P == 0) {
+            return logits((NativePrompt) null, ids, mask, B, T);
+        }
+        try (NativePrompt fixed = NativePrompt.fixedPrompt(this, prompt, P)) {
+            return logits(fixed, ids, mask, B, T);
+        }
+    }
+
+    /**
+     * Logits (B, Pin+T, V) with any prompt method (null = none); Pin = {@link
+     * NativePrompt#inputVirtualTokens()} virtual positions come first.
+     */
+    public float[] logits(NativePrompt prompt, long[] ids, long[] mask, int B, int T) {
         NativeCalls.requireLength("ids", ids, (long) B * T);
         NativeCalls.requireLength("mask", mask, (long) B * T);
-        float[] out = new float[Math.toIntExact((long) B * (P + T) * vocabSize)];
-        NativeCalls.run(() -> handle.logits(P == 0 ? null : prompt, P, ids, mask, B, T, out));
+        int virtual = prompt == null ? 0 : prompt.inputVirtualTokens();
+        float[] out = new float[Math.toIntExact((long) B * (virtual + T) * vocabSize)];
+        PtuneNative.PromptModel p = prompt == null ? null : prompt.handle();
+        NativeCalls.run(() -> handle.logits(p, ids, mask, B, T, out));
         return out;
     }
 
@@ -81,12 +103,23 @@ public final class NativeModel implements AutoCloseable {
      */
     public long[][] generate(
             float[] prompt, int P, long[] ids, long[] mask, int B, int T, long[] eosIds, DecodingOptions options) {
-        NativeCalls.requirePrompt(prompt, P, hiddenSize);
+        if (P == 0) {
+            return generate((NativePrompt) null, ids, mask, B, T, eosIds, options);
+        }
+        try (NativePrompt fixed = NativePrompt.fixedPrompt(this, prompt, P)) {
+            return generate(fixed, ids, mask, B, T, eosIds, options);
+        }
+    }
+
+    /** Decodes with any prompt method (null = none); the cache starts from a prefix, if any. */
+    public long[][] generate(
+            NativePrompt prompt, long[] ids, long[] mask, int B, int T, long[] eosIds, DecodingOptions options) {
         NativeCalls.requireLength("ids", ids, (long) B * T);
         NativeCalls.requireLength("mask", mask, (long) B * T);
         int n = options.maxNewTokens();
         long[] tokens = new long[Math.multiplyExact(B, n)];
         long[] lengths = new long[B];
+        PtuneNative.PromptModel p = prompt == null ? null : prompt.handle();
         try (PtuneNative.GenerateOptions nativeOptions = new PtuneNative.GenerateOptions()) {
             nativeOptions
                     .max_new_tokens(n)
@@ -96,8 +129,8 @@ public final class NativeModel implements AutoCloseable {
                     .top_p(options.topP())
                     .seed(options.seed())
                     .pad_token_id(options.padTokenId());
-            NativeCalls.run(() -> handle.generate(
-                    P == 0 ? null : prompt, P, ids, mask, B, T, eosIds, eosIds.length, nativeOptions, tokens, lengths));
+            NativeCalls.run(() ->
+                    handle.generate(p, ids, mask, B, T, eosIds, eosIds.length, nativeOptions, tokens, lengths));
         }
         long[][] rows = new long[B][];
         for (int b = 0; b < B; b++) {

@@ -1,23 +1,28 @@
 package io.ptune.nativebridge;
 
 /**
- * A soft prompt (P, C) being trained in front of a frozen {@link NativeModel}: the prompt, its
- * gradient accumulator and the AdamW moments live in native memory. The model must stay open
- * while the trainer is used.
+ * Trains the trainable parameters of a {@link NativePrompt} in front of a frozen {@link
+ * NativeModel}; holds the AdamW moments and step counters natively. Model and prompt must stay
+ * open while the trainer is used.
  */
 public final class NativePromptTrainer implements AutoCloseable {
     private final PtuneNative.PromptTrainer handle;
-    private final int numVirtualTokens;
-    private final int hiddenSize;
+    private final NativePrompt prompt;
+    private final NativePrompt ownedPrompt;
 
+    public NativePromptTrainer(NativeModel model, NativePrompt prompt, OptimizerOptions options) {
+        this(model, prompt, options, null);
+    }
+
+    /** Prompt tuning of a single block "embedding" initialised with {@code initPrompt} (P, C). */
     public NativePromptTrainer(NativeModel model, float[] initPrompt, int P, OptimizerOptions options) {
+        this(model, initialPrompt(model, initPrompt, P), options, Boolean.TRUE);
+    }
+
+    private NativePromptTrainer(NativeModel model, NativePrompt prompt, OptimizerOptions options, Boolean owned) {
         NativeCalls.ensureLoaded();
-        if (P <= 0) {
-            throw new io.ptune.PtuneException("num_virtual_tokens must be positive, got " + P);
-        }
-        NativeCalls.requirePrompt(initPrompt, P, model.hiddenSize());
-        this.numVirtualTokens = P;
-        this.hiddenSize = model.hiddenSize();
+        this.prompt = prompt;
+        this.ownedPrompt = owned == null ? null : prompt;
         try (PtuneNative.TrainOptions o = new PtuneNative.TrainOptions()) {
             o.learning_rate(options.learningRate())
                     .weight_decay(options.weightDecay())
@@ -29,8 +34,32 @@ public final class NativePromptTrainer implements AutoCloseable {
                     .total_steps(options.totalSteps())
                     .warmup_steps(options.warmupSteps())
                     .schedule(options.schedule().ordinal());
-            this.handle = NativeCalls.call(() -> new PtuneNative.PromptTrainer(model.handle(), initPrompt, P, o));
+            this.handle = NativeCalls.call(() -> new PtuneNative.PromptTrainer(model.handle(), prompt.handle(), o));
+        } catch (RuntimeException e) {
+            if (ownedPrompt != null) {
+                ownedPrompt.close();
+            }
+            throw e;
         }
+    }
+
+    private static NativePrompt initialPrompt(NativeModel model, float[] initPrompt, int P) {
+        if (P <= 0) {
+            throw new io.ptune.PtuneException("num_virtual_tokens must be positive, got " + P);
+        }
+        NativeCalls.requirePrompt(initPrompt, P, model.hiddenSize());
+        NativePrompt prompt = new NativePrompt(model, PromptSpecOptions.promptTuning(P), null);
+        try {
+            prompt.write("embedding", initPrompt);
+            return prompt;
+        } catch (RuntimeException e) {
+            prompt.close();
+            throw e;
+        }
+    }
+
+    public NativePrompt nativePrompt() {
+        return prompt;
     }
 
     /** Forward, loss, backward and accumulation; every gradAccum calls also clip, AdamW, schedule. */
@@ -44,7 +73,7 @@ public final class NativePromptTrainer implements AutoCloseable {
         }
     }
 
-    /** Loss without gradients. */
+    /** Loss without gradients (dropout off). */
     public EvalResult evaluate(long[] ids, long[] mask, long[] labels, int B, int T) {
         NativeCalls.requireLength("ids", ids, (long) B * T);
         NativeCalls.requireLength("mask", mask, (long) B * T);
@@ -54,31 +83,44 @@ public final class NativePromptTrainer implements AutoCloseable {
         }
     }
 
-    /** The current prompt, (P, C) row-major. */
+    /** The current single-block prompt ("embedding"), (P, C). */
     public float[] prompt() {
-        float[] out = new float[numVirtualTokens * hiddenSize];
-        NativeCalls.run(() -> handle.readPrompt(out));
-        return out;
+        return prompt.read("embedding");
     }
 
-    /** AdamW moments {exp_avg, exp_avg_sq}, each (P, C). */
+    /** AdamW moments {exp_avg, exp_avg_sq} of a parameter (default "embedding"). */
     public float[][] moments() {
-        float[] avg = new float[numVirtualTokens * hiddenSize];
-        float[] avgSq = new float[numVirtualTokens * hiddenSize];
-        NativeCalls.run(() -> handle.readMoments(avg, avgSq));
+        return moments("embedding");
+    }
+
+    public float[][] moments(String name) {
+        int numel = prompt.read(name).length;
+        float[] avg = new float[numel];
+        float[] avgSq = new float[numel];
+        NativeCalls.run(() -> handle.readMoments(name, avg, avgSq));
         return new float[][] {avg, avgSq};
     }
 
-    /** Restores prompt, moments and the optimizer step counter from a checkpoint. */
-    public void restore(float[] prompt, float[] expAvg, float[] expAvgSq, long step) {
-        NativeCalls.requirePrompt(prompt, numVirtualTokens, hiddenSize);
-        NativeCalls.requirePrompt(expAvg, numVirtualTokens, hiddenSize);
-        NativeCalls.requirePrompt(expAvgSq, numVirtualTokens, hiddenSize);
-        NativeCalls.run(() -> handle.restore(prompt, expAvg, expAvgSq, step));
+    public void restoreMoments(String name, float[] expAvg, float[] expAvgSq) {
+        NativeCalls.run(() -> handle.writeMoments(name, expAvg, expAvgSq));
+    }
+
+    public long optimizerStep() {
+        return NativeCalls.call(handle::optimizerStep);
+    }
+
+    /** Restores prompt ("embedding"), its moments and the optimizer step counter. */
+    public void restore(float[] values, float[] expAvg, float[] expAvgSq, long step) {
+        prompt.write("embedding", values);
+        restoreMoments("embedding", expAvg, expAvgSq);
+        NativeCalls.run(() -> handle.setOptimizerStep(step));
     }
 
     @Override
     public void close() {
         handle.close();
+        if (ownedPrompt != null) {
+            ownedPrompt.close();
+        }
     }
 }
