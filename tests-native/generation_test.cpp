@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <cmath>
 #include <map>
+#include <memory>
 #include <set>
 #include <vector>
 
@@ -16,7 +17,9 @@
 #include "generate/generation.h"
 #include "io/safetensors.h"
 #include "models/llama.h"
-#include "prompt/soft_prompt.h"
+#include "prompt/prompt_method.h"
+#include "prompt/prompted_input.h"
+#include "internal_support.h"
 #include "test_support.h"
 
 namespace {
@@ -63,20 +66,21 @@ class GenerationTest : public ::testing::Test {
   }
   static void TearDownTestSuite() { delete model_; }
 
-  /// A random soft prompt (P, C) scaled by 0.1.
-  static at::Tensor softPrompt(int64_t P, uint64_t seed) {
+  /// Prompt tuning with a random soft prompt (P, C) scaled by 0.1.
+  static std::unique_ptr<prompt::PromptMethodImpl> softPrompt(int64_t P, uint64_t seed) {
     at::manual_seed(seed);
-    return at::randn({P, 64}) * 0.1;
+    return ptune_test::promptTuningWith(at::randn({P, 64}) * 0.1);
   }
 
   /// Greedy decoding without a cache: the full sequence recomputed for every new token.
-  static std::vector<int64_t> recomputeGreedy(const at::Tensor& soft, std::vector<int64_t> ids, int n) {
+  static std::vector<int64_t> recomputeGreedy(const prompt::PromptMethodImpl* soft,
+                                              std::vector<int64_t> ids, int n) {
     at::NoGradGuard no_grad;
     std::vector<int64_t> out;
     for (int step = 0; step < n; ++step) {
       const at::Tensor t = at::tensor(ids, kLong).unsqueeze(0);  // (1, T)
-      const prompt::PromptedInput input = prompt::prependPrompt(*model_, soft, t, at::ones_like(t));
-      const at::Tensor hidden = model_->forward(input.embeds, input.positions, input.key_mask, nullptr);
+      prompt::PreparedInput input = prompt::prepareInput(*model_, soft, t, at::ones_like(t), false);
+      const at::Tensor hidden = model_->forward(input.embeds, input.positions, input.key_mask, &input.cache);
       const at::Tensor logits = at::matmul(hidden.select(1, -1), model_->lmHead().t());  // (1, V)
       const int64_t next = logits.argmax(-1).item<int64_t>();
       out.push_back(next);
@@ -85,7 +89,7 @@ class GenerationTest : public ::testing::Test {
     return out;
   }
 
-  static at::Tensor run(const at::Tensor& soft, const at::Tensor& ids, const at::Tensor& mask,
+  static at::Tensor run(const prompt::PromptMethodImpl* soft, const at::Tensor& ids, const at::Tensor& mask,
                         const std::vector<int64_t>& eos, const GenerateOptions& options,
                         std::vector<int64_t>& lengths) {
     at::NoGradGuard no_grad;
@@ -98,7 +102,8 @@ class GenerationTest : public ::testing::Test {
 Llama* GenerationTest::model_ = nullptr;
 
 TEST_F(GenerationTest, KvCacheGreedyEqualsFullRecompute) {
-  const at::Tensor soft = softPrompt(5, 1);
+  const auto soft_method = softPrompt(5, 1);
+  const prompt::PromptMethodImpl* soft = soft_method.get();
   const std::vector<int64_t> ids = {ptune_test::kBos, 403, 407, 261, 378};
   const at::Tensor t = at::tensor(ids, kLong).unsqueeze(0);
   std::vector<int64_t> lengths;
@@ -108,12 +113,13 @@ TEST_F(GenerationTest, KvCacheGreedyEqualsFullRecompute) {
   const std::vector<int64_t> expected = recomputeGreedy(soft, ids, 30);
   EXPECT_EQ(row(tokens, 0), expected);
   // The soft prompt matters: without it the continuation differs somewhere.
-  const at::Tensor plain = run(at::Tensor(), t, at::ones_like(t), {}, greedy(30), lengths);
-  EXPECT_EQ(row(plain, 0), recomputeGreedy(at::Tensor(), ids, 30));
+  const at::Tensor plain = run(nullptr, t, at::ones_like(t), {}, greedy(30), lengths);
+  EXPECT_EQ(row(plain, 0), recomputeGreedy(nullptr, ids, 30));
 }
 
 TEST_F(GenerationTest, LeftPaddedBatchRowsEqualRowsAlone) {
-  const at::Tensor soft = softPrompt(5, 2);
+  const auto soft_method = softPrompt(5, 2);
+  const prompt::PromptMethodImpl* soft = soft_method.get();
   const std::vector<int64_t> lily = ptune_test::lilyWithBos();
   const std::vector<std::vector<int64_t>> rows = {
       {lily.begin(), lily.begin() + 3}, {lily.begin(), lily.begin() + 9}, {1, 300, 290, 426, 317, 261}};
@@ -143,7 +149,8 @@ TEST_F(GenerationTest, LeftPaddedBatchRowsEqualRowsAlone) {
 }
 
 TEST_F(GenerationTest, EosStopsARowAndPadsTheRest) {
-  const at::Tensor soft = softPrompt(5, 3);
+  const auto soft_method = softPrompt(5, 3);
+  const prompt::PromptMethodImpl* soft = soft_method.get();
   const std::vector<int64_t> lily = ptune_test::lilyWithBos();
   at::Tensor ids = at::zeros({2, 4}, kLong), mask = at::ones({2, 4}, kLong);
   for (int64_t t = 0; t < 4; ++t) {
@@ -193,12 +200,12 @@ TEST_F(GenerationTest, PadIdOutsideTheVocabularyIsOnlyWritten) {
     ids[1][t] = lily[static_cast<size_t>(t + 8)];
   }
   std::vector<int64_t> lengths;
-  const std::vector<int64_t> free0 = row(run(at::Tensor(), ids, mask, {}, greedy(12), lengths), 0);
-  const std::vector<int64_t> free1 = row(run(at::Tensor(), ids, mask, {}, greedy(12), lengths), 1);
+  const std::vector<int64_t> free0 = row(run(nullptr, ids, mask, {}, greedy(12), lengths), 0);
+  const std::vector<int64_t> free1 = row(run(nullptr, ids, mask, {}, greedy(12), lengths), 1);
   const int64_t eos = free0[1];
   ASSERT_EQ(std::find(free1.begin(), free1.end(), eos), free1.end());
   at::Tensor tokens;
-  ASSERT_NO_THROW(tokens = run(at::Tensor(), ids, mask, {eos}, greedy(12, -1), lengths));
+  ASSERT_NO_THROW(tokens = run(nullptr, ids, mask, {eos}, greedy(12, -1), lengths));
   const int64_t stop0 = std::find(free0.begin(), free0.end(), eos) - free0.begin();
   EXPECT_EQ(lengths, (std::vector<int64_t>{stop0 + 1, 12}));
   EXPECT_EQ(row(tokens, 0)[static_cast<size_t>(stop0 + 1)], -1);
@@ -208,22 +215,22 @@ TEST_F(GenerationTest, PadIdOutsideTheVocabularyIsOnlyWritten) {
 TEST_F(GenerationTest, AllRowsFinishedAndEdgeCases) {
   const at::Tensor ids = at::tensor(std::vector<int64_t>{1, 403}, kLong).unsqueeze(0);
   std::vector<int64_t> lengths;
-  const std::vector<int64_t> free = row(run(at::Tensor(), ids, at::ones_like(ids), {}, greedy(5), lengths), 0);
-  const at::Tensor stopped = run(at::Tensor(), ids, at::ones_like(ids), {free[0]}, greedy(5, 0), lengths);
+  const std::vector<int64_t> free = row(run(nullptr, ids, at::ones_like(ids), {}, greedy(5), lengths), 0);
+  const at::Tensor stopped = run(nullptr, ids, at::ones_like(ids), {free[0]}, greedy(5, 0), lengths);
   EXPECT_EQ(lengths, std::vector<int64_t>{1});
   EXPECT_EQ(row(stopped, 0), (std::vector<int64_t>{free[0], 0, 0, 0, 0}));
 
-  const at::Tensor none = run(at::Tensor(), ids, at::ones_like(ids), {}, greedy(0), lengths);
+  const at::Tensor none = run(nullptr, ids, at::ones_like(ids), {}, greedy(0), lengths);
   EXPECT_EQ(none.numel(), 0);
   EXPECT_EQ(lengths, std::vector<int64_t>{0});
 
   const std::string too_long = ptune_test::thrownMessage<ptune::Error>(
-      [&] { run(softPrompt(5, 4), ids, at::ones_like(ids), {}, greedy(506), lengths); });
+      [&] { run(softPrompt(5, 4).get(), ids, at::ones_like(ids), {}, greedy(506), lengths); });
   EXPECT_NE(too_long.find("513 positions exceed max_position_embeddings 512"), std::string::npos)
       << too_long;
   GenerateOptions bad = sampling(0, 1.5);
   EXPECT_NE(ptune_test::thrownMessage<ptune::Error>(
-                [&] { run(at::Tensor(), ids, at::ones_like(ids), {}, bad, lengths); })
+                [&] { run(nullptr, ids, at::ones_like(ids), {}, bad, lengths); })
                 .find("top_p must lie in (0, 1]"),
             std::string::npos);
 }
@@ -325,7 +332,8 @@ TEST(SelectNextTokensTest, SameSeedSameTokens) {
 }
 
 TEST_F(GenerationTest, SampledGenerationIsReproducibleBySeed) {
-  const at::Tensor soft = softPrompt(5, 6);
+  const auto soft_method = softPrompt(5, 6);
+  const prompt::PromptMethodImpl* soft = soft_method.get();
   const at::Tensor ids = at::tensor(std::vector<int64_t>{1, 403, 407}, kLong).unsqueeze(0).repeat({2, 1});
   GenerateOptions o = sampling(40, 0.95, 1.0, 1234);
   o.max_new_tokens = 30;

@@ -4,8 +4,6 @@
 #include <gtest/gtest.h>
 
 #include <ATen/ATen.h>
-#include <torch/csrc/autograd/function.h>
-#include <torch/csrc/autograd/functions/accumulate_grad.h>
 
 #include <cmath>
 #include <iostream>
@@ -18,7 +16,7 @@
 #include "io/safetensors.h"
 #include "loss/linear_cross_entropy.h"
 #include "models/llama.h"
-#include "prompt/soft_prompt.h"
+#include "internal_support.h"
 #include "test_support.h"
 
 namespace {
@@ -30,36 +28,20 @@ namespace prompt = ptune::prompt;
 const auto kDouble = at::TensorOptions().dtype(at::kDouble);
 const auto kLong = at::TensorOptions().dtype(at::kLong);
 
-/// Mean prompt-tuning loss as api/ptune.cpp computes it: prompt (P, C); ids, mask, labels (B, T);
-/// labels padded by P ignored positions, then shifted by one (position s predicts label s+1).
-at::Tensor promptLoss(const Llama& model, const at::Tensor& prompt_embeddings, const at::Tensor& ids,
-                      const at::Tensor& mask, const at::Tensor& labels) {
-  const prompt::PromptedInput input = prompt::prependPrompt(model, prompt_embeddings, ids, mask);
-  const at::Tensor hidden = model.forward(input.embeds, input.positions, input.key_mask, nullptr);
-  const at::Tensor padded = prompt::padLabels(labels, prompt_embeddings.size(0));  // (B, P+T)
-  const int64_t S = hidden.size(1), C = hidden.size(2);
-  const at::Tensor h = hidden.narrow(1, 0, S - 1).reshape({-1, C});  // (B*(S-1), C)
-  const at::Tensor y = padded.narrow(1, 1, S - 1).reshape({-1});     // (B*(S-1))
-  const int64_t n = y.ne(prompt::kIgnoreIndex).sum().item<int64_t>();
-  return linearCrossEntropySum(h, model.lmHead(), y) / static_cast<double>(n);
+/// Mean prompt-tuning loss as api/ptune.cpp computes it, for a prompt-tuning method ...
+at::Tensor promptLoss(const Llama& model, const prompt::PromptMethodImpl& method,
+                      const at::Tensor& ids, const at::Tensor& mask, const at::Tensor& labels) {
+  return ptune_test::methodLoss(model, &method, ids, mask, labels);
 }
 
-/// Every leaf that backward from `root` would accumulate a gradient into.
-std::vector<at::Tensor> gradientLeaves(const at::Tensor& root) {
-  std::vector<at::Tensor> leaves;
-  std::set<torch::autograd::Node*> seen;
-  std::vector<torch::autograd::Node*> stack = {root.grad_fn().get()};
-  while (!stack.empty()) {
-    torch::autograd::Node* node = stack.back();
-    stack.pop_back();
-    if (node == nullptr || !seen.insert(node).second) continue;
-    if (auto* acc = dynamic_cast<torch::autograd::AccumulateGrad*>(node)) {
-      leaves.push_back(acc->variable);
-    }
-    for (const auto& edge : node->next_edges()) stack.push_back(edge.function.get());
-  }
-  return leaves;
+/// ... or for the values of a prompt (P, C) (a method holding a copy; no gradient reaches them).
+at::Tensor promptLoss(const Llama& model, const at::Tensor& prompt_embeddings, const at::Tensor& ids,
+                      const at::Tensor& mask, const at::Tensor& labels) {
+  const auto method = ptune_test::promptTuningWith(prompt_embeddings);
+  return ptune_test::methodLoss(model, method.get(), ids, mask, labels);
 }
+
+using ptune_test::gradientLeaves;
 
 class GradientTest : public ::testing::Test {
  protected:
@@ -69,28 +51,8 @@ class GradientTest : public ::testing::Test {
   }
   static void TearDownTestSuite() { delete model_; }
 
-  /// A batch of B = 2, T = 12: row 0 full (first two labels ignored, as for an instruction);
-  /// row 1 right-padded after 8 tokens (padding ids arbitrary, labels -100, mask 0).
   static void batch(at::Tensor& ids, at::Tensor& mask, at::Tensor& labels) {
-    const std::vector<int64_t> lily = ptune_test::lilyWithBos();
-    const int64_t T = 12;
-    ids = at::zeros({2, T}, kLong);
-    mask = at::zeros({2, T}, kLong);
-    labels = at::full({2, T}, prompt::kIgnoreIndex, kLong);
-    for (int64_t t = 0; t < T; ++t) {
-      ids[0][t] = lily[static_cast<size_t>(t)];
-      mask[0][t] = 1;
-      if (t >= 2) labels[0][t] = lily[static_cast<size_t>(t)];
-    }
-    for (int64_t t = 0; t < T; ++t) {
-      if (t < 8) {
-        ids[1][t] = lily[static_cast<size_t>(t + 4)];
-        mask[1][t] = 1;
-        labels[1][t] = lily[static_cast<size_t>(t + 4)];
-      } else {
-        ids[1][t] = 5 + t;  // padding
-      }
-    }
+    ptune_test::paddedBatch(ids, mask, labels);
   }
 
   static Llama* model_;
@@ -105,8 +67,9 @@ TEST_F(GradientTest, PromptGradientMatchesCentralDifferences) {
   batch(ids, mask, labels);
   const at::Tensor p0 = at::randn({P, C}, kDouble) * 0.3;
 
-  at::Tensor prompt_param = p0.clone().set_requires_grad(true);
-  const at::Tensor loss = promptLoss(*model_, prompt_param, ids, mask, labels);
+  const auto method = ptune_test::promptTuningWith(p0);
+  const at::Tensor prompt_param = method->parameter("embedding").tensor;  // the trainable leaf
+  const at::Tensor loss = promptLoss(*model_, *method, ids, mask, labels);
   loss.backward();
   const at::Tensor grad = prompt_param.grad();
   ASSERT_TRUE(grad.defined());
@@ -143,11 +106,13 @@ TEST_F(GradientTest, PaddingAndIgnoredLabelsDoNotContribute) {
   batch(ids, mask, labels);
   const at::Tensor p0 = at::randn({P, C}, kDouble) * 0.3;
   // Changing padding ids (mask 0, label -100) leaves loss and gradient unchanged.
-  at::Tensor a = p0.clone().set_requires_grad(true), b = p0.clone().set_requires_grad(true);
-  const at::Tensor loss_a = promptLoss(*model_, a, ids, mask, labels);
+  const auto method_a = ptune_test::promptTuningWith(p0), method_b = ptune_test::promptTuningWith(p0);
+  const at::Tensor a = method_a->parameter("embedding").tensor;
+  const at::Tensor b = method_b->parameter("embedding").tensor;
+  const at::Tensor loss_a = promptLoss(*model_, *method_a, ids, mask, labels);
   at::Tensor other_ids = ids.clone();
   other_ids[1].narrow(0, 8, 4).fill_(300);
-  const at::Tensor loss_b = promptLoss(*model_, b, other_ids, mask, labels);
+  const at::Tensor loss_b = promptLoss(*model_, *method_b, other_ids, mask, labels);
   loss_a.backward();
   loss_b.backward();
   EXPECT_NEAR(loss_a.item<double>(), loss_b.item<double>(), 1e-12);
@@ -170,8 +135,9 @@ TEST_F(GradientTest, FrozenWeightsNeverReceiveGradients) {
   at::manual_seed(9);
   at::Tensor ids, mask, labels;
   batch(ids, mask, labels);
-  at::Tensor prompt_param = (at::randn({4, 64}, kDouble) * 0.3).set_requires_grad(true);
-  const at::Tensor loss = promptLoss(*model_, prompt_param, ids, mask, labels);
+  const auto method = ptune_test::promptTuningWith(at::randn({4, 64}, kDouble) * 0.3);
+  const at::Tensor prompt_param = method->parameter("embedding").tensor;
+  const at::Tensor loss = promptLoss(*model_, *method, ids, mask, labels);
   // The only leaf in the graph is the prompt: no weight-gradient work can ever be scheduled.
   const std::vector<at::Tensor> leaves = gradientLeaves(loss);
   ASSERT_EQ(leaves.size(), 1u);
@@ -184,8 +150,9 @@ TEST_F(GradientTest, FrozenWeightsNeverReceiveGradients) {
   // The same holds for the fp32 model whose weights alias the memory-mapped file.
   const ptune::io::WeightStore weights(ptune_test::kStoriesDir);
   const Llama fp32(weights, ptune_test::stories260kConfig(), at::kFloat);
-  at::Tensor p32 = prompt_param.detach().to(at::kFloat).set_requires_grad(true);
-  const at::Tensor loss32 = promptLoss(fp32, p32, ids, mask, labels);
+  const auto method32 = ptune_test::promptTuningWith(prompt_param.detach().to(at::kFloat));
+  const at::Tensor p32 = method32->parameter("embedding").tensor;
+  const at::Tensor loss32 = promptLoss(fp32, *method32, ids, mask, labels);
   const std::vector<at::Tensor> leaves32 = gradientLeaves(loss32);
   ASSERT_EQ(leaves32.size(), 1u);
   loss32.backward();

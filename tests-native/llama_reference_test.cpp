@@ -279,7 +279,7 @@ TEST_F(LlamaReferenceTest, LogitsMatchLlama2cReference) {
   const int64_t T = static_cast<int64_t>(ids.size()), V = 512;
   const std::vector<int64_t> mask(ids.size(), 1);
   std::vector<float> ours(static_cast<size_t>(T * V));
-  model_->logits(nullptr, 0, ids.data(), mask.data(), 1, T, ours.data());
+  model_->logits(nullptr, ids.data(), mask.data(), 1, T, ours.data());
 
   Llama2cRunner runner(*weights_);
   std::vector<std::vector<float>> inputs;
@@ -315,7 +315,7 @@ TEST_F(LlamaReferenceTest, PaddedBatchRowsMatchReference) {
   batch[10] = 77;  // padding ids must not matter
   batch[T] = 311;
   std::vector<float> ours(static_cast<size_t>(2 * T * V));
-  model_->logits(nullptr, 0, batch.data(), mask.data(), 2, T, ours.data());
+  model_->logits(nullptr, batch.data(), mask.data(), 2, T, ours.data());
 
   Llama2cRunner row0(*weights_), row1(*weights_);
   std::vector<std::vector<float>> in0, in1;
@@ -337,7 +337,7 @@ TEST_F(LlamaReferenceTest, GreedyGenerationMatchesReference) {
   options.top_p = 1.0;
   options.pad_token_id = 0;
   std::vector<int64_t> ours(N), lengths(1);
-  model_->generate(nullptr, 0, &bos, &one, 1, 1, nullptr, 0, options, ours.data(), lengths.data());
+  model_->generate(nullptr, &bos, &one, 1, 1, nullptr, 0, options, ours.data(), lengths.data());
   EXPECT_EQ(lengths[0], N);
 
   Llama2cRunner runner(*weights_);
@@ -364,7 +364,13 @@ TEST_F(LlamaReferenceTest, SoftPromptLogitsMatchReferenceWithVectorInputs) {
   const int64_t T = static_cast<int64_t>(ids.size());
   const std::vector<int64_t> mask(ids.size(), 1);
   std::vector<float> ours(static_cast<size_t>((P + T) * V));
-  model_->logits(prompt.data(), P, ids.data(), mask.data(), 1, T, ours.data());
+  ptune::PromptSpec spec{};
+  spec.method = static_cast<int32_t>(ptune::PromptMethod::kPromptTuning);
+  spec.num_virtual_tokens = P;
+  ptune::PromptModel soft(*model_, spec, nullptr, 0);
+  soft.writeParameter("embedding", prompt.data());
+  ASSERT_EQ(model_->inputVirtualTokens(&soft), P);
+  model_->logits(&soft, ids.data(), mask.data(), 1, T, ours.data());
 
   Llama2cRunner runner(*weights_);
   std::vector<std::vector<float>> inputs;
@@ -379,7 +385,7 @@ TEST_F(LlamaReferenceTest, SoftPromptLogitsMatchReferenceWithVectorInputs) {
 
   // The prompt really changes the text logits (the comparison above is not vacuous).
   std::vector<float> plain(static_cast<size_t>(T * V));
-  model_->logits(nullptr, 0, ids.data(), mask.data(), 1, T, plain.data());
+  model_->logits(nullptr, ids.data(), mask.data(), 1, T, plain.data());
   double moved = 0.0;
   for (int64_t i = 0; i < T * V; ++i) {
     moved = std::max(moved, std::abs(static_cast<double>(plain[static_cast<size_t>(i)]) -
@@ -392,14 +398,21 @@ TEST_F(LlamaReferenceTest, FacadeRejectsBadInputsWithClearMessages) {
   const std::vector<int64_t> ids = {1, 512}, mask = {1, 1};
   std::vector<float> out(2 * 512);
   const std::string vocab = ptune_test::thrownMessage<std::runtime_error>(
-      [&] { model_->logits(nullptr, 0, ids.data(), mask.data(), 1, 2, out.data()); });
+      [&] { model_->logits(nullptr, ids.data(), mask.data(), 1, 2, out.data()); });
   EXPECT_NE(vocab.find("token id outside the vocabulary [0, 512)"),
             std::string::npos)
       << vocab;
+  // (The previous API's "prompt is null but P = 2" has no counterpart: the prompt is now a
+  // PromptModel handle. Its misuse: a prompt made for another model instance.)
   const std::vector<int64_t> ok = {1, 2};
-  const std::string no_prompt = ptune_test::thrownMessage<std::runtime_error>(
-      [&] { model_->logits(nullptr, 2, ok.data(), mask.data(), 1, 2, out.data()); });
-  EXPECT_NE(no_prompt.find("prompt is null but P = 2"), std::string::npos) << no_prompt;
+  ptune::PromptSpec spec{};
+  spec.method = static_cast<int32_t>(ptune::PromptMethod::kPromptTuning);
+  spec.num_virtual_tokens = 2;
+  const ptune::CausalLm other(ptune_test::kStoriesDir.c_str(), stories260kConfig());
+  const ptune::PromptModel foreign(other, spec, nullptr, 0);
+  const std::string wrong_model = ptune_test::thrownMessage<std::runtime_error>(
+      [&] { model_->logits(&foreign, ok.data(), mask.data(), 1, 2, out.data()); });
+  EXPECT_NE(wrong_model.find("the prompt belongs to another model"), std::string::npos) << wrong_model;
   const std::string missing_dir = ptune_test::thrownMessage<std::runtime_error>(
       [&] { ptune::CausalLm m("/nonexistent/model", stories260kConfig()); });
   EXPECT_NE(missing_dir.find("/nonexistent/model: not a directory"), std::string::npos)

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <algorithm>
 #include <exception>
 #include <string>
 #include <vector>
@@ -47,6 +48,67 @@ inline std::vector<int64_t> lilyWithBos() {
   std::vector<int64_t> ids = {kBos};
   ids.insert(ids.end(), kLilyIds.begin(), kLilyIds.end());
   return ids;
+}
+
+// "The cat sat on a green box and sang to the moon every night." (BOS first, tok512.bin)
+inline const std::vector<int64_t> kCatIds = {1, 291, 280, 294, 262, 294, 353, 261, 298, 276, 302, 268, 414, 444, 269,
+                                             296, 416, 428, 267, 265, 284, 414, 289, 344, 363, 297, 333, 415, 413, 426};
+// "Tom had a blue kite. He flew it high in the sky with his dad." (BOS first)
+inline const std::vector<int64_t> kTomIds = {1, 274, 287, 381, 261, 268, 421, 425, 411, 409, 275, 411, 426, 346, 272, 305,
+                                             424, 312, 270, 333, 415, 322, 265, 262, 433, 422, 335, 345, 279, 380, 426};
+
+/// A PromptSpec with every field set (unused ones zero).
+inline ptune::PromptSpec makeSpec(ptune::PromptMethod method, int64_t P, int64_t hidden = 0,
+                                  ptune::PromptEncoderType encoder = ptune::PromptEncoderType::kMlp,
+                                  int64_t encoder_layers = 0, bool projection = false,
+                                  int64_t seed = 0) {
+  ptune::PromptSpec s{};
+  s.method = static_cast<int32_t>(method);
+  s.num_virtual_tokens = P;
+  s.encoder_type = static_cast<int32_t>(encoder);
+  s.encoder_hidden_size = hidden;
+  s.encoder_num_layers = encoder_layers;
+  s.encoder_dropout = 0.0;
+  s.prefix_projection = projection;
+  s.seed = seed;
+  return s;
+}
+
+/// A right-padded micro-batch; labels = ids on real tokens (BOS ignored), -100 on padding.
+struct Batch {
+  std::vector<int64_t> ids, mask, labels;  // each (B, T)
+  int64_t B = 0, T = 0;
+};
+
+inline Batch makeBatch(const std::vector<std::vector<int64_t>>& rows) {
+  Batch b;
+  b.B = static_cast<int64_t>(rows.size());
+  for (const auto& r : rows) b.T = std::max<int64_t>(b.T, static_cast<int64_t>(r.size()));
+  for (const auto& r : rows) {
+    for (int64_t t = 0; t < b.T; ++t) {
+      const bool real = t < static_cast<int64_t>(r.size());
+      b.ids.push_back(real ? r[static_cast<size_t>(t)] : 0);
+      b.mask.push_back(real ? 1 : 0);
+      b.labels.push_back(real && t > 0 ? r[static_cast<size_t>(t)] : -100);
+    }
+  }
+  return b;
+}
+
+/// AdamW without weight decay or clipping, constant schedule.
+inline ptune::TrainOptions options(double lr, int64_t grad_accum, int64_t total_steps) {
+  ptune::TrainOptions o{};
+  o.learning_rate = lr;
+  o.weight_decay = 0.0;
+  o.adam_beta1 = 0.9;
+  o.adam_beta2 = 0.999;
+  o.adam_epsilon = 1e-8;
+  o.max_grad_norm = 0.0;
+  o.grad_accum = grad_accum;
+  o.total_steps = total_steps;
+  o.warmup_steps = 0;
+  o.schedule = static_cast<int32_t>(ptune::LrSchedule::kConstant);
+  return o;
 }
 
 /// The what() of the E that body throws, or "<no exception>" (other types propagate).

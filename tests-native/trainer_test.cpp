@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cmath>
 #include <iostream>
+#include <memory>
 #include <numeric>
 #include <vector>
 
@@ -24,48 +25,12 @@ constexpr int64_t kIgnore = -100;
 
 /// Ids of three short story lines (BOS first), from the llama2.c tokenizer tok512.bin.
 const std::vector<int64_t> kLily = ptune_test::lilyWithBos();
-// "The cat sat on a green box and sang to the moon every night."
-const std::vector<int64_t> kCat = {1, 291, 280, 294, 262, 294, 353, 261, 298, 276, 302, 268, 414, 444, 269,
-                                   296, 416, 428, 267, 265, 284, 414, 289, 344, 363, 297, 333, 415, 413, 426};
-// "Tom had a blue kite. He flew it high in the sky with his dad."
-const std::vector<int64_t> kTom = {1, 274, 287, 381, 261, 268, 421, 425, 411, 409, 275, 411, 426, 346, 272, 305,
-                                   424, 312, 270, 333, 415, 322, 265, 262, 433, 422, 335, 345, 279, 380, 426};
+const std::vector<int64_t>& kCat = ptune_test::kCatIds;
+const std::vector<int64_t>& kTom = ptune_test::kTomIds;
 
-/// A right-padded micro-batch; labels = ids on real tokens (BOS ignored), -100 on padding.
-struct Batch {
-  std::vector<int64_t> ids, mask, labels;  // each (B, T)
-  int64_t B = 0, T = 0;
-};
-
-Batch makeBatch(const std::vector<std::vector<int64_t>>& rows) {
-  Batch b;
-  b.B = static_cast<int64_t>(rows.size());
-  for (const auto& r : rows) b.T = std::max<int64_t>(b.T, static_cast<int64_t>(r.size()));
-  for (const auto& r : rows) {
-    for (int64_t t = 0; t < b.T; ++t) {
-      const bool real = t < static_cast<int64_t>(r.size());
-      b.ids.push_back(real ? r[static_cast<size_t>(t)] : 0);
-      b.mask.push_back(real ? 1 : 0);
-      b.labels.push_back(real && t > 0 ? r[static_cast<size_t>(t)] : kIgnore);
-    }
-  }
-  return b;
-}
-
-TrainOptions options(double lr, int64_t grad_accum, int64_t total_steps) {
-  TrainOptions o{};
-  o.learning_rate = lr;
-  o.weight_decay = 0.0;
-  o.adam_beta1 = 0.9;
-  o.adam_beta2 = 0.999;
-  o.adam_epsilon = 1e-8;
-  o.max_grad_norm = 0.0;
-  o.grad_accum = grad_accum;
-  o.total_steps = total_steps;
-  o.warmup_steps = 0;
-  o.schedule = static_cast<int32_t>(ptune::LrSchedule::kConstant);
-  return o;
-}
+using ptune_test::Batch;
+using ptune_test::makeBatch;
+using ptune_test::options;
 
 class TrainerTest : public ::testing::Test {
  protected:
@@ -81,13 +46,23 @@ class TrainerTest : public ::testing::Test {
     return out;
   }
 
+  /// A prompt-tuning PromptModel of P virtual tokens holding init (P, C).
+  static std::unique_ptr<ptune::PromptModel> softPrompt(const std::vector<float>& init, int64_t P) {
+    ptune::PromptSpec spec{};
+    spec.method = static_cast<int32_t>(ptune::PromptMethod::kPromptTuning);
+    spec.num_virtual_tokens = P;
+    auto prompt = std::make_unique<ptune::PromptModel>(*model_, spec, nullptr, 0);
+    prompt->writeParameter("embedding", init.data());
+    return prompt;
+  }
+
   static StepStats train(PromptTrainer& trainer, Batch& b) {
     return trainer.trainMicroBatch(b.ids.data(), b.mask.data(), b.labels.data(), b.B, b.T);
   }
 
-  static std::vector<float> prompt(const PromptTrainer& trainer) {
-    std::vector<float> out(static_cast<size_t>(trainer.numVirtualTokens() * kC));
-    trainer.readPrompt(out.data());
+  static std::vector<float> prompt(const ptune::PromptModel& soft) {
+    std::vector<float> out(static_cast<size_t>(soft.numVirtualTokens() * kC));
+    soft.readParameter("embedding", out.data());
     return out;
   }
 
@@ -107,8 +82,9 @@ TEST_F(TrainerTest, LossFallsOverThirtyStepsAndEvaluateAgrees) {
   Batch a = makeBatch({kLily, kTom});  // B = 2, Lily right-padded
   Batch b = makeBatch({kCat});
   const std::vector<float> init = textInit(P);
-  PromptTrainer trainer(*model_, init.data(), P, options(0.1, 2, 30));
-  EXPECT_EQ(trainer.numVirtualTokens(), P);
+  const auto soft = softPrompt(init, P);
+  PromptTrainer trainer(*model_, *soft, options(0.1, 2, 30));
+  EXPECT_EQ(soft->numVirtualTokens(), P);
 
   std::vector<double> step_loss;
   for (int step = 0; step < 30; ++step) {
@@ -142,7 +118,7 @@ TEST_F(TrainerTest, LossFallsOverThirtyStepsAndEvaluateAgrees) {
   EXPECT_LT(mean(10), mean(0) - 0.1);
   EXPECT_LT(mean(20), mean(10) - 0.1);
   // The prompt moved away from its initialisation.
-  EXPECT_GT(maxDiff(prompt(trainer), init), 0.5);
+  EXPECT_GT(maxDiff(prompt(*soft), init), 0.5);
 }
 
 TEST_F(TrainerTest, FirstStepIsAdamWOnTheAveragedClippedGradient) {
@@ -154,23 +130,26 @@ TEST_F(TrainerTest, FirstStepIsAdamWOnTheAveragedClippedGradient) {
   std::vector<float> m(n), v(n);
   // The first AdamW step stores exp_avg = (1 - beta1) g and exp_avg_sq = (1 - beta2) g^2.
   auto gradientOf = [&](PromptTrainer& t) {
-    t.readMoments(m.data(), v.data());
+    t.readMoments("embedding", m.data(), v.data());
     std::vector<double> g(n);
     for (size_t i = 0; i < n; ++i) g[i] = m[i] / 0.1;
     for (size_t i = 0; i < n; ++i) EXPECT_NEAR(v[i], 0.001 * g[i] * g[i], 2e-6 * v[i] + 1e-20);
     return g;
   };
-  PromptTrainer only_a(*model_, init.data(), P, options(0.01, 1, 10));
+  const auto soft_a = softPrompt(init, P);
+  PromptTrainer only_a(*model_, *soft_a, options(0.01, 1, 10));
   ASSERT_TRUE(train(only_a, a).optimizer_stepped);
   const std::vector<double> ga = gradientOf(only_a);
-  PromptTrainer only_b(*model_, init.data(), P, options(0.01, 1, 10));
+  const auto soft_b = softPrompt(init, P);
+  PromptTrainer only_b(*model_, *soft_b, options(0.01, 1, 10));
   ASSERT_TRUE(train(only_b, b).optimizer_stepped);
   const std::vector<double> gb = gradientOf(only_b);
 
   // grad_accum 2: the gradient is the mean of the micro-batch gradients; weight decay applies.
   TrainOptions o = options(0.01, 2, 10);
   o.weight_decay = 0.5;
-  PromptTrainer both(*model_, init.data(), P, o);
+  const auto soft_both = softPrompt(init, P);
+  PromptTrainer both(*model_, *soft_both, o);
   train(both, a);
   const StepStats s = train(both, b);
   ASSERT_TRUE(s.optimizer_stepped);
@@ -182,7 +161,7 @@ TEST_F(TrainerTest, FirstStepIsAdamWOnTheAveragedClippedGradient) {
     g_scale = std::max(g_scale, std::abs(g[i]));
   }
   EXPECT_NEAR(s.grad_norm, std::sqrt(norm), 1e-4 * std::sqrt(norm));
-  const std::vector<float> p1 = prompt(both);
+  const std::vector<float> p1 = prompt(*soft_both);
   for (size_t i = 0; i < n; ++i) {
     const double expected = init[i] * (1 - 0.01 * 0.5) - 0.01 * g[i] / (std::abs(g[i]) + 1e-8);
     EXPECT_NEAR(p1[i], expected, 2e-6) << i;
@@ -191,7 +170,8 @@ TEST_F(TrainerTest, FirstStepIsAdamWOnTheAveragedClippedGradient) {
   // Clipping: the moments see the clipped gradient, grad_norm reports the norm before it.
   TrainOptions clipped = options(0.01, 2, 10);
   clipped.max_grad_norm = 0.1 * std::sqrt(norm);
-  PromptTrainer c(*model_, init.data(), P, clipped);
+  const auto soft_c = softPrompt(init, P);
+  PromptTrainer c(*model_, *soft_c, clipped);
   train(c, a);
   const StepStats sc = train(c, b);
   EXPECT_NEAR(sc.grad_norm, std::sqrt(norm), 1e-4 * std::sqrt(norm));
@@ -210,23 +190,29 @@ TEST_F(TrainerTest, RestoreRoundTrip) {
   o.warmup_steps = 2;
   o.max_grad_norm = 1.0;
   const std::vector<float> init = textInit(P);
-  PromptTrainer original(*model_, init.data(), P, o);
+  const auto soft_original = softPrompt(init, P);
+  PromptTrainer original(*model_, *soft_original, o);
   for (int i = 0; i < 3; ++i) {
     train(original, a);
     train(original, b);
   }
   const size_t n = static_cast<size_t>(P * kC);
-  const std::vector<float> saved_prompt = prompt(original);
+  const std::vector<float> saved_prompt = prompt(*soft_original);
   std::vector<float> saved_m(n), saved_v(n);
-  original.readMoments(saved_m.data(), saved_v.data());
+  original.readMoments("embedding", saved_m.data(), saved_v.data());
 
   std::vector<float> other_init(n, 0.05f);
-  PromptTrainer resumed(*model_, other_init.data(), P, o);
+  const auto soft_resumed = softPrompt(other_init, P);
+  PromptTrainer resumed(*model_, *soft_resumed, o);
   train(resumed, a);  // a pending half-accumulated gradient that restore must discard
-  resumed.restore(saved_prompt.data(), saved_m.data(), saved_v.data(), 3);
-  EXPECT_EQ(prompt(resumed), saved_prompt);
+  // Restore = parameters, moments, then the step counter (which resets accumulation).
+  soft_resumed->writeParameter("embedding", saved_prompt.data());
+  resumed.writeMoments("embedding", saved_m.data(), saved_v.data());
+  resumed.setOptimizerStep(3);
+  EXPECT_EQ(resumed.optimizerStep(), 3);
+  EXPECT_EQ(prompt(*soft_resumed), saved_prompt);
   std::vector<float> m(n), v(n);
-  resumed.readMoments(m.data(), v.data());
+  resumed.readMoments("embedding", m.data(), v.data());
   EXPECT_EQ(m, saved_m);
   EXPECT_EQ(v, saved_v);
 
@@ -242,24 +228,25 @@ TEST_F(TrainerTest, RestoreRoundTrip) {
     EXPECT_DOUBLE_EQ(rb.learning_rate, 0.05 * (10.0 - (3 + i)) / 8.0);  // linear, warmup 2
     EXPECT_NEAR(rb.grad_norm, ob.grad_norm, 1e-5 * ob.grad_norm);
   }
-  EXPECT_LE(maxDiff(prompt(resumed), prompt(original)), 1e-6);
-  EXPECT_GT(maxDiff(prompt(resumed), saved_prompt), 1e-3);  // and training went on
+  EXPECT_LE(maxDiff(prompt(*soft_resumed), prompt(*soft_original)), 1e-6);
+  EXPECT_GT(maxDiff(prompt(*soft_resumed), saved_prompt), 1e-3);  // and training went on
 }
 
 TEST_F(TrainerTest, BadInputFailsWithClearMessages) {
   const std::vector<float> init = textInit(4);
   for (int64_t P : {0, -3}) {
     const std::string message = thrownMessage<std::runtime_error>(
-        [&] { PromptTrainer t(*model_, init.data(), P, options(0.1, 1, 10)); });
+        [&] { const auto p = softPrompt(init, P); });
     EXPECT_NE(message.find("num_virtual_tokens must be positive, got " + std::to_string(P)),
               std::string::npos)
         << message;
   }
+  const auto soft = softPrompt(init, 4);
   const std::string accum = thrownMessage<std::runtime_error>(
-      [&] { PromptTrainer t(*model_, init.data(), 4, options(0.1, 0, 10)); });
+      [&] { PromptTrainer t(*model_, *soft, options(0.1, 0, 10)); });
   EXPECT_NE(accum.find("grad_accum must be >= 1"), std::string::npos) << accum;
 
-  PromptTrainer trainer(*model_, init.data(), 4, options(0.1, 1, 10));
+  PromptTrainer trainer(*model_, *soft, options(0.1, 1, 10));
   for (int64_t bad_id : {512, -1}) {
     Batch bad = makeBatch({kLily});
     bad.ids[3] = bad_id;
@@ -287,7 +274,7 @@ TEST_F(TrainerTest, BadInputFailsWithClearMessages) {
       << label_range;
 
   // Failed calls leave the trainer untouched: the prompt is unchanged, no step was counted.
-  EXPECT_EQ(prompt(trainer), init);
+  EXPECT_EQ(prompt(*soft), init);
   Batch good = makeBatch({kLily});
   const StepStats s = train(trainer, good);
   EXPECT_TRUE(s.optimizer_stepped);

@@ -209,11 +209,13 @@ class PromptTrainer {
                      int64_t T) const;
 
   /// AdamW moments of one parameter for checkpoints: each is the parameter's numel floats
-  /// (zeros before its first update).
+  /// (zeros before its first update). Bias correction counts steps per parameter, as
+  /// torch.optim.AdamW does, so layers unfrozen in stage 2 start their own count at 1.
   void readMoments(const char* name, float* exp_avg, float* exp_avg_sq) const;
   void writeMoments(const char* name, const float* exp_avg, const float* exp_avg_sq);
   int64_t optimizerStep() const;
-  /// Resumes the counters of a checkpoint (optimizer steps taken).
+  /// Resumes the counters of a checkpoint (optimizer steps taken; every parameter's AdamW
+  /// bias-correction step is set to it) and discards a half-accumulated gradient.
   void setOptimizerStep(int64_t step);
 
  private:

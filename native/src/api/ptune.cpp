@@ -284,6 +284,9 @@ struct PromptTrainer::Impl {
   TrainOptions options;
   struct Moments {
     at::Tensor exp_avg, exp_avg_sq;
+    // AdamW updates applied to this parameter (torch's per-parameter state['step']): layers
+    // unfrozen in stage 2 start their bias correction at 1, not at the run's step count.
+    int64_t step = 0;
   };
   std::map<std::string, Moments> moments;
   int64_t micro_steps = 0;
@@ -293,7 +296,8 @@ struct PromptTrainer::Impl {
     auto it = moments.find(p.name);
     if (it == moments.end()) {
       it = moments.emplace(p.name, Moments{at::zeros_like(p.tensor, at::TensorOptions().requires_grad(false)),
-                                           at::zeros_like(p.tensor, at::TensorOptions().requires_grad(false))})
+                                           at::zeros_like(p.tensor, at::TensorOptions().requires_grad(false)),
+                                           0})
                .first;
     }
     return it->second;
@@ -360,8 +364,9 @@ StepStats PromptTrainer::trainMicroBatch(const int64_t* ids, const int64_t* mask
       prompt::NamedParameter& p = *trainable[i];
       const double lr = (p.learning_rate > 0 ? p.learning_rate : s.options.learning_rate) * factor;
       Impl::Moments& m = s.momentsOf(p);
+      m.step += 1;
       at::Tensor param = p.tensor.detach();  // shares storage: the update lands in the parameter
-      optim::adamwStep(param, grads[i], m.exp_avg, m.exp_avg_sq, s.optimizer_steps,
+      optim::adamwStep(param, grads[i], m.exp_avg, m.exp_avg_sq, m.step,
                        {lr, s.options.adam_beta1, s.options.adam_beta2, s.options.adam_epsilon,
                         s.options.weight_decay});
       grads[i].zero_();
@@ -407,6 +412,7 @@ void PromptTrainer::writeMoments(const char* name, const float* exp_avg, const f
     PTUNE_CHECK(exp_avg != nullptr && exp_avg_sq != nullptr, "moments of '", name, "' are null");
     m.exp_avg.copy_(at::from_blob(const_cast<float*>(exp_avg), p.tensor.sizes(), opts));
     m.exp_avg_sq.copy_(at::from_blob(const_cast<float*>(exp_avg_sq), p.tensor.sizes(), opts));
+    m.step = s.optimizer_steps;  // checkpoint moments: updated at every step so far
   });
 }
 
@@ -417,6 +423,13 @@ void PromptTrainer::setOptimizerStep(int64_t step) {
     PTUNE_CHECK(step >= 0, "checkpoint step must be >= 0");
     impl_->optimizer_steps = step;
     impl_->micro_steps = step * impl_->options.grad_accum;
+    // Restored moments were updated at every step of the checkpointed run. (A stage-2 run's
+    // layers joined later; their own count is not in the checkpoint, so it is approximated.)
+    for (auto& [name, m] : impl_->moments) m.step = step;
+    // A half-accumulated gradient belongs to the run being replaced: discard it.
+    for (auto* p : impl_->prompt.all()) {
+      if (p->tensor.grad().defined()) p->tensor.mutable_grad().zero_();
+    }
   });
 }
 
