@@ -266,3 +266,22 @@ TEST_F(MethodTrainerTest, EveryMethodLowersTheTrainingLoss) {
 }
 
 }  // namespace
+
+// Java closes handles in any order (try-with-resources closes the model last, but a user may
+// not): a prompt keeps its model alive and a trainer its prompt, so nothing dangles.
+TEST(HandleLifetimeTest, TrainerOutlivesItsModelAndPromptHandles) {
+  auto model = std::make_unique<ptune::CausalLm>(ptune_test::kStoriesDir.c_str(),
+                                                 ptune_test::stories260kConfig());
+  auto prompt = std::make_unique<PromptModel>(
+      *model, makeSpec(PromptMethod::kPrefixTuning, 3), nullptr, 0);
+  auto trainer = std::make_unique<PromptTrainer>(*model, *prompt, options(1e-2, 1, 10));
+  model.reset();
+  prompt.reset();
+  Batch batch = makeBatch({ptune_test::lilyWithBos()});
+  const ptune::StepStats first =
+      trainer->trainMicroBatch(batch.ids.data(), batch.mask.data(), batch.labels.data(), batch.B, batch.T);
+  const ptune::StepStats second =
+      trainer->trainMicroBatch(batch.ids.data(), batch.mask.data(), batch.labels.data(), batch.B, batch.T);
+  EXPECT_TRUE(std::isfinite(first.loss));
+  EXPECT_LT(second.loss, first.loss);
+}

@@ -144,7 +144,7 @@ class PromptModel {
   friend class CausalLm;
   friend class PromptTrainer;
   struct Impl;
-  std::unique_ptr<Impl> impl_;
+  std::shared_ptr<Impl> impl_;  // shared: prompts keep their model alive, trainers their prompt
 };
 
 /// A frozen causal LM loaded from Hugging Face safetensors (fp32/fp16/bf16 on disk;
@@ -186,7 +186,7 @@ class CausalLm {
   friend class PromptModel;
   friend class PromptTrainer;
   struct Impl;
-  std::unique_ptr<Impl> impl_;
+  std::shared_ptr<Impl> impl_;  // shared: prompts keep their model alive, trainers their prompt
 };
 
 /// Trains the trainable parameters of a PromptModel in front of a frozen CausalLm; holds the
@@ -220,7 +220,7 @@ class PromptTrainer {
 
  private:
   struct Impl;
-  std::unique_ptr<Impl> impl_;
+  std::shared_ptr<Impl> impl_;  // shared: prompts keep their model alive, trainers their prompt
 };
 
 }  // namespace ptune

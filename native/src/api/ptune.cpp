@@ -55,6 +55,7 @@ struct CausalLm::Impl {
 };
 
 struct PromptModel::Impl {
+  std::shared_ptr<const CausalLm::Impl> owner;  // keeps the base model alive
   const models::Llama& base;
   PromptMethod kind;
   std::unique_ptr<prompt::PromptMethodImpl> method;
@@ -92,7 +93,7 @@ CausalLm::CausalLm(const char* model_dir, const LlamaConfig& config) {
   impl_ = api::translated("loading the model", [&] {
     PTUNE_CHECK(model_dir != nullptr, "model directory is null");
     const io::WeightStore weights(model_dir);
-    return std::make_unique<Impl>(Impl{models::Llama(weights, config, at::kFloat)});
+    return std::make_shared<Impl>(Impl{models::Llama(weights, config, at::kFloat)});
   });
 }
 
@@ -170,7 +171,7 @@ PromptModel::PromptModel(const CausalLm& model, const PromptSpec& spec, const in
     if (block_sizes != nullptr) blocks.assign(block_sizes, block_sizes + num_blocks);
     PTUNE_CHECK(blocks.empty() || spec.method == static_cast<int32_t>(PromptMethod::kPromptTuning),
                 "prompt blocks (composite prompts) need the prompt-tuning method");
-    return std::make_unique<Impl>(Impl{base, static_cast<PromptMethod>(spec.method),
+    return std::make_shared<Impl>(Impl{model.impl_, base, static_cast<PromptMethod>(spec.method),
                                        prompt::createMethod(spec, dims, blocks), {}, {}});
   });
 }
@@ -280,6 +281,7 @@ void PromptModel::exportPeftEmbeddings(float* out) const {
 
 // ---------------------------------------------------------------------------------------
 struct PromptTrainer::Impl {
+  std::shared_ptr<PromptModel::Impl> owner;  // keeps the prompt (and its model) alive
   PromptModel::Impl& prompt;
   TrainOptions options;
   struct Moments {
@@ -313,7 +315,7 @@ PromptTrainer::PromptTrainer(const CausalLm& model, PromptModel& prompt, const T
     PTUNE_CHECK(options.total_steps >= 1, "total_steps must be >= 1, got ", options.total_steps);
     PTUNE_CHECK(options.schedule >= 0 && options.schedule <= 2, "unknown schedule ",
                 options.schedule);
-    return std::make_unique<Impl>(Impl{*prompt.impl_, options, {}, 0, 0});
+    return std::make_shared<Impl>(Impl{prompt.impl_, *prompt.impl_, options, {}, 0, 0});
   });
 }
 

@@ -19,6 +19,6 @@ public class PtuneNativePresets implements InfoMapper {
   public void map(InfoMap infoMap) {
     // The pimpl members are implementation details, not part of the binding.
     infoMap.put(new Info("ptune::CausalLm::Impl", "ptune::PromptTrainer::Impl").skip());
-    infoMap.put(new Info("std::unique_ptr<Impl>").skip());
+    infoMap.put(new Info("std::unique_ptr<Impl>", "std::shared_ptr<Impl>").skip());
   }
 }
