@@ -24,4 +24,19 @@ public final class TestPaths {
     public static Path alpacaEn() {
         return shared().resolve("data/alpaca_en/alpaca_data.json");
     }
+
+    /** The repository root (Surefire passes ptune.root). */
+    public static Path root() {
+        return Path.of(System.getProperty("ptune.root", "."));
+    }
+
+    /** tests-java/resources/peft: the tiny GQA Llama and the PEFT comparison files. */
+    public static Path peftResources() {
+        return root().resolve("tests-java/resources/peft");
+    }
+
+    /** The tiny random GQA Llama in Hugging Face layout (tests-java/peft/make_tiny_llama.py). */
+    public static Path tinyLlama() {
+        return peftResources().resolve("tiny-llama");
+    }
 }

@@ -3,31 +3,20 @@ package io.ptune.adapter;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import io.ptune.AdapterException;
-import io.ptune.ModelFormatException;
 import io.ptune.internal.JsonFiles;
 import io.ptune.model.LlamaArchitecture;
 import io.ptune.prompt.PromptInit;
 import io.ptune.prompt.PromptTuningConfig;
 import io.ptune.prompt.SoftPrompt;
 import io.ptune.adapter.Safetensors.FloatTensor;
-import io.ptune.adapter.Safetensors.SafetensorsFile;
-import java.io.IOException;
-import java.io.UncheckedIOException;
-import java.nio.file.AtomicMoveNotSupportedException;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.nio.file.StandardCopyOption;
-import java.util.ArrayList;
-import java.util.Arrays;
-import java.util.Comparator;
 import java.util.Iterator;
 import java.util.LinkedHashMap;
-import java.util.List;
 import java.util.Map;
 import java.util.Objects;
 import java.util.Set;
 import java.util.TreeSet;
-import java.util.stream.Stream;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -87,7 +76,7 @@ public record PeftAdapter(SoftPrompt prompt, String promptTuningInit, String pro
         return switch (init) {
             case TEXT -> new PeftAdapter(prompt, "TEXT", config.initText(), model, model);
             case SAMPLE_VOCAB -> new PeftAdapter(prompt, "SAMPLE_VOCAB", null, null, model);
-            case RANDOM, LABELS -> new PeftAdapter(prompt, "RANDOM", null, null, model);
+            case RANDOM, LABELS, FROM_ADAPTER -> new PeftAdapter(prompt, "RANDOM", null, null, model);
         };
     }
 
@@ -105,37 +94,17 @@ public record PeftAdapter(SoftPrompt prompt, String promptTuningInit, String pro
                     + " for a model with hidden_size " + architecture.hiddenSize());
         }
         Path target = dir.toAbsolutePath().normalize();
-        if (Files.exists(target) && !Files.isDirectory(target)) {
-            throw new AdapterException(target + " exists and is not a directory; choose another --out");
-        }
-        Path temp = null;
-        try {
-            Files.createDirectories(target.getParent());
-            temp = Files.createTempDirectory(target.getParent(), "." + target.getFileName() + ".tmp-");
-            Files.write(temp.resolve(CONFIG_FILE), JsonFiles.MAPPER.writeValueAsBytes(configJson(architecture)));
+        Map<String, AdapterFiles.FileWriter> files = new LinkedHashMap<>();
+        files.put(WEIGHTS_FILE, file -> {
             Map<String, FloatTensor> tensors = new LinkedHashMap<>();
             tensors.put(TENSOR_NAME, new FloatTensor(
                     new long[] {prompt.numVirtualTokens(), prompt.dim()}, prompt.values()));
-            Safetensors.write(temp.resolve(WEIGHTS_FILE), tensors, Map.of("format", "pt"));
-
-            if (!Files.exists(target) || isEmptyDirectory(target)) {
-                Files.deleteIfExists(target);
-                moveAtomically(temp, target);
-                temp = null;
-            } else {
-                // Weights first: a reader that sees the new config also sees the new weights.
-                moveAtomically(temp.resolve(WEIGHTS_FILE), target.resolve(WEIGHTS_FILE));
-                moveAtomically(temp.resolve(CONFIG_FILE), target.resolve(CONFIG_FILE));
-            }
-            LOG.info("saved prompt adapter ({} virtual tokens x {}) to {}", prompt.numVirtualTokens(),
-                    prompt.dim(), target);
-        } catch (IOException e) {
-            throw new AdapterException("cannot write the adapter to " + target + ": " + e, e);
-        } finally {
-            if (temp != null) {
-                deleteRecursively(temp);
-            }
-        }
+            Safetensors.write(file, tensors, Map.of("format", "pt"));
+        });
+        files.put(CONFIG_FILE, file -> Files.write(file, JsonFiles.MAPPER.writeValueAsBytes(configJson(architecture))));
+        AdapterFiles.writeAtomically(target, files);
+        LOG.info("saved prompt adapter ({} virtual tokens x {}) to {}", prompt.numVirtualTokens(),
+                prompt.dim(), target);
     }
 
     /** The adapter_config.json object: exactly the keys of PEFT's PromptTuningConfig, sorted as PEFT does. */
@@ -165,25 +134,20 @@ public record PeftAdapter(SoftPrompt prompt, String promptTuningInit, String pro
      */
     public static PeftAdapter load(Path dir, LlamaArchitecture architecture) {
         Objects.requireNonNull(architecture, "architecture");
-        if (!Files.isDirectory(dir)) {
-            throw new AdapterException("adapter directory " + dir + " does not exist; pass the folder"
-                    + " that holds adapter_config.json and adapter_model.safetensors");
-        }
+        JsonNode config = AdapterFiles.readConfig(dir);
         Path configFile = dir.resolve(CONFIG_FILE);
-        if (!Files.isRegularFile(configFile)) {
-            throw new AdapterException(dir + " has no " + CONFIG_FILE + "; is it a PEFT adapter"
-                    + " directory (what `ptune train --out` or PEFT's save_pretrained writes)?");
-        }
-        JsonNode config = JsonFiles.readObject(configFile, AdapterException::new, "");
         String peftType = textField(config, "peft_type", configFile);
         if (peftType == null) {
             throw new AdapterException(configFile + ": field 'peft_type' is required (PROMPT_TUNING)");
         }
         switch (peftType) {
             case "PROMPT_TUNING" -> { }
-            case "P_TUNING", "PREFIX_TUNING", "MULTITASK_PROMPT_TUNING", "ADAPTION_PROMPT", "CPT" ->
+            case "P_TUNING", "PREFIX_TUNING", PromptAdapter.DYNAMIC_PEFT_TYPE -> throw new AdapterException(configFile
+                    + ": peft_type " + peftType + " is not a plain soft prompt; load it with PromptAdapter.load,"
+                    + " which handles every prompt method");
+            case "MULTITASK_PROMPT_TUNING", "ADAPTION_PROMPT", "CPT" ->
                     throw new AdapterException(configFile + ": peft_type " + peftType
-                            + " is not supported yet; ptune loads PROMPT_TUNING adapters");
+                            + " is not supported; ptune loads PROMPT_TUNING, P_TUNING and PREFIX_TUNING adapters");
             default -> throw new AdapterException(configFile + ": peft_type " + peftType
                     + " is not a prompt-learning method; ptune loads PROMPT_TUNING adapters");
         }
@@ -232,31 +196,8 @@ public record PeftAdapter(SoftPrompt prompt, String promptTuningInit, String pro
     }
 
     private static float[] readPromptEmbeddings(Path dir, int numVirtualTokens, int tokenDim) {
-        Path weights = dir.resolve(WEIGHTS_FILE);
-        if (!Files.isRegularFile(weights)) {
-            String hint = Files.exists(dir.resolve("adapter_model.bin"))
-                    ? "; only adapter_model.bin (a PyTorch pickle) is there: re-save the adapter with"
-                            + " save_pretrained(dir, safe_serialization=True)"
-                    : "";
-            throw new AdapterException(dir + " has no " + WEIGHTS_FILE + hint);
-        }
-        try {
-            SafetensorsFile file = Safetensors.open(weights);
-            if (!file.tensors().containsKey(TENSOR_NAME)) {
-                throw new AdapterException(weights + " has no tensor '" + TENSOR_NAME + "'; it holds "
-                        + file.tensors().keySet());
-            }
-            FloatTensor tensor = file.readFloat(TENSOR_NAME);
-            if (!Arrays.equals(tensor.shape(), new long[] {numVirtualTokens, tokenDim})) {
-                throw new AdapterException(weights + ": tensor " + TENSOR_NAME + " has shape "
-                        + Arrays.toString(tensor.shape()) + " but adapter_config.json says"
-                        + " num_virtual_tokens " + numVirtualTokens + " and token_dim " + tokenDim
-                        + " ([" + numVirtualTokens + ", " + tokenDim + "] expected)");
-            }
-            return tensor.data();
-        } catch (ModelFormatException e) {
-            throw new AdapterException(e.getMessage(), e);
-        }
+        return PromptAdapter.readPromptEmbeddings(dir, new long[] {numVirtualTokens, tokenDim},
+                "adapter_config.json says num_virtual_tokens " + numVirtualTokens + " and token_dim " + tokenDim);
     }
 
     private static void warnAboutUnknownKeys(Path configFile, JsonNode config) {
@@ -273,61 +214,14 @@ public record PeftAdapter(SoftPrompt prompt, String promptTuningInit, String pro
     }
 
     private static String textField(JsonNode config, String field, Path file) {
-        JsonNode node = config.get(field);
-        if (JsonFiles.isAbsent(node)) {
-            return null;
-        }
-        if (!node.isTextual()) {
-            throw new AdapterException(file + ": field '" + field + "' must be a string, got " + node);
-        }
-        return node.asText();
+        return AdapterFiles.textField(config, field, file);
     }
 
     private static Integer optionalInt(JsonNode config, String field, Path file) {
-        JsonNode node = config.get(field);
-        if (JsonFiles.isAbsent(node)) {
-            return null;
-        }
-        if (!node.isIntegralNumber() || !node.canConvertToInt()) {
-            throw new AdapterException(file + ": field '" + field + "' must be an integer, got " + node);
-        }
-        return node.intValue();
+        return AdapterFiles.optionalInt(config, field, file);
     }
 
     private static int requiredPositiveInt(JsonNode config, String field, Path file) {
-        Integer value = optionalInt(config, field, file);
-        if (value == null) {
-            throw new AdapterException(file + ": field '" + field + "' is required but missing");
-        }
-        if (value <= 0) {
-            throw new AdapterException(file + ": field '" + field + "' must be positive, got " + value);
-        }
-        return value;
-    }
-
-    private static boolean isEmptyDirectory(Path dir) throws IOException {
-        try (Stream<Path> entries = Files.list(dir)) {
-            return entries.findAny().isEmpty();
-        }
-    }
-
-    private static void moveAtomically(Path from, Path to) throws IOException {
-        try {
-            Files.move(from, to, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
-        } catch (AtomicMoveNotSupportedException e) {
-            Files.move(from, to, StandardCopyOption.REPLACE_EXISTING);
-        }
-    }
-
-    private static void deleteRecursively(Path root) {
-        try (Stream<Path> paths = Files.walk(root)) {
-            List<Path> all = new ArrayList<>(paths.toList());
-            all.sort(Comparator.reverseOrder());
-            for (Path path : all) {
-                Files.deleteIfExists(path);
-            }
-        } catch (IOException | UncheckedIOException e) {
-            LOG.warn("could not remove temporary directory {}: {}", root, e.toString());
-        }
+        return AdapterFiles.requiredPositiveInt(config, field, file);
     }
 }

@@ -2,9 +2,9 @@ package io.ptune.cli;
 
 import io.ptune.InvalidConfigException;
 import io.ptune.PtuneException;
-import io.ptune.adapter.PeftAdapter;
+import io.ptune.adapter.PromptAdapter;
 import io.ptune.model.CausalLm;
-import io.ptune.prompt.SoftPrompt;
+import io.ptune.prompt.PromptModule;
 import java.io.PrintWriter;
 import java.nio.file.Path;
 import java.util.Map;
@@ -60,12 +60,15 @@ abstract class CliCommand implements Callable<Integer> {
         return spec.commandLine().getErr();
     }
 
-    /** The adapter's prompt, checked against the model, or null when no adapter is given. */
-    protected static SoftPrompt loadAdapter(Path adapterDir, CausalLm model) {
+    /**
+     * The adapter (any prompt method) loaded for inference and checked against the model, or null
+     * when no adapter is given. The caller closes it.
+     */
+    protected static PromptModule loadAdapter(Path adapterDir, CausalLm model) {
         if (adapterDir == null) {
             return null;
         }
-        return PeftAdapter.load(adapterDir, model.architecture()).prompt();
+        return PromptAdapter.load(adapterDir, model);
     }
 
     private int fail(String message, Exception e) {

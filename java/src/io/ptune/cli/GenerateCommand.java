@@ -7,7 +7,7 @@ import io.ptune.inference.Generation;
 import io.ptune.inference.Generator;
 import io.ptune.internal.JsonFiles;
 import io.ptune.model.CausalLm;
-import io.ptune.prompt.SoftPrompt;
+import io.ptune.prompt.PromptModule;
 import java.nio.file.Path;
 import java.util.List;
 import java.util.Map;
@@ -24,7 +24,7 @@ final class GenerateCommand extends CliCommand {
     @Option(names = "--model", required = true, paramLabel = "DIR", description = "Hugging Face model directory.")
     Path model;
 
-    @Option(names = "--adapter", paramLabel = "DIR", description = "PEFT prompt-tuning adapter directory.")
+    @Option(names = "--adapter", paramLabel = "DIR", description = "Adapter directory of any prompt method (PEFT layout).")
     Path adapter;
 
     @ArgGroup(exclusive = true, multiplicity = "1")
@@ -61,8 +61,8 @@ final class GenerateCommand extends CliCommand {
     protected int run() {
         GenerationConfig config = generationConfig();
         input.validate();
-        try (CausalLm lm = CausalLm.load(model)) {
-            SoftPrompt prompt = loadAdapter(adapter, lm);
+        try (CausalLm lm = CausalLm.load(model);
+                PromptModule prompt = loadAdapter(adapter, lm)) {
             long[] ids = input.tokenIds(lm.tokenizer());
             Generation generation = new Generator(lm, prompt, config).generate(List.of(ids)).get(0);
             if (json) {

@@ -4,7 +4,7 @@ import com.fasterxml.jackson.core.JsonGenerator;
 import io.ptune.internal.JsonFiles;
 import io.ptune.model.CausalLm;
 import io.ptune.model.Tokenizer;
-import io.ptune.prompt.SoftPrompt;
+import io.ptune.prompt.PromptModule;
 import java.io.IOException;
 import java.io.PrintWriter;
 import java.nio.file.Path;
@@ -28,7 +28,7 @@ final class LogitsCommand extends CliCommand {
     @Option(names = "--model", required = true, paramLabel = "DIR", description = "Hugging Face model directory.")
     Path model;
 
-    @Option(names = "--adapter", paramLabel = "DIR", description = "PEFT prompt-tuning adapter directory.")
+    @Option(names = "--adapter", paramLabel = "DIR", description = "Adapter directory of any prompt method (PEFT layout).")
     Path adapter;
 
     @ArgGroup(exclusive = true, multiplicity = "1")
@@ -36,17 +36,19 @@ final class LogitsCommand extends CliCommand {
 
     @Option(names = "--json",
             description = "Print {\"ids\", \"virtual_tokens\", \"logits\"} with one row of vocabulary"
-                    + " logits per position; without it, a readable top-" + TOP + " per position.")
+                    + " logits per position (virtual_tokens: input-level virtual positions, 0 for prefix"
+                    + " tuning); without it, a readable top-" + TOP + " per position.")
     boolean json;
 
     @Override
     protected int run() throws IOException {
         input.validate();
-        try (CausalLm lm = CausalLm.load(model)) {
-            SoftPrompt prompt = loadAdapter(adapter, lm);
+        try (CausalLm lm = CausalLm.load(model);
+                PromptModule prompt = loadAdapter(adapter, lm)) {
             long[] ids = input.tokenIds(lm.tokenizer());
             float[][] logits = lm.logits(prompt, ids);
-            int virtualTokens = prompt == null ? 0 : prompt.numVirtualTokens();
+            // Input-level virtual positions; a prefix lives in the keys and values, not in the rows.
+            int virtualTokens = prompt == null ? 0 : prompt.inputVirtualTokens();
             if (json) {
                 writeJson(out(), ids, virtualTokens, logits);
             } else {

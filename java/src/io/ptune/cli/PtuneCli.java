@@ -19,7 +19,7 @@ import picocli.CommandLine.Model.CommandSpec;
         name = "ptune",
         mixinStandardHelpOptions = true,
         version = "ptune 0.1.0",
-        description = "Prompt tuning of frozen Hugging Face causal LMs.",
+        description = "Prompt learning (prompt tuning, P-tuning, prefix tuning, composite and dynamic prompts) on frozen Hugging Face causal LMs.",
         subcommands = {TrainCommand.class, GenerateCommand.class, LogitsCommand.class},
         exitCodeOnInvalidInput = 1,
         exitCodeOnExecutionException = 1)

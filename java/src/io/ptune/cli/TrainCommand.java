@@ -1,28 +1,37 @@
 package io.ptune.cli;
 
-import io.ptune.adapter.PeftAdapter;
+import io.ptune.adapter.PromptAdapter;
 import io.ptune.data.AlpacaDataset;
 import io.ptune.model.CausalLm;
-import io.ptune.prompt.PromptInit;
+import io.ptune.prompt.CompositePromptConfig;
+import io.ptune.prompt.DynamicPromptConfig;
+import io.ptune.prompt.PTuningConfig;
+import io.ptune.prompt.PrefixTuningConfig;
+import io.ptune.prompt.PromptEncoderType;
+import io.ptune.prompt.PromptInitSpec;
+import io.ptune.prompt.PromptMethod;
+import io.ptune.prompt.PromptMethodConfig;
 import io.ptune.prompt.PromptTuningConfig;
 import io.ptune.train.LrSchedule;
 import io.ptune.train.MetricsWriter;
 import io.ptune.train.Trainer;
 import io.ptune.train.TrainingConfig;
 import io.ptune.train.TrainingSummary;
+import io.ptune.train.TwoStageConfig;
 import java.nio.file.Path;
-import java.util.Arrays;
-import java.util.List;
 import java.util.Locale;
 import java.util.Map;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
 
-/** {@code ptune train}: trains a soft prompt and writes it as a PEFT adapter. */
+/** {@code ptune train}: trains a prompt of any method and writes it as a PEFT-layout adapter. */
 @Command(name = "train", mixinStandardHelpOptions = true,
-        description = "Train a soft prompt on an Alpaca-style dataset; write a PEFT adapter.",
+        description = "Train a prompt (prompt tuning, P-tuning, prefix tuning, composite or dynamic) on an"
+                + " Alpaca-style dataset; write a PEFT-layout adapter.",
         exitCodeOnInvalidInput = 1, exitCodeOnExecutionException = 1)
 final class TrainCommand extends CliCommand {
+    private static final int DEFAULT_VIRTUAL_TOKENS = 20;
+
     @Option(names = "--model", required = true, paramLabel = "DIR",
             description = "Hugging Face model directory (config.json, tokenizer.json, model.safetensors).")
     Path model;
@@ -32,18 +41,65 @@ final class TrainCommand extends CliCommand {
     Path data;
 
     @Option(names = "--out", required = true, paramLabel = "DIR",
-            description = "Where to write the adapter (adapter_config.json, adapter_model.safetensors).")
+            description = "Where to write the adapter (adapter_config.json, adapter_model.safetensors, extra files).")
     Path out;
 
-    @Option(names = "--virtual-tokens", paramLabel = "N", defaultValue = "20",
-            description = "Number of virtual tokens (default: ${DEFAULT-VALUE}).")
-    int virtualTokens;
+    @Option(names = "--method", paramLabel = "METHOD", defaultValue = "prompt-tuning",
+            description = "prompt-tuning | p-tuning | prefix-tuning | composite | dynamic (default: ${DEFAULT-VALUE}).")
+    String method;
 
-    @Option(names = "--init", paramLabel = "SPEC", defaultValue = "random",
-            description = "random | vocab | text:\"...\" | labels:word1,word2 (default: ${DEFAULT-VALUE}).")
+    @Option(names = "--virtual-tokens", paramLabel = "N",
+            description = "Number of virtual tokens (prefix positions for prefix tuning; default: "
+                    + DEFAULT_VIRTUAL_TOKENS + "). Composite prompts take the sizes from --blocks.")
+    Integer virtualTokens;
+
+    @Option(names = "--init", paramLabel = "SPEC",
+            description = "random | vocab | text:\"...\" | labels:word1,word2 | from-adapter:DIR (default: random)."
+                    + " Not for prefix tuning; composite blocks set their own.")
     String init;
 
-    @Option(names = "--lr", paramLabel = "X", description = "Peak learning rate (default: 1e-2).")
+    @Option(names = "--encoder", paramLabel = "TYPE",
+            description = "P-tuning encoder: mlp | lstm (default: mlp).")
+    String encoder;
+
+    @Option(names = "--encoder-hidden-size", paramLabel = "N",
+            description = "P-tuning encoder / prefix projection width (default: token_dim, as PEFT).")
+    Integer encoderHiddenSize;
+
+    @Option(names = "--encoder-layers", paramLabel = "N", description = "P-tuning LSTM layers (default: 2).")
+    Integer encoderLayers;
+
+    @Option(names = "--encoder-dropout", paramLabel = "X", description = "P-tuning LSTM dropout (default: 0).")
+    Double encoderDropout;
+
+    @Option(names = "--prefix-projection", description = "Prefix tuning: reparameterise the prefix through an MLP.")
+    boolean prefixProjection;
+
+    @Option(names = "--generator-hidden-size", paramLabel = "N",
+            description = "Dynamic prompt generator width (default: the model's hidden size).")
+    Integer generatorHiddenSize;
+
+    @Option(names = "--blocks", paramLabel = "FILE",
+            description = "Composite prompt: JSON list of blocks {name, num_virtual_tokens, init, learning_rate,"
+                    + " frozen}; init takes the --init forms (a relative from-adapter:DIR is resolved against the"
+                    + " file's folder).")
+    Path blocks;
+
+    @Option(names = "--stage2-layers", paramLabel = "K",
+            description = "Two-stage training: after the prompt, also train the top K layers.")
+    Integer stage2Layers;
+
+    @Option(names = "--stage2-lr", paramLabel = "X", description = "Stage-2 layer learning rate (default: 1e-5).")
+    Double stage2Lr;
+
+    @Option(names = "--stage2-steps", paramLabel = "N", description = "Stage-2 optimizer steps.")
+    Long stage2Steps;
+
+    @Option(names = "--stage2-epochs", paramLabel = "N", description = "Stage-2 passes over the data (default: 1).")
+    Integer stage2Epochs;
+
+    @Option(names = "--lr", paramLabel = "X",
+            description = "Peak learning rate of the prompt (default: 1e-2; 3e-3 with --stage2-layers).")
     Double learningRate;
 
     @Option(names = "--epochs", paramLabel = "N", description = "Passes over the data (default: 1).")
@@ -94,6 +150,16 @@ final class TrainCommand extends CliCommand {
                 Map.entry("numVirtualTokens", "--virtual-tokens"),
                 Map.entry("initText", "--init"),
                 Map.entry("labelWords", "--init"),
+                Map.entry("initAdapter", "--init"),
+                Map.entry("encoderHiddenSize", "--encoder-hidden-size"),
+                Map.entry("encoderNumLayers", "--encoder-layers"),
+                Map.entry("encoderDropout", "--encoder-dropout"),
+                Map.entry("generatorHiddenSize", "--generator-hidden-size"),
+                Map.entry("blocks", "--blocks"),
+                Map.entry("stage2Layers", "--stage2-layers"),
+                Map.entry("stage2LearningRate", "--stage2-lr"),
+                Map.entry("stage2Steps", "--stage2-steps"),
+                Map.entry("stage2Epochs", "--stage2-epochs"),
                 Map.entry("learningRate", "--lr"),
                 Map.entry("epochs", "--epochs"),
                 Map.entry("maxSteps", "--max-steps"),
@@ -109,7 +175,7 @@ final class TrainCommand extends CliCommand {
     @Override
     protected int run() {
         // Validate every flag before the model is loaded, so typos fail fast.
-        PromptTuningConfig promptConfig = promptConfig();
+        PromptMethodConfig promptConfig = promptConfig();
         TrainingConfig trainingConfig = trainingConfig();
         AlpacaDataset dataset = AlpacaDataset.load(data);
 
@@ -120,42 +186,124 @@ final class TrainCommand extends CliCommand {
                 trainer.addListener(metrics);
             }
             TrainingSummary summary = trainer.train();
-            PeftAdapter.of(trainer.trainedPrompt(), promptConfig, model).save(out, lm.architecture());
-            out().printf(Locale.ROOT, "trained %d steps, loss %.4f -> %.4f, %.0f tokens/s; adapter written to %s%n",
-                    summary.steps(), summary.firstLoss(), summary.lastLoss(), summary.tokensPerSecond(), out);
+            PromptAdapter.save(trainer.prompt(), out);
+            out().printf(Locale.ROOT, "trained %d steps (%s, %d trainable parameters), loss %.4f -> %.4f, %.0f tokens/s;"
+                    + " adapter written to %s%n", summary.steps(), promptConfig.method().cliName(),
+                    trainer.prompt().trainableParameterCount(), summary.firstLoss(), summary.lastLoss(),
+                    summary.tokensPerSecond(), out);
             out().flush();
         }
         return 0;
     }
 
-    private PromptTuningConfig promptConfig() {
-        PromptTuningConfig.Builder builder = PromptTuningConfig.builder().numVirtualTokens(virtualTokens);
-        if (seed != null) {
-            builder.seed(seed);
+    /** The method's config from the flags; flags of another method are an error, not ignored. */
+    PromptMethodConfig promptConfig() {
+        PromptMethod kind = PromptMethod.parse(method);
+        rejectUnless(encoder != null || encoderLayers != null || encoderDropout != null,
+                kind == PromptMethod.P_TUNING, "--encoder, --encoder-layers and --encoder-dropout are", "p-tuning");
+        rejectUnless(encoderHiddenSize != null, kind == PromptMethod.P_TUNING || kind == PromptMethod.PREFIX_TUNING,
+                "--encoder-hidden-size is", "p-tuning and prefix-tuning");
+        rejectUnless(prefixProjection, kind == PromptMethod.PREFIX_TUNING, "--prefix-projection is", "prefix-tuning");
+        rejectUnless(generatorHiddenSize != null, kind == PromptMethod.DYNAMIC, "--generator-hidden-size is",
+                "dynamic");
+        rejectUnless(blocks != null, kind == PromptMethod.COMPOSITE, "--blocks is", "composite");
+        rejectUnless(init != null, kind != PromptMethod.PREFIX_TUNING && kind != PromptMethod.COMPOSITE,
+                "--init is", "prompt-tuning, p-tuning and dynamic (composite blocks set their own init in --blocks;"
+                        + " a prefix starts at random)");
+        rejectUnless(virtualTokens != null, kind != PromptMethod.COMPOSITE, "--virtual-tokens is",
+                "every method but composite (its blocks give their sizes in --blocks)");
+        int n = virtualTokens == null ? DEFAULT_VIRTUAL_TOKENS : virtualTokens;
+        PromptInitSpec initSpec;
+        try {
+            initSpec = init == null ? PromptInitSpec.random() : PromptInitSpec.parse(init, null);
+        } catch (IllegalArgumentException e) {
+            throw new IllegalArgumentException("--" + e.getMessage(), e);
         }
-        String spec = init.trim();
-        String lower = spec.toLowerCase(Locale.ROOT);
-        if (lower.equals("random")) {
-            builder.init(PromptInit.RANDOM);
-        } else if (lower.equals("vocab") || lower.equals("sample_vocab")) {
-            builder.init(PromptInit.SAMPLE_VOCAB);
-        } else if (lower.startsWith("text:")) {
-            builder.initText(stripQuotes(spec.substring("text:".length())));
-        } else if (lower.startsWith("labels:")) {
-            List<String> words = Arrays.stream(spec.substring("labels:".length()).split(","))
-                    .map(String::trim).toList();
-            builder.labelWords(words);
-        } else {
-            throw new IllegalArgumentException("--init '" + init + "' is not one of random, vocab,"
-                    + " text:\"...\", labels:word1,word2");
+        long promptSeed = seed == null ? 42 : seed;
+        return switch (kind) {
+            case PROMPT_TUNING -> PromptTuningConfig.builder().numVirtualTokens(n).initialization(initSpec)
+                    .seed(promptSeed).build();
+            case P_TUNING -> {
+                PTuningConfig.Builder builder = PTuningConfig.builder().numVirtualTokens(n).initialization(initSpec)
+                        .encoderType(encoderType()).seed(promptSeed);
+                if (encoderHiddenSize != null) {
+                    builder.encoderHiddenSize(encoderHiddenSize);
+                }
+                if (encoderLayers != null) {
+                    builder.encoderNumLayers(encoderLayers);
+                }
+                if (encoderDropout != null) {
+                    builder.encoderDropout(encoderDropout);
+                }
+                yield builder.build();
+            }
+            case PREFIX_TUNING -> {
+                PrefixTuningConfig.Builder builder = PrefixTuningConfig.builder().numVirtualTokens(n)
+                        .prefixProjection(prefixProjection).seed(promptSeed);
+                if (encoderHiddenSize != null) {
+                    builder.encoderHiddenSize(encoderHiddenSize);
+                }
+                yield builder.build();
+            }
+            case COMPOSITE -> {
+                if (blocks == null) {
+                    throw new IllegalArgumentException("--method composite needs --blocks FILE, a JSON list of"
+                            + " blocks like [{\"name\": \"base\", \"num_virtual_tokens\": 8}]");
+                }
+                yield CompositePromptConfig.builder().blocks(CompositePromptConfig.readBlocksFile(blocks))
+                        .seed(promptSeed).build();
+            }
+            case DYNAMIC -> {
+                DynamicPromptConfig.Builder builder = DynamicPromptConfig.builder().numVirtualTokens(n)
+                        .initialization(initSpec).seed(promptSeed);
+                if (generatorHiddenSize != null) {
+                    builder.generatorHiddenSize(generatorHiddenSize);
+                }
+                yield builder.build();
+            }
+        };
+    }
+
+    private PromptEncoderType encoderType() {
+        if (encoder == null) {
+            return PromptEncoderType.MLP;
         }
-        return builder.build();
+        try {
+            return PromptEncoderType.valueOf(encoder.trim().toUpperCase(Locale.ROOT));
+        } catch (IllegalArgumentException e) {
+            throw new IllegalArgumentException("--encoder '" + encoder + "' is not one of mlp, lstm");
+        }
+    }
+
+    private void rejectUnless(boolean given, boolean allowed, String flags, String methods) {
+        if (given && !allowed) {
+            throw new IllegalArgumentException(flags + " only used with --method " + methods + ", not with --method "
+                    + method + "; remove it or choose that method");
+        }
     }
 
     private TrainingConfig trainingConfig() {
         TrainingConfig.Builder builder = TrainingConfig.builder();
         if (learningRate != null) {
             builder.learningRate(learningRate);
+        } else if (stage2Layers != null) {
+            builder.learningRate(TwoStageConfig.DEFAULT_PROMPT_LEARNING_RATE);
+        }
+        if (stage2Layers != null) {
+            TwoStageConfig.Builder twoStage = TwoStageConfig.builder().layers(stage2Layers);
+            if (stage2Lr != null) {
+                twoStage.learningRate(stage2Lr);
+            }
+            if (stage2Steps != null) {
+                twoStage.steps(stage2Steps);
+            }
+            if (stage2Epochs != null) {
+                twoStage.epochs(stage2Epochs);
+            }
+            builder.twoStage(twoStage.build());
+        } else if (stage2Lr != null || stage2Steps != null || stage2Epochs != null) {
+            throw new IllegalArgumentException("--stage2-lr, --stage2-steps and --stage2-epochs need --stage2-layers K"
+                    + " (how many top layers to unfreeze in stage 2)");
         }
         if (epochs != null) {
             builder.epochs(epochs);
@@ -193,14 +341,5 @@ final class TrainCommand extends CliCommand {
             builder.maxGradNorm(maxGradNorm);
         }
         return builder.logEvery(logEvery).build();
-    }
-
-    private static String stripQuotes(String text) {
-        String trimmed = text.strip();
-        if (trimmed.length() >= 2 && (trimmed.startsWith("\"") && trimmed.endsWith("\"")
-                || trimmed.startsWith("'") && trimmed.endsWith("'"))) {
-            return trimmed.substring(1, trimmed.length() - 1);
-        }
-        return text;
     }
 }

@@ -5,6 +5,8 @@ import io.ptune.data.Batch;
 import io.ptune.data.Collator;
 import io.ptune.model.CausalLm;
 import io.ptune.nativebridge.DecodingOptions;
+import io.ptune.prompt.Prompt;
+import io.ptune.prompt.PromptModule;
 import io.ptune.prompt.SoftPrompt;
 import java.util.ArrayList;
 import java.util.List;
@@ -13,7 +15,9 @@ import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 /**
- * Generates text with a {@link CausalLm}, optionally behind a trained {@link SoftPrompt}.
+ * Generates text with a {@link CausalLm}, optionally behind a trained prompt of any method (a
+ * {@link PromptModule}, e.g. loaded with {@code PromptAdapter.load}) or a {@link SoftPrompt}.
+ * The prompt (or prefix) and the input are encoded once; decoding continues from the KV cache.
  *
  * <p>Several prompts run as one batch, left-padded so that every row's next token lands in the
  * same column; positions come from the mask, so each row generates exactly what it would alone.
@@ -24,19 +28,26 @@ public final class Generator {
     private static final Logger LOG = LoggerFactory.getLogger(Generator.class);
 
     private final CausalLm model;
-    private final SoftPrompt prompt;
+    private final SoftPrompt softPrompt;
+    private final PromptModule prompt;
     private final GenerationConfig config;
 
     /**
-     * @param prompt the soft prompt to put before every input, or null for the bare model
+     * @param prompt a {@link SoftPrompt}, or a {@link PromptModule} of this model (borrowed: it
+     *     must stay open while generating), or null for the bare model
      */
-    public Generator(CausalLm model, SoftPrompt prompt, GenerationConfig config) {
+    public Generator(CausalLm model, Prompt prompt, GenerationConfig config) {
         this.model = Objects.requireNonNull(model, "model");
         this.config = Objects.requireNonNull(config, "config");
-        if (prompt != null) {
-            model.checkPrompt(prompt);
+        if (prompt instanceof SoftPrompt soft) {
+            model.checkPrompt(soft);
+            this.softPrompt = soft;
+            this.prompt = null;
+        } else {
+            this.prompt = (PromptModule) prompt;
+            model.checkPromptModule(this.prompt);
+            this.softPrompt = null;
         }
-        this.prompt = prompt;
     }
 
     /** Continues each list of ids (used as given: no BOS is added). */
@@ -48,6 +59,15 @@ public final class Generator {
         for (long[] ids : promptIds) {
             model.checkTokenIds(ids);
         }
+        if (softPrompt != null) {
+            try (PromptModule fixed = PromptModule.fixed(model, softPrompt)) {
+                return generate(fixed, promptIds);
+            }
+        }
+        return generate(prompt, promptIds);
+    }
+
+    private List<Generation> generate(PromptModule prompt, List<long[]> promptIds) {
         long padId = model.padTokenId();
         Batch batch = new Collator(padId).leftPad(promptIds);
         int p = prompt == null ? 0 : prompt.numVirtualTokens();
@@ -60,7 +80,7 @@ public final class Generator {
         long[] eos = model.eosTokenIds().stream().mapToLong(Long::longValue).toArray();
         DecodingOptions options = new DecodingOptions(config.maxNewTokens(), config.greedy(),
                 config.temperature(), config.topK(), config.topP(), config.seed(), padId);
-        long[][] generated = model.nativeModel().generate(prompt == null ? null : prompt.values(), p,
+        long[][] generated = model.nativeModel().generate(prompt == null ? null : prompt.nativePrompt(),
                 batch.ids(), batch.mask(), batch.batchSize(), batch.seqLen(), eos, options);
         if (generated.length != promptIds.size()) {
             throw new PtuneException("native generate returned " + generated.length + " rows for "

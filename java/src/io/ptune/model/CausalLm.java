@@ -5,6 +5,8 @@ import io.ptune.ModelFormatException;
 import io.ptune.PtuneException;
 import io.ptune.internal.JsonFiles;
 import io.ptune.nativebridge.NativeModel;
+import io.ptune.prompt.Prompt;
+import io.ptune.prompt.PromptModule;
 import io.ptune.prompt.SoftPrompt;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -125,27 +127,37 @@ public final class CausalLm implements AutoCloseable {
     }
 
     /**
-     * Next-token logits for one sequence, optionally behind a soft prompt.
+     * Next-token logits for one sequence, optionally behind a prompt of any method.
      *
-     * @param prompt the soft prompt to prepend, or null for the bare model
+     * @param prompt a {@link SoftPrompt} or a {@link PromptModule} of this model, or null for the
+     *     bare model
      * @param ids token ids, used as given (no BOS is added)
-     * @return {@code P + T} rows of {@code V} logits, the virtual-token positions first
+     * @return {@code Pin + T} rows of {@code V} logits: the {@code Pin} input-level virtual
+     *     positions first ({@link PromptModule#inputVirtualTokens()}: n, or 0 for prefix tuning)
      */
-    public float[][] logits(SoftPrompt prompt, long[] ids) {
+    public float[][] logits(Prompt prompt, long[] ids) {
+        if (prompt instanceof SoftPrompt soft) {
+            checkPrompt(soft);
+            try (PromptModule fixed = PromptModule.fixed(this, soft)) {
+                return logits(fixed, ids);
+            }
+        }
+        return logits((PromptModule) prompt, ids);
+    }
+
+    private float[][] logits(PromptModule prompt, long[] ids) {
         ensureOpen();
         Objects.requireNonNull(ids, "ids");
         if (ids.length == 0) {
             throw new IllegalArgumentException("ids must not be empty");
         }
         checkTokenIds(ids);
-        int p = prompt == null ? 0 : prompt.numVirtualTokens();
-        if (prompt != null) {
-            checkPrompt(prompt);
-        }
+        checkPromptModule(prompt);
         long[] mask = new long[ids.length];
         Arrays.fill(mask, 1L);
         int t = ids.length;
-        float[] flat = nativeModel.logits(prompt == null ? null : prompt.values(), p, ids, mask, 1, t);
+        int p = prompt == null ? 0 : prompt.inputVirtualTokens();
+        float[] flat = nativeModel.logits(prompt == null ? null : prompt.nativePrompt(), ids, mask, 1, t);
         int v = architecture.vocabSize();
         int rows = p + t;
         if (flat.length != (long) rows * v) {
@@ -157,6 +169,14 @@ public final class CausalLm implements AutoCloseable {
             out[r] = Arrays.copyOfRange(flat, r * v, (r + 1) * v);
         }
         return out;
+    }
+
+    /** Rejects a prompt module created for another model (or closed). */
+    public void checkPromptModule(PromptModule prompt) {
+        if (prompt != null && prompt.model() != this) {
+            throw new IllegalArgumentException("the prompt was created for another model instance ("
+                    + prompt.model().modelDir() + "); create or load it with this model");
+        }
     }
 
     /**

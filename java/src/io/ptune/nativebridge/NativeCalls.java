@@ -58,14 +58,4 @@ final class NativeCalls {
                     + (array == null ? "null" : array.length));
         }
     }
-
-    static void requirePrompt(float[] prompt, int P, int hidden) {
-        if (P < 0) {
-            throw new PtuneException("the number of virtual tokens must be >= 0, got " + P);
-        }
-        if (P > 0 && (prompt == null || prompt.length != (long) P * hidden)) {
-            throw new PtuneException("the soft prompt must hold " + P + " x " + hidden + " values, got "
-                    + (prompt == null ? "null" : prompt.length));
-        }
-    }
 }

@@ -71,19 +71,6 @@ public final class NativeModel implements AutoCloseable {
     }
 
     /**
-     * Logits (B, P+T, V), virtual positions first. prompt is (P, C) or null when P == 0; ids and
-     * mask are (B, T) row-major, padding on either side.
-     */
-    public float[] logits(float[] prompt, int P, long[] ids, long[] mask, int B, int T) {
-        if (P == 0) {
-            return logits((NativePrompt) null, ids, mask, B, T);
-        }
-        try (NativePrompt fixed = NativePrompt.fixedPrompt(this, prompt, P)) {
-            return logits(fixed, ids, mask, B, T);
-        }
-    }
-
-    /**
      * Logits (B, Pin+T, V) with any prompt method (null = none); Pin = {@link
      * NativePrompt#inputVirtualTokens()} virtual positions come first.
      */
@@ -98,20 +85,10 @@ public final class NativeModel implements AutoCloseable {
     }
 
     /**
-     * Decodes with a KV cache. ids and mask are (B, T), left-padded. Returns each row's new
-     * tokens, EOS included when it was produced.
+     * Decodes with a KV cache and any prompt method (null = none); the prompt and the input are
+     * encoded once, and the cache starts from a prefix, if any. ids and mask are (B, T),
+     * left-padded. Returns each row's new tokens, EOS included when it was produced.
      */
-    public long[][] generate(
-            float[] prompt, int P, long[] ids, long[] mask, int B, int T, long[] eosIds, DecodingOptions options) {
-        if (P == 0) {
-            return generate((NativePrompt) null, ids, mask, B, T, eosIds, options);
-        }
-        try (NativePrompt fixed = NativePrompt.fixedPrompt(this, prompt, P)) {
-            return generate(fixed, ids, mask, B, T, eosIds, options);
-        }
-    }
-
-    /** Decodes with any prompt method (null = none); the cache starts from a prefix, if any. */
     public long[][] generate(
             NativePrompt prompt, long[] ids, long[] mask, int B, int T, long[] eosIds, DecodingOptions options) {
         NativeCalls.requireLength("ids", ids, (long) B * T);

@@ -37,20 +37,6 @@ public final class NativePrompt implements AutoCloseable {
         }
     }
 
-    /** A frozen prompt-tuning prompt holding {@code values} (P, C). */
-    public static NativePrompt fixedPrompt(NativeModel model, float[] values, int numVirtualTokens) {
-        NativeCalls.requirePrompt(values, numVirtualTokens, model.hiddenSize());
-        NativePrompt prompt = new NativePrompt(model, PromptSpecOptions.promptTuning(numVirtualTokens), null);
-        try {
-            prompt.write("embedding", values);
-            prompt.setTrainable("embedding", false, 0);
-            return prompt;
-        } catch (RuntimeException e) {
-            prompt.close();
-            throw e;
-        }
-    }
-
     public PromptSpecOptions spec() {
         return spec;
     }

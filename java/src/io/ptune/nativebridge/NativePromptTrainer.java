@@ -8,21 +8,14 @@ package io.ptune.nativebridge;
 public final class NativePromptTrainer implements AutoCloseable {
     private final PtuneNative.PromptTrainer handle;
     private final NativePrompt prompt;
-    private final NativePrompt ownedPrompt;
 
+    /**
+     * A trainer of {@code prompt}'s trainable parameters (the prompt is borrowed: close it after
+     * the trainer). Moments start at zero, the step counter at 0.
+     */
     public NativePromptTrainer(NativeModel model, NativePrompt prompt, OptimizerOptions options) {
-        this(model, prompt, options, null);
-    }
-
-    /** Prompt tuning of a single block "embedding" initialised with {@code initPrompt} (P, C). */
-    public NativePromptTrainer(NativeModel model, float[] initPrompt, int P, OptimizerOptions options) {
-        this(model, initialPrompt(model, initPrompt, P), options, Boolean.TRUE);
-    }
-
-    private NativePromptTrainer(NativeModel model, NativePrompt prompt, OptimizerOptions options, Boolean owned) {
         NativeCalls.ensureLoaded();
         this.prompt = prompt;
-        this.ownedPrompt = owned == null ? null : prompt;
         try (PtuneNative.TrainOptions o = new PtuneNative.TrainOptions()) {
             o.learning_rate(options.learningRate())
                     .weight_decay(options.weightDecay())
@@ -35,26 +28,6 @@ public final class NativePromptTrainer implements AutoCloseable {
                     .warmup_steps(options.warmupSteps())
                     .schedule(options.schedule().ordinal());
             this.handle = NativeCalls.call(() -> new PtuneNative.PromptTrainer(model.handle(), prompt.handle(), o));
-        } catch (RuntimeException e) {
-            if (ownedPrompt != null) {
-                ownedPrompt.close();
-            }
-            throw e;
-        }
-    }
-
-    private static NativePrompt initialPrompt(NativeModel model, float[] initPrompt, int P) {
-        if (P <= 0) {
-            throw new io.ptune.PtuneException("num_virtual_tokens must be positive, got " + P);
-        }
-        NativeCalls.requirePrompt(initPrompt, P, model.hiddenSize());
-        NativePrompt prompt = new NativePrompt(model, PromptSpecOptions.promptTuning(P), null);
-        try {
-            prompt.write("embedding", initPrompt);
-            return prompt;
-        } catch (RuntimeException e) {
-            prompt.close();
-            throw e;
         }
     }
 
@@ -83,16 +56,7 @@ public final class NativePromptTrainer implements AutoCloseable {
         }
     }
 
-    /** The current single-block prompt ("embedding"), (P, C). */
-    public float[] prompt() {
-        return prompt.read("embedding");
-    }
-
-    /** AdamW moments {exp_avg, exp_avg_sq} of a parameter (default "embedding"). */
-    public float[][] moments() {
-        return moments("embedding");
-    }
-
+    /** AdamW moments {exp_avg, exp_avg_sq} of a parameter (zeros before its first update). */
     public float[][] moments(String name) {
         int numel = prompt.read(name).length;
         float[] avg = new float[numel];
@@ -109,18 +73,13 @@ public final class NativePromptTrainer implements AutoCloseable {
         return NativeCalls.call(handle::optimizerStep);
     }
 
-    /** Restores prompt ("embedding"), its moments and the optimizer step counter. */
-    public void restore(float[] values, float[] expAvg, float[] expAvgSq, long step) {
-        prompt.write("embedding", values);
-        restoreMoments("embedding", expAvg, expAvgSq);
+    /** Resumes the step counter of a checkpoint (optimizer steps taken). */
+    public void setOptimizerStep(long step) {
         NativeCalls.run(() -> handle.setOptimizerStep(step));
     }
 
     @Override
     public void close() {
         handle.close();
-        if (ownedPrompt != null) {
-            ownedPrompt.close();
-        }
     }
 }

@@ -1,7 +1,9 @@
 package io.ptune.prompt;
 
 /**
- * How the soft prompt starts, before training (PEFT's {@code PromptTuningInit} plus {@code LABELS}).
+ * How the soft prompt starts, before training (PEFT's {@code PromptTuningInit} plus {@code LABELS} and
+ * {@code FROM_ADAPTER}). For P-tuning and dynamic prompts the values start the encoder's or
+ * generator's {@code embedding}; for composite prompts, each block.
  */
 public enum PromptInit {
     /** Independent N(0, 1) values, as PEFT's default {@code nn.Embedding} initialisation. */
@@ -14,5 +16,11 @@ public enum PromptInit {
      * Per class, the mean embedding of its label words; virtual token i starts as class i mod k.
      * PEFT has no equivalent; adapters record it as RANDOM.
      */
-    LABELS
+    LABELS,
+    /**
+     * The prompt of a saved adapter (a warm start): its {@code (n, C)} input prompt, which must
+     * have the same number of virtual tokens and width. PEFT has no equivalent; adapters record
+     * it as RANDOM.
+     */
+    FROM_ADAPTER
 }

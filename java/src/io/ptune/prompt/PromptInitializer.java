@@ -17,14 +17,37 @@ public final class PromptInitializer {
     public static SoftPrompt initialize(PromptTuningConfig config, CausalLm model) {
         int n = config.numVirtualTokens();
         int dim = model.architecture().hiddenSize();
-        return switch (config.init()) {
-            case RANDOM -> new SoftPrompt(n, dim, randomNormal(n, dim, config.seed()));
-            case SAMPLE_VOCAB -> new SoftPrompt(n, dim,
-                    model.embed(sampleVocabIds(n, model.architecture().vocabSize(), config.seed())));
-            case TEXT -> new SoftPrompt(n, dim,
-                    model.embed(textInitIds(model.tokenizer().encode(config.initText(), true), n)));
-            case LABELS -> new SoftPrompt(n, dim, labelInit(config.labelWords(), n, model));
+        return new SoftPrompt(n, dim, initialValues(config.initialization(), n, config.seed(), model, null));
+    }
+
+    /**
+     * The initial {@code (n, C)} values of an input-level prompt (or composite block), row-major.
+     *
+     * @param blockName for a composite block, its name: FROM_ADAPTER then takes the block of that
+     *     name when the adapter is a composite one that has it; null otherwise
+     * @throws InvalidConfigException if FROM_ADAPTER names an adapter whose prompt has another
+     *     number of virtual tokens or width, or is not an input prompt (prefix tuning)
+     */
+    public static float[] initialValues(PromptInitSpec spec, int n, long seed, CausalLm model, String blockName) {
+        int dim = model.architecture().hiddenSize();
+        return switch (spec.init()) {
+            case RANDOM -> randomNormal(n, dim, seed);
+            case SAMPLE_VOCAB -> model.embed(sampleVocabIds(n, model.architecture().vocabSize(), seed));
+            case TEXT -> model.embed(textInitIds(model.tokenizer().encode(spec.initText(), true), n));
+            case LABELS -> labelInit(spec.labelWords(), n, model);
+            case FROM_ADAPTER -> fromAdapter(spec.adapter(), n, model, blockName);
         };
+    }
+
+    private static float[] fromAdapter(java.nio.file.Path dir, int n, CausalLm model, String blockName) {
+        SoftPrompt prompt = io.ptune.adapter.PromptAdapter.readInputPrompt(dir, model.architecture(), blockName);
+        if (prompt.numVirtualTokens() != n) {
+            throw new InvalidConfigException("initAdapter", dir + " holds a prompt of " + prompt.numVirtualTokens()
+                    + " virtual tokens" + (blockName == null ? "" : " for block '" + blockName + "'") + " but "
+                    + n + " are configured; set the number of virtual tokens to " + prompt.numVirtualTokens()
+                    + " or warm-start from another adapter");
+        }
+        return prompt.values();
     }
 
     /**

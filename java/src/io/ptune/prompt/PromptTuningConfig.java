@@ -1,22 +1,25 @@
 package io.ptune.prompt;
 
 import io.ptune.InvalidConfigException;
+import java.nio.file.Path;
 import java.util.List;
 import java.util.Objects;
 
 /**
- * What soft prompt to train: how many virtual tokens and how they start. Immutable; build it with
- * {@link #builder()}.
+ * Prompt tuning (Lester et al. 2021): how many virtual tokens and how they start. Immutable;
+ * build it with {@link #builder()}.
  *
  * @param numVirtualTokens n, the number of prompt vectors placed before the input
  * @param init how the prompt starts
  * @param initText the text for {@link PromptInit#TEXT}, else null
  * @param labelWords one entry per class for {@link PromptInit#LABELS} (each may be several
  *     words; its tokens are averaged), else empty
+ * @param initAdapter the adapter directory for {@link PromptInit#FROM_ADAPTER}, else null
  * @param seed seeds RANDOM and SAMPLE_VOCAB initialisation
  */
 public record PromptTuningConfig(
-        int numVirtualTokens, PromptInit init, String initText, List<String> labelWords, long seed) {
+        int numVirtualTokens, PromptInit init, String initText, List<String> labelWords, Path initAdapter,
+        long seed) implements PromptMethodConfig {
 
     public PromptTuningConfig {
         Objects.requireNonNull(init, "init");
@@ -25,29 +28,23 @@ public record PromptTuningConfig(
             throw new InvalidConfigException("numVirtualTokens", "must be > 0, got " + numVirtualTokens
                     + "; use the number of soft tokens to train (e.g. 20)");
         }
-        if (init == PromptInit.TEXT && (initText == null || initText.isBlank())) {
-            throw new InvalidConfigException("initText",
-                    "is required when init is TEXT; give the text whose embeddings start the prompt");
-        }
-        if (init != PromptInit.TEXT && initText != null) {
-            throw new InvalidConfigException("initText", "is only used with init TEXT, but init is "
-                    + init + "; remove it or set init to TEXT");
-        }
-        if (init == PromptInit.LABELS) {
-            if (labelWords.isEmpty()) {
-                throw new InvalidConfigException("labelWords",
-                        "is required when init is LABELS; give one label word per class");
-            }
-            for (int i = 0; i < labelWords.size(); i++) {
-                if (labelWords.get(i) == null || labelWords.get(i).isBlank()) {
-                    throw new InvalidConfigException("labelWords",
-                            "entry " + i + " is blank; every class needs a label word");
-                }
-            }
-        } else if (!labelWords.isEmpty()) {
-            throw new InvalidConfigException("labelWords", "is only used with init LABELS, but init is "
-                    + init + "; remove it or set init to LABELS");
-        }
+        new PromptInitSpec(init, initText, labelWords, initAdapter); // validates the init fields
+    }
+
+    /** Without FROM_ADAPTER (the constructor of earlier versions). */
+    public PromptTuningConfig(int numVirtualTokens, PromptInit init, String initText, List<String> labelWords,
+            long seed) {
+        this(numVirtualTokens, init, initText, labelWords, null, seed);
+    }
+
+    @Override
+    public PromptMethod method() {
+        return PromptMethod.PROMPT_TUNING;
+    }
+
+    /** The init fields as one value. */
+    public PromptInitSpec initialization() {
+        return new PromptInitSpec(init, initText, labelWords, initAdapter);
     }
 
     public static Builder builder() {
@@ -60,6 +57,7 @@ public record PromptTuningConfig(
         private PromptInit init = PromptInit.RANDOM;
         private String initText;
         private List<String> labelWords = List.of();
+        private Path initAdapter;
         private long seed = 42;
 
         private Builder() {}
@@ -90,6 +88,22 @@ public record PromptTuningConfig(
             return this;
         }
 
+        /** Shorthand for {@code init(FROM_ADAPTER)}: warm start from the adapter saved in {@code dir}. */
+        public Builder initFromAdapter(Path dir) {
+            this.init = PromptInit.FROM_ADAPTER;
+            this.initAdapter = dir;
+            return this;
+        }
+
+        /** All init fields at once. */
+        public Builder initialization(PromptInitSpec spec) {
+            this.init = spec.init();
+            this.initText = spec.initText();
+            this.labelWords = spec.labelWords();
+            this.initAdapter = spec.adapter();
+            return this;
+        }
+
         /** Default 42. */
         public Builder seed(long seed) {
             this.seed = seed;
@@ -102,7 +116,7 @@ public record PromptTuningConfig(
                 throw new InvalidConfigException("numVirtualTokens",
                         "is required; set the number of soft tokens to train (e.g. 20)");
             }
-            return new PromptTuningConfig(numVirtualTokens, init, initText, labelWords, seed);
+            return new PromptTuningConfig(numVirtualTokens, init, initText, labelWords, initAdapter, seed);
         }
     }
 }

@@ -14,7 +14,7 @@ import java.util.Objects;
  * @param dim C
  * @param values (n, C) row-major
  */
-public record SoftPrompt(int numVirtualTokens, int dim, float[] values) {
+public record SoftPrompt(int numVirtualTokens, int dim, float[] values) implements Prompt {
 
     public SoftPrompt {
         if (numVirtualTokens <= 0) {

@@ -18,8 +18,8 @@ import io.ptune.nativebridge.LrScheduleKind;
 import io.ptune.nativebridge.MicroStepResult;
 import io.ptune.nativebridge.NativePromptTrainer;
 import io.ptune.nativebridge.OptimizerOptions;
-import io.ptune.prompt.PromptInitializer;
-import io.ptune.prompt.PromptTuningConfig;
+import io.ptune.prompt.PromptMethodConfig;
+import io.ptune.prompt.PromptModule;
 import io.ptune.prompt.SoftPrompt;
 import java.time.Duration;
 import java.util.ArrayList;
@@ -34,17 +34,20 @@ import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 /**
- * Trains a soft prompt in front of a frozen {@link CausalLm} on an Alpaca-style dataset.
+ * Trains a prompt of any method (a {@link PromptModule}) in front of a frozen {@link CausalLm}
+ * on an Alpaca-style dataset, optionally in two stages ({@link TwoStageConfig}: the prompt alone,
+ * then also the top layers at a lower rate).
  *
  * <p>Java prepares the data (template, tokens, shuffled padded batches); each micro-batch is one
- * native call that runs forward, loss, backward into the prompt and, every {@code gradAccum}
- * calls, clipping, AdamW and the learning-rate schedule. The model is borrowed, not owned.
+ * native call that runs forward, loss, backward into the trainable parameters and, every
+ * {@code gradAccum} calls, clipping, AdamW and the learning-rate schedule. The model is borrowed,
+ * not owned; the prompt is owned when the trainer created it ({@link #create}).
  *
  * <pre>{@code
  * try (CausalLm model = CausalLm.load(dir);
  *      Trainer trainer = Trainer.create(model, promptConfig, trainingConfig, data)) {
  *     trainer.train();
- *     PeftAdapter.of(trainer.trainedPrompt(), promptConfig, dir).save(out, model.architecture());
+ *     PromptAdapter.save(trainer.prompt(), out);
  * }
  * }</pre>
  */
@@ -52,62 +55,133 @@ public final class Trainer implements AutoCloseable {
     private static final Logger LOG = LoggerFactory.getLogger(Trainer.class);
 
     private final CausalLm model;
+    private final PromptModule prompt;
+    private final boolean ownsPrompt;
     private final TrainingConfig config;
     private final ChatTemplate template;
     private final Collator collator;
     private final List<TokenizedExample> examples;
-    private final long totalSteps;
-    private final NativePromptTrainer nativeTrainer;
-    private final int numVirtualTokens;
+    private final long stage1Steps;
+    private final long stage2Steps;
+    private NativePromptTrainer nativeTrainer;
     private final List<TrainingListener> listeners = new CopyOnWriteArrayList<>();
     private boolean trained;
     private boolean closed;
 
     /**
-     * Prepares training of {@code initialPrompt} on {@code data}: tokenises the data and sets up the
-     * native optimizer for the number of steps the run will make.
+     * Prepares training of a prompt-tuning prompt that starts as {@code initialPrompt}.
      *
      * @throws DatasetException if no example has an answer token left after truncation
      * @throws InvalidConfigException if the data is too small for one optimizer step
      */
     public Trainer(CausalLm model, SoftPrompt initialPrompt, TrainingConfig config, AlpacaDataset data) {
-        this.model = Objects.requireNonNull(model, "model");
-        this.config = Objects.requireNonNull(config, "config");
-        Objects.requireNonNull(initialPrompt, "initialPrompt");
-        Objects.requireNonNull(data, "data");
-        model.checkPrompt(initialPrompt);
-        this.numVirtualTokens = initialPrompt.numVirtualTokens();
-        this.template = new ChatTemplate(model.tokenizer(), eosTokenId(model), config.maxLength());
-        this.collator = new Collator(model.padTokenId());
-        this.examples = encode(data, "training");
-        this.totalSteps = totalSteps(examples.size(), config);
-        OptimizerOptions options = new OptimizerOptions(config.learningRate(), config.weightDecay(),
-                config.beta1(), config.beta2(), config.epsilon(), config.maxGradNorm(), config.gradAccum(),
-                totalSteps, config.warmupSteps(), LrScheduleKind.valueOf(config.schedule().name()));
-        this.nativeTrainer = new NativePromptTrainer(model.nativeModel(), initialPrompt.values(),
-                initialPrompt.numVirtualTokens(), options);
-    }
-
-    /** A trainer whose prompt starts as {@code promptConfig} says (see {@link PromptInitializer}). */
-    public static Trainer create(CausalLm model, PromptTuningConfig promptConfig, TrainingConfig config,
-            AlpacaDataset data) {
-        return new Trainer(model, PromptInitializer.initialize(promptConfig, model), config, data);
+        this(model, trainableFixed(model, initialPrompt), true, config, data);
     }
 
     /**
-     * The number of optimizer steps a run makes: {@code maxSteps} when set, else the whole
-     * micro-batches of all epochs divided by {@code gradAccum} (a trailing remainder of fewer than
-     * {@code gradAccum} micro-batches is not trained, since it could not complete a step).
+     * Prepares training of {@code prompt}'s trainable parameters on {@code data}: tokenises the
+     * data and sets up the native optimizer for the number of steps the run will make. The prompt
+     * is borrowed: it stays open after the trainer is closed.
+     *
+     * @throws DatasetException if no example has an answer token left after truncation
+     * @throws InvalidConfigException if the data is too small for one optimizer step, or the
+     *     two-stage settings do not fit the model
+     */
+    public Trainer(CausalLm model, PromptModule prompt, TrainingConfig config, AlpacaDataset data) {
+        this(model, prompt, false, config, data);
+    }
+
+    private Trainer(CausalLm model, PromptModule prompt, boolean ownsPrompt, TrainingConfig config,
+            AlpacaDataset data) {
+        try {
+            this.model = Objects.requireNonNull(model, "model");
+            this.prompt = Objects.requireNonNull(prompt, "prompt");
+            this.ownsPrompt = ownsPrompt;
+            this.config = Objects.requireNonNull(config, "config");
+            Objects.requireNonNull(data, "data");
+            model.checkPromptModule(prompt);
+            if (prompt.trainableParameterCount() == 0) {
+                throw new PtuneException("nothing to train: every parameter of the " + prompt.method().cliName()
+                        + " prompt is frozen (an adapter loaded for inference? load it with"
+                        + " PromptAdapter.loadForTraining)");
+            }
+            TwoStageConfig twoStage = config.twoStage();
+            if (twoStage != null) {
+                int layers = model.architecture().numLayers();
+                if (twoStage.layers() > layers) {
+                    throw new InvalidConfigException("stage2Layers", "is " + twoStage.layers() + " but the model has"
+                            + " only " + layers + " layers");
+                }
+                if (prompt.unfrozenLayers() > 0) {
+                    throw new InvalidConfigException("stage2Layers", "the prompt already has its top "
+                            + prompt.unfrozenLayers() + " layers unfrozen (a stage-2 adapter); drop the second stage"
+                            + " to continue training it");
+                }
+            }
+            this.template = new ChatTemplate(model.tokenizer(), eosTokenId(model), config.maxLength());
+            this.collator = new Collator(model.padTokenId());
+            this.examples = encode(data, "training");
+            this.stage1Steps = totalSteps(examples.size(), config);
+            this.stage2Steps = twoStage == null ? 0 : stage2Steps(examples.size(), config);
+            this.nativeTrainer = new NativePromptTrainer(model.nativeModel(), prompt.nativePrompt(),
+                    optimizerOptions(config.learningRate(), stage1Steps, config.warmupSteps()));
+        } catch (RuntimeException e) {
+            if (ownsPrompt) {
+                prompt.close();
+            }
+            throw e;
+        }
+    }
+
+    /**
+     * A trainer of a new prompt that starts as {@code promptConfig} says (see
+     * {@link PromptModule#create}); the trainer owns it and closes it.
+     */
+    public static Trainer create(CausalLm model, PromptMethodConfig promptConfig, TrainingConfig config,
+            AlpacaDataset data) {
+        return new Trainer(model, PromptModule.create(model, promptConfig), true, config, data);
+    }
+
+    private static PromptModule trainableFixed(CausalLm model, SoftPrompt initialPrompt) {
+        Objects.requireNonNull(initialPrompt, "initialPrompt");
+        PromptModule module = PromptModule.fixed(model, initialPrompt);
+        module.setTrainable("embedding", true, 0);
+        return module;
+    }
+
+    private OptimizerOptions optimizerOptions(double learningRate, long steps, long warmupSteps) {
+        return new OptimizerOptions(learningRate, config.weightDecay(), config.beta1(), config.beta2(),
+                config.epsilon(), config.maxGradNorm(), config.gradAccum(), steps, warmupSteps,
+                LrScheduleKind.valueOf(config.schedule().name()));
+    }
+
+    /**
+     * The number of optimizer steps the first (or only) stage makes: {@code maxSteps} when set,
+     * else the whole micro-batches of all epochs divided by {@code gradAccum} (a trailing remainder
+     * of fewer than {@code gradAccum} micro-batches is not trained, since it could not complete a
+     * step).
      */
     public static long totalSteps(long numExamples, TrainingConfig config) {
         if (config.maxSteps() > 0) {
             return config.maxSteps();
         }
-        long microBatches = BatchIterator.batchesPerEpoch(numExamples, config.batchSize()) * config.epochs();
+        return stepsOfEpochs(numExamples, config, config.epochs(), "gradAccum");
+    }
+
+    private static long stage2Steps(long numExamples, TrainingConfig config) {
+        TwoStageConfig twoStage = config.twoStage();
+        if (twoStage.steps() > 0) {
+            return twoStage.steps();
+        }
+        return stepsOfEpochs(numExamples, config, twoStage.epochs(), "stage2Epochs");
+    }
+
+    private static long stepsOfEpochs(long numExamples, TrainingConfig config, int epochs, String field) {
+        long microBatches = BatchIterator.batchesPerEpoch(numExamples, config.batchSize()) * epochs;
         long steps = microBatches / config.gradAccum();
         if (steps == 0) {
-            throw new InvalidConfigException("gradAccum", "the data gives only " + microBatches
-                    + " micro-batches of " + config.batchSize() + " in " + config.epochs()
+            throw new InvalidConfigException(field, "the data gives only " + microBatches
+                    + " micro-batches of " + config.batchSize() + " in " + epochs
                     + " epoch(s), fewer than gradAccum = " + config.gradAccum()
                     + "; lower --grad-accum or --batch-size, or train more epochs");
         }
@@ -119,9 +193,14 @@ public final class Trainer implements AutoCloseable {
         listeners.add(Objects.requireNonNull(listener, "listener"));
     }
 
-    /** The number of optimizer steps {@link #train()} makes. */
+    /** The number of optimizer steps {@link #train()} makes (both stages). */
     public long totalSteps() {
-        return totalSteps;
+        return stage1Steps + stage2Steps;
+    }
+
+    /** The optimizer steps of the first stage (all of them without a second stage). */
+    public long stage1Steps() {
+        return stage1Steps;
     }
 
     /** The training examples after tokenisation (and after dropping those without answer tokens). */
@@ -130,7 +209,7 @@ public final class Trainer implements AutoCloseable {
     }
 
     /**
-     * Runs the training loop. Can be called once.
+     * Runs the training loop: the first stage, then the second when configured. Can be called once.
      *
      * @throws TrainingDivergedException if a loss becomes NaN or infinite
      */
@@ -140,78 +219,103 @@ public final class Trainer implements AutoCloseable {
             throw new IllegalStateException("train() was already called on this trainer");
         }
         trained = true;
-        LOG.info("training {} virtual tokens on {} examples: {} optimizer steps, batch {} x {} accumulation,"
-                + " lr {} ({}, warm-up {})", numVirtualTokens, examples.size(), totalSteps,
+        long total = totalSteps();
+        LOG.info("training a {} prompt ({} virtual tokens, {} trainable parameters) on {} examples: {} optimizer"
+                + " steps, batch {} x {} accumulation, lr {} ({}, warm-up {})", prompt.method().cliName(),
+                prompt.numVirtualTokens(), prompt.trainableParameterCount(), examples.size(), stage1Steps,
                 config.batchSize(), config.gradAccum(), config.learningRate(), config.schedule(),
                 config.warmupSteps());
-
+        Progress progress = new Progress();
         long loopStart = System.nanoTime();
-        long stepStart = loopStart;
-        long totalTokens = 0;
-        long step = 0;
-        int epoch = 0;
+        try (ProgressBar bar = progressBar(total)) {
+            runStage(stage1Steps, 0, total, progress, bar);
+            TwoStageConfig twoStage = config.twoStage();
+            if (twoStage != null) {
+                prompt.unfreezeTopLayers(twoStage.layers(), twoStage.learningRate());
+                nativeTrainer.close();
+                nativeTrainer = null;
+                nativeTrainer = new NativePromptTrainer(model.nativeModel(), prompt.nativePrompt(),
+                        optimizerOptions(config.learningRate(), stage2Steps, 0));
+                LOG.info("stage 2: top {} layers unfrozen at lr {} ({} trainable parameters), {} more steps",
+                        twoStage.layers(), twoStage.learningRate(), prompt.trainableParameterCount(), stage2Steps);
+                runStage(stage2Steps, stage1Steps, total, progress, bar);
+            }
+        }
+        Duration elapsed = Duration.ofNanos(System.nanoTime() - loopStart);
+        double tokensPerSecond = progress.totalTokens / Math.max(elapsed.toNanos() / 1e9, 1e-9);
+        LOG.info("trained {} steps in {} s: loss {} -> {}, {} tokens/s", progress.step,
+                String.format("%.1f", elapsed.toMillis() / 1000.0), fmt(progress.firstLoss), fmt(progress.lastLoss),
+                String.format("%.0f", tokensPerSecond));
+        return new TrainingSummary(progress.step, progress.epoch, progress.firstLoss, progress.lastLoss,
+                tokensPerSecond, elapsed);
+    }
+
+    /** Counters carried across the stages. */
+    private static final class Progress {
+        long step;
+        int epoch;
+        long totalTokens;
         double firstLoss = Double.NaN;
         double lastLoss = Double.NaN;
+    }
+
+    /** {@code steps} optimizer steps with the current native trainer; metrics count from {@code offset}. */
+    private void runStage(long steps, long offset, long total, Progress progress, ProgressBar bar) {
+        long stepStart = System.nanoTime();
+        long stageStep = 0;
         double stepLossSum = 0;
         int stepMicroBatches = 0;
         long stepTokens = 0;
         long stepLabelTokens = 0;
         long microBatches = 0;
-        long microBatchLimit = (totalSteps + 1) * config.gradAccum();
-
-        try (ProgressBar bar = progressBar()) {
-            while (step < totalSteps) {
-                BatchIterator batches = new BatchIterator(examples, config.batchSize(), collator,
-                        config.seed(), epoch, true);
-                epoch++;
-                while (batches.hasNext() && step < totalSteps) {
-                    Batch batch = batches.next();
-                    if (++microBatches > microBatchLimit) {
-                        // A native trainer that never reports a step would otherwise loop forever.
-                        throw new PtuneException("the native trainer made " + step + " optimizer steps in "
-                                + (microBatches - 1) + " micro-batches with gradAccum " + config.gradAccum()
-                                + "; expected " + totalSteps);
-                    }
-                    MicroStepResult result = nativeTrainer.trainMicroBatch(batch.ids(), batch.mask(),
-                            batch.labels(), batch.batchSize(), batch.seqLen());
-                    if (!Double.isFinite(result.loss())) {
-                        throw new TrainingDivergedException(step + 1, result.loss());
-                    }
-                    stepLossSum += result.loss();
-                    stepMicroBatches++;
-                    stepTokens += batch.realTokens();
-                    stepLabelTokens += result.labelTokens();
-                    if (!result.optimizerStepped()) {
-                        continue;
-                    }
-                    step = result.optimizerStep();
-                    if (!Double.isFinite(result.gradNorm())) {
-                        throw new TrainingDivergedException(step, result.gradNorm());
-                    }
-                    long now = System.nanoTime();
-                    double seconds = Math.max((now - stepStart) / 1e9, 1e-9);
-                    StepMetrics metrics = new StepMetrics(step, totalSteps, stepLossSum / stepMicroBatches,
-                            result.learningRate(), stepTokens / seconds, result.gradNorm(), stepLabelTokens);
-                    if (Double.isNaN(firstLoss)) {
-                        firstLoss = metrics.loss();
-                    }
-                    lastLoss = metrics.loss();
-                    totalTokens += stepTokens;
-                    publish(metrics, bar);
-                    stepStart = now;
-                    stepLossSum = 0;
-                    stepMicroBatches = 0;
-                    stepTokens = 0;
-                    stepLabelTokens = 0;
+        long microBatchLimit = (steps + 1) * config.gradAccum();
+        while (stageStep < steps) {
+            BatchIterator batches = new BatchIterator(examples, config.batchSize(), collator,
+                    config.seed(), progress.epoch, true);
+            progress.epoch++;
+            while (batches.hasNext() && stageStep < steps) {
+                Batch batch = batches.next();
+                if (++microBatches > microBatchLimit) {
+                    // A native trainer that never reports a step would otherwise loop forever.
+                    throw new PtuneException("the native trainer made " + stageStep + " optimizer steps in "
+                            + (microBatches - 1) + " micro-batches with gradAccum " + config.gradAccum()
+                            + "; expected " + steps);
                 }
+                MicroStepResult result = nativeTrainer.trainMicroBatch(batch.ids(), batch.mask(),
+                        batch.labels(), batch.batchSize(), batch.seqLen());
+                if (!Double.isFinite(result.loss())) {
+                    throw new TrainingDivergedException(offset + stageStep + 1, result.loss());
+                }
+                stepLossSum += result.loss();
+                stepMicroBatches++;
+                stepTokens += batch.realTokens();
+                stepLabelTokens += result.labelTokens();
+                if (!result.optimizerStepped()) {
+                    continue;
+                }
+                stageStep = result.optimizerStep();
+                long step = offset + stageStep;
+                if (!Double.isFinite(result.gradNorm())) {
+                    throw new TrainingDivergedException(step, result.gradNorm());
+                }
+                long now = System.nanoTime();
+                double seconds = Math.max((now - stepStart) / 1e9, 1e-9);
+                StepMetrics metrics = new StepMetrics(step, total, stepLossSum / stepMicroBatches,
+                        result.learningRate(), stepTokens / seconds, result.gradNorm(), stepLabelTokens);
+                if (Double.isNaN(progress.firstLoss)) {
+                    progress.firstLoss = metrics.loss();
+                }
+                progress.lastLoss = metrics.loss();
+                progress.totalTokens += stepTokens;
+                progress.step = step;
+                publish(metrics, total, bar);
+                stepStart = now;
+                stepLossSum = 0;
+                stepMicroBatches = 0;
+                stepTokens = 0;
+                stepLabelTokens = 0;
             }
         }
-        Duration elapsed = Duration.ofNanos(System.nanoTime() - loopStart);
-        double tokensPerSecond = totalTokens / Math.max(elapsed.toNanos() / 1e9, 1e-9);
-        LOG.info("trained {} steps in {} s: loss {} -> {}, {} tokens/s", step,
-                String.format("%.1f", elapsed.toMillis() / 1000.0), fmt(firstLoss), fmt(lastLoss),
-                String.format("%.0f", tokensPerSecond));
-        return new TrainingSummary(step, epoch, firstLoss, lastLoss, tokensPerSecond, elapsed);
     }
 
     /**
@@ -237,23 +341,42 @@ public final class Trainer implements AutoCloseable {
         return lossSum / labelTokens;
     }
 
-    /** The prompt as it is now (the trained one after {@link #train()}). */
+    /**
+     * The input prompt as it is now (the trained one after {@link #train()}): prompt tuning,
+     * composite (the blocks concatenated) and P-tuning (the encoder's output).
+     *
+     * @throws PtuneException for prefix tuning and dynamic prompts; use {@link #prompt()}
+     */
     public SoftPrompt trainedPrompt() {
         ensureOpen();
-        return new SoftPrompt(numVirtualTokens, model.architecture().hiddenSize(), nativeTrainer.prompt());
+        return prompt.inputPrompt();
+    }
+
+    /** The prompt being trained (owned by this trainer when it was made with {@link #create}). */
+    public PromptModule prompt() {
+        ensureOpen();
+        return prompt;
     }
 
     @Override
     public void close() {
         if (!closed) {
             closed = true;
-            nativeTrainer.close();
+            try {
+                if (nativeTrainer != null) {
+                    nativeTrainer.close();
+                }
+            } finally {
+                if (ownsPrompt) {
+                    prompt.close();
+                }
+            }
         }
     }
 
-    private void publish(StepMetrics metrics, ProgressBar bar) {
-        if (metrics.step() % config.logEvery() == 0 || metrics.step() == totalSteps) {
-            LOG.info("step {}/{} loss {} lr {} grad-norm {} {} tokens/s", metrics.step(), totalSteps,
+    private void publish(StepMetrics metrics, long total, ProgressBar bar) {
+        if (metrics.step() % config.logEvery() == 0 || metrics.step() == total) {
+            LOG.info("step {}/{} loss {} lr {} grad-norm {} {} tokens/s", metrics.step(), total,
                     fmt(metrics.loss()), String.format("%.3g", metrics.learningRate()),
                     fmt(metrics.gradNorm()), String.format("%.0f", metrics.tokensPerSecond()));
         }
@@ -267,11 +390,11 @@ public final class Trainer implements AutoCloseable {
     }
 
     /** A progress bar on stderr, only for an interactive terminal (not in logs or CI). */
-    private ProgressBar progressBar() {
+    private ProgressBar progressBar(long total) {
         if (System.console() == null) {
             return null;
         }
-        return new ProgressBarBuilder().setTaskName("train").setInitialMax(totalSteps)
+        return new ProgressBarBuilder().setTaskName("train").setInitialMax(total)
                 .setStyle(ProgressBarStyle.ASCII)
                 .setConsumer(new ConsoleProgressBarConsumer(System.err))
                 .build();

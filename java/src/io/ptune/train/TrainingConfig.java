@@ -27,6 +27,8 @@ import java.util.Objects;
  * @param beta2 AdamW second-moment decay, in [0, 1)
  * @param epsilon AdamW denominator epsilon, > 0
  * @param logEvery log a line every this many optimizer steps
+ * @param twoStage the second stage (top layers unfrozen) after the first, or null for prompt-only
+ *     training
  */
 public record TrainingConfig(
         double learningRate,
@@ -43,7 +45,8 @@ public record TrainingConfig(
         double beta1,
         double beta2,
         double epsilon,
-        int logEvery) {
+        int logEvery,
+        TwoStageConfig twoStage) {
 
     public TrainingConfig {
         Objects.requireNonNull(schedule, "schedule");
@@ -90,6 +93,14 @@ public record TrainingConfig(
         }
     }
 
+    /** Prompt-only training (the constructor of earlier versions). */
+    public TrainingConfig(double learningRate, int epochs, long maxSteps, int batchSize, int gradAccum, int maxLength,
+            long seed, long warmupSteps, LrSchedule schedule, double weightDecay, double maxGradNorm, double beta1,
+            double beta2, double epsilon, int logEvery) {
+        this(learningRate, epochs, maxSteps, batchSize, gradAccum, maxLength, seed, warmupSteps, schedule,
+                weightDecay, maxGradNorm, beta1, beta2, epsilon, logEvery, null);
+    }
+
     public static Builder builder() {
         return new Builder();
     }
@@ -111,6 +122,7 @@ public record TrainingConfig(
         private double beta2 = 0.999;
         private double epsilon = 1e-8;
         private int logEvery = 1;
+        private TwoStageConfig twoStage;
 
         private Builder() {}
 
@@ -204,6 +216,12 @@ public record TrainingConfig(
             return this;
         }
 
+        /** Adds a second stage with the top layers unfrozen; default none. */
+        public Builder twoStage(TwoStageConfig twoStage) {
+            this.twoStage = twoStage;
+            return this;
+        }
+
         /** @throws InvalidConfigException naming the first field out of range */
         public TrainingConfig build() {
             if (epochs != null && maxSteps != null) {
@@ -215,7 +233,7 @@ public record TrainingConfig(
             }
             return new TrainingConfig(learningRate, epochs == null ? 1 : epochs,
                     maxSteps == null ? 0 : maxSteps, batchSize, gradAccum, maxLength, seed, warmupSteps,
-                    schedule, weightDecay, maxGradNorm, beta1, beta2, epsilon, logEvery);
+                    schedule, weightDecay, maxGradNorm, beta1, beta2, epsilon, logEvery, twoStage);
         }
     }
 }

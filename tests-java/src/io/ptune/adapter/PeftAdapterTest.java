@@ -202,11 +202,11 @@ class PeftAdapterTest {
     }
 
     @Test
-    void rejectsPromptMethodsNotSupportedYet() throws IOException {
+    void pointsOtherPromptMethodsToPromptAdapter() throws IOException {
         for (String type : List.of("P_TUNING", "PREFIX_TUNING")) {
             Path adapter = handWrittenPeftAdapter(type, 64, 3, "F32");
             AdapterException e = assertThrows(AdapterException.class, () -> PeftAdapter.load(adapter, STORIES));
-            assertTrue(e.getMessage().contains(type) && e.getMessage().contains("not supported yet"), e.getMessage());
+            assertTrue(e.getMessage().contains(type) && e.getMessage().contains("PromptAdapter.load"), e.getMessage());
         }
         Path lora = handWrittenPeftAdapter("LORA", 64, 3, "F32");
         assertTrue(assertThrows(AdapterException.class, () -> PeftAdapter.load(lora, STORIES))

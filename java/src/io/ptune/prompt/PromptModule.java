@@ -1,0 +1,356 @@
+package io.ptune.prompt;
+
+import io.ptune.InvalidConfigException;
+import io.ptune.PtuneException;
+import io.ptune.model.CausalLm;
+import io.ptune.model.LlamaArchitecture;
+import io.ptune.nativebridge.NativePrompt;
+import io.ptune.nativebridge.PromptSpecOptions;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Objects;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * The parameters of one prompt method in front of one {@link CausalLm}, held by the native core:
+ * named fp32 tensors (PEFT's module names where PEFT has them: {@code embedding},
+ * {@code mlp_head.0.weight}, {@code lstm_head.weight_ih_l0}, {@code transform.0.weight},
+ * {@code generator.0.weight}, composite blocks {@code block.0}, {@code block.1}, …, and after
+ * {@link #unfreezeTopLayers} the layer weights as named in the checkpoint), each trainable or
+ * frozen with its own learning rate. Owns native memory; close it when done. The model is
+ * borrowed and must stay open.
+ *
+ * <p>Create one with {@link #create} (initialised as the config says), load one with
+ * {@code PromptAdapter.load}, or wrap fixed values with {@link #fixed}.
+ */
+public final class PromptModule implements Prompt, AutoCloseable {
+    private static final Logger LOG = LoggerFactory.getLogger(PromptModule.class);
+
+    /** Parameter names of unfrozen transformer layers start with this. */
+    public static final String LAYER_PREFIX = "model.layers.";
+
+    private final CausalLm model;
+    private final PromptMethodConfig config;
+    private final NativePrompt handle;
+    private int unfrozenLayers;
+    private double layerLearningRate;
+    private boolean closed;
+
+    private PromptModule(CausalLm model, PromptMethodConfig config, NativePrompt handle) {
+        this.model = model;
+        this.config = config;
+        this.handle = handle;
+    }
+
+    /**
+     * New parameters for {@code config} in front of {@code model}, initialised: input-level
+     * prompts (and each composite block) as their {@link PromptInitSpec} says, encoder / generator
+     * / prefix weights with PyTorch's default initialisation seeded by {@code config.seed()}.
+     * Every parameter is trainable except frozen composite blocks.
+     *
+     * @throws InvalidConfigException if an init cannot be applied (e.g. FROM_ADAPTER of another shape)
+     */
+    public static PromptModule create(CausalLm model, PromptMethodConfig config) {
+        PromptModule module = uninitialised(model, config);
+        try {
+            module.initialise();
+            return module;
+        } catch (RuntimeException e) {
+            module.close();
+            throw e;
+        }
+    }
+
+    /**
+     * Parameters for {@code config} with the native default initialisation only (no
+     * {@link PromptInitSpec} applied, composite blocks all trainable): the starting point for
+     * loading saved values.
+     */
+    public static PromptModule uninitialised(CausalLm model, PromptMethodConfig config) {
+        Objects.requireNonNull(model, "model");
+        Objects.requireNonNull(config, "config");
+        PromptSpecOptions spec = nativeSpec(config, model.architecture());
+        long[] blocks = null;
+        if (config instanceof CompositePromptConfig composite) {
+            blocks = composite.blocks().stream().mapToLong(PromptBlock::numVirtualTokens).toArray();
+        }
+        if (config instanceof PTuningConfig p && p.encoderType() == PromptEncoderType.MLP
+                && p.encoderNumLayers() != PTuningConfig.DEFAULT_ENCODER_NUM_LAYERS) {
+            LOG.warn("encoderNumLayers {} is ignored for the MLP encoder, which has PEFT's fixed layers"
+                    + " (as PEFT does)", p.encoderNumLayers());
+        }
+        return new PromptModule(model, config, new NativePrompt(model.nativeModel(), spec, blocks));
+    }
+
+    /** A frozen prompt-tuning prompt holding {@code prompt}'s values (for inference). */
+    public static PromptModule fixed(CausalLm model, SoftPrompt prompt) {
+        model.checkPrompt(prompt);
+        PromptTuningConfig config = PromptTuningConfig.builder().numVirtualTokens(prompt.numVirtualTokens()).build();
+        PromptModule module = uninitialised(model, config);
+        try {
+            module.write("embedding", prompt.values());
+            module.freeze();
+            return module;
+        } catch (RuntimeException e) {
+            module.close();
+            throw e;
+        }
+    }
+
+    /** The native shape of a method config for this architecture (defaults resolved as PEFT does). */
+    static PromptSpecOptions nativeSpec(PromptMethodConfig config, LlamaArchitecture arch) {
+        int n = config.numVirtualTokens();
+        if (config instanceof PromptTuningConfig || config instanceof CompositePromptConfig) {
+            return new PromptSpecOptions(PromptSpecOptions.Method.PROMPT_TUNING, n, PromptSpecOptions.EncoderType.MLP,
+                    0, 0, 0.0, false, config.seed());
+        } else if (config instanceof PTuningConfig p) {
+            return new PromptSpecOptions(PromptSpecOptions.Method.P_TUNING, n,
+                    p.encoderType() == PromptEncoderType.LSTM ? PromptSpecOptions.EncoderType.LSTM
+                            : PromptSpecOptions.EncoderType.MLP,
+                    p.resolvedEncoderHiddenSize(arch.hiddenSize()), p.encoderNumLayers(), p.encoderDropout(), false,
+                    p.seed());
+        } else if (config instanceof PrefixTuningConfig p) {
+            return new PromptSpecOptions(PromptSpecOptions.Method.PREFIX_TUNING, n, PromptSpecOptions.EncoderType.MLP,
+                    p.resolvedEncoderHiddenSize(prefixTokenDim(arch)), 0, 0.0, p.prefixProjection(), p.seed());
+        } else if (config instanceof DynamicPromptConfig d) {
+            return new PromptSpecOptions(PromptSpecOptions.Method.DYNAMIC, n, PromptSpecOptions.EncoderType.MLP,
+                    d.resolvedGeneratorHiddenSize(arch.hiddenSize()), 0, 0.0, false, d.seed());
+        }
+        throw new IllegalArgumentException("unknown prompt config " + config.getClass().getName());
+    }
+
+    /**
+     * PEFT's prefix {@code token_dim}: {@code head_dim · num_key_value_heads} (the hidden size on
+     * models without grouped-query attention).
+     */
+    public static int prefixTokenDim(LlamaArchitecture arch) {
+        return arch.headDim() * arch.numKvHeads();
+    }
+
+    private void initialise() {
+        int dim = model.architecture().hiddenSize();
+        if (config instanceof PromptTuningConfig c) {
+            write("embedding", PromptInitializer.initialValues(c.initialization(), c.numVirtualTokens(), c.seed(),
+                    model, null));
+        } else if (config instanceof PTuningConfig c) {
+            write("embedding", PromptInitializer.initialValues(c.initialization(), c.numVirtualTokens(), c.seed(),
+                    model, null));
+        } else if (config instanceof DynamicPromptConfig c) {
+            write("embedding", PromptInitializer.initialValues(c.initialization(), c.numVirtualTokens(), c.seed(),
+                    model, null));
+        } else if (config instanceof CompositePromptConfig c) {
+            for (int i = 0; i < c.blocks().size(); i++) {
+                PromptBlock block = c.blocks().get(i);
+                float[] values;
+                try {
+                    values = PromptInitializer.initialValues(block.initialization(), block.numVirtualTokens(),
+                            c.seed() + i, model, block.name());
+                } catch (InvalidConfigException e) {
+                    throw new InvalidConfigException("blocks", "block '" + block.name() + "': " + e.getMessage());
+                }
+                String name = blockParameterName(i);
+                write(name, values);
+                setTrainable(name, !block.frozen(), block.learningRate() == null ? 0 : block.learningRate());
+            }
+        }
+        // Prefix tuning keeps PEFT's default init (nn.Embedding N(0, 1), nn.Linear uniform).
+        LOG.debug("created {} prompt with {} virtual tokens (width {}), {} trainable parameters", config.method(),
+                config.numVirtualTokens(), dim, trainableParameterCount());
+    }
+
+    /** The parameter name of composite block {@code i} ("embedding" when there is a single block). */
+    public String blockParameterName(int i) {
+        if (!(config instanceof CompositePromptConfig c)) {
+            throw new IllegalStateException("only composite prompts have blocks");
+        }
+        Objects.checkIndex(i, c.blocks().size());
+        return c.blocks().size() == 1 ? "embedding" : "block." + i;
+    }
+
+    public PromptMethodConfig config() {
+        return config;
+    }
+
+    public PromptMethod method() {
+        return config.method();
+    }
+
+    public CausalLm model() {
+        return model;
+    }
+
+    /** n: input virtual tokens, prefix positions, or the blocks' sum. */
+    public int numVirtualTokens() {
+        return config.numVirtualTokens();
+    }
+
+    /** Virtual positions that appear in logits: n for input-level methods, 0 for prefix tuning. */
+    public int inputVirtualTokens() {
+        ensureOpen();
+        return handle.inputVirtualTokens();
+    }
+
+    /** Every parameter name: the method's, then the unfrozen layers'. */
+    public List<String> parameterNames() {
+        ensureOpen();
+        return handle.parameterNames();
+    }
+
+    /** The method's own parameter names (without unfrozen layers). */
+    public List<String> methodParameterNames() {
+        return parameterNames().stream().filter(n -> !n.startsWith(LAYER_PREFIX)).toList();
+    }
+
+    /** Names of the unfrozen layers' weights (empty before {@link #unfreezeTopLayers}). */
+    public List<String> layerParameterNames() {
+        return parameterNames().stream().filter(n -> n.startsWith(LAYER_PREFIX)).toList();
+    }
+
+    public long[] shape(String name) {
+        ensureOpen();
+        return handle.shape(name);
+    }
+
+    /** A copy of a parameter's values, row-major. */
+    public float[] read(String name) {
+        ensureOpen();
+        return handle.read(name);
+    }
+
+    /** Overwrites a parameter (same number of values; finite). */
+    public void write(String name, float[] values) {
+        ensureOpen();
+        handle.write(name, values);
+    }
+
+    /** learningRate 0 (or frozen) = the trainer's base rate. */
+    public void setTrainable(String name, boolean trainable, double learningRate) {
+        ensureOpen();
+        handle.setTrainable(name, trainable, learningRate);
+    }
+
+    public boolean isTrainable(String name) {
+        ensureOpen();
+        return handle.isTrainable(name);
+    }
+
+    /** Freezes every parameter (inference). */
+    public void freeze() {
+        for (String name : parameterNames()) {
+            setTrainable(name, false, 0);
+        }
+    }
+
+    /** The number of trainable values. */
+    public long trainableParameterCount() {
+        ensureOpen();
+        return handle.trainableParameterCount();
+    }
+
+    /**
+     * Two-stage training: the top {@code layers} transformer layers become trainable copies at
+     * {@code learningRate} (the model's own weights and files are untouched; other prompts on the
+     * same model do not see the change). Once per module.
+     */
+    public void unfreezeTopLayers(int layers, double learningRate) {
+        ensureOpen();
+        int total = model.architecture().numLayers();
+        if (layers < 1 || layers > total) {
+            throw new InvalidConfigException("stage2Layers", "must lie in [1, " + total + "] (the model's layers),"
+                    + " got " + layers);
+        }
+        if (!(learningRate > 0) || !Double.isFinite(learningRate)) {
+            throw new InvalidConfigException("stage2LearningRate", "must be a positive number, got " + learningRate);
+        }
+        if (unfrozenLayers > 0) {
+            throw new IllegalStateException("the top " + unfrozenLayers + " layers are unfrozen already");
+        }
+        handle.unfreezeTopLayers(layers, learningRate);
+        unfrozenLayers = layers;
+        layerLearningRate = learningRate;
+    }
+
+    /** How many top layers are unfrozen (0 = none). */
+    public int unfrozenLayers() {
+        return unfrozenLayers;
+    }
+
+    /** The learning rate the layers were unfrozen at (0 when none are). */
+    public double layerLearningRate() {
+        return layerLearningRate;
+    }
+
+    /**
+     * What PEFT saves as {@code prompt_embeddings}: the (n, C) input prompt (P-tuning: the
+     * encoder's output; composite: the blocks concatenated), or the (n, 2·layers·token_dim)
+     * prefix (after the projection). Dynamic prompts have none.
+     */
+    public float[] peftEmbeddings() {
+        ensureOpen();
+        if (config instanceof DynamicPromptConfig) {
+            throw new PtuneException("a dynamic prompt has no fixed prompt_embeddings: it is computed per input");
+        }
+        return handle.peftEmbeddings();
+    }
+
+    /** The shape of {@link #peftEmbeddings()}. */
+    public long[] peftEmbeddingsShape() {
+        LlamaArchitecture arch = model.architecture();
+        if (config instanceof PrefixTuningConfig) {
+            return new long[] {numVirtualTokens(), 2L * arch.numLayers() * prefixTokenDim(arch)};
+        }
+        return new long[] {numVirtualTokens(), arch.hiddenSize()};
+    }
+
+    /**
+     * The fixed input prompt as a value: prompt tuning, composite (concatenated) and P-tuning (the
+     * encoder's output).
+     *
+     * @throws PtuneException for prefix tuning and dynamic prompts, which have no such prompt
+     */
+    public SoftPrompt inputPrompt() {
+        if (config instanceof PrefixTuningConfig || config instanceof DynamicPromptConfig) {
+            throw new PtuneException(config.method().cliName() + " has no fixed input prompt"
+                    + (config instanceof PrefixTuningConfig ? " (its prefix lives in every layer's keys and values)"
+                            : " (it is computed per input)"));
+        }
+        return new SoftPrompt(numVirtualTokens(), model.architecture().hiddenSize(), peftEmbeddings());
+    }
+
+    /** Parameter name -> values, for the named parameters (copies). */
+    public java.util.Map<String, float[]> readAll(List<String> names) {
+        java.util.Map<String, float[]> out = new java.util.LinkedHashMap<>();
+        for (String name : names) {
+            out.put(name, read(name));
+        }
+        return out;
+    }
+
+    /** The native handle, for the training and inference packages. */
+    public NativePrompt nativePrompt() {
+        ensureOpen();
+        return handle;
+    }
+
+    @Override
+    public void close() {
+        if (!closed) {
+            closed = true;
+            handle.close();
+        }
+    }
+
+    private void ensureOpen() {
+        if (closed) {
+            throw new IllegalStateException("prompt module is closed");
+        }
+    }
+
+    @Override
+    public String toString() {
+        List<String> names = closed ? new ArrayList<>() : methodParameterNames();
+        return "PromptModule[" + config.method().cliName() + ", n=" + numVirtualTokens() + ", parameters=" + names
+                + (unfrozenLayers > 0 ? ", top " + unfrozenLayers + " layers unfrozen" : "") + "]";
+    }
+}
