@@ -13,7 +13,7 @@ template <typename T>
 void adamwKernel(T* param, const T* grad, T* m, T* v, int64_t n, int64_t step,
                  const AdamWHyper& h) {
   const T decay = static_cast<T>(1.0 - h.lr * h.weight_decay);
-  const T b1 = static_cast<T>(h.beta1), b2 = static_cast<T>(h.beta2);
+  const T b2 = static_cast<T>(h.beta2);
   const T bias1 = static_cast<T>(1.0 - std::pow(h.beta1, static_cast<double>(step)));
   const T bias2_sqrt = static_cast<T>(std::sqrt(1.0 - std::pow(h.beta2, static_cast<double>(step))));
   const T step_size = static_cast<T>(h.lr) / bias1;
