@@ -23,7 +23,15 @@ def time_v(path):
     for part in field("Elapsed (wall clock) time (h:mm:ss or m:ss)").split(":"):
         wall = wall * 60 + float(part)
     return {"peak_rss_mib": int(field("Maximum resident set size (kbytes)")) / 1024, "wall_s": wall,
-            "user_s": float(field("User time (seconds)")), "sys_s": float(field("System time (seconds)"))}
+            "user_s": float(field("User time (seconds)")), "sys_s": float(field("System time (seconds)")),
+            "minor_faults": int(field("Minor (reclaiming a frame) page faults"))}
+
+
+def others_cpu(raw, name):
+    """CPU seconds that other processes used while NAME ran: all busy ticks minus its own user+sys."""
+    ticks, hz = (int(x) for x in (raw / f"{name}.busy_ticks").read_text().split())
+    own = time_v(raw / f"{name}.time")
+    return max(0.0, ticks / hz - own["user_s"] - own["sys_s"])
 
 
 def ptune_steps(path, warmup, tokens_per_step):
@@ -48,6 +56,7 @@ def main():
     ap.add_argument("--warmup", type=int, required=True)
     ap.add_argument("--prompt-len", type=int, required=True)
     ap.add_argument("--wall-s", type=int, required=True)
+    ap.add_argument("--note", action="append", default=[])
     a = ap.parse_args()
     out = pathlib.Path(a.out)
     raw = out / "raw"
@@ -73,6 +82,7 @@ def main():
                          "floor_tokens_per_s": floor_dense, "fraction_of_floor": perf["tokens_per_s"] / floor_dense,
                          "floor_label_rows_tokens_per_s": floor_labels,
                          "load_before": (raw / f"{name}.load_before").read_text().strip(),
+                         "others_cpu_s": others_cpu(raw, name),
                          "load_after": (raw / f"{name}.load_after").read_text().strip(),
                          "step_flops_dense": flops["step_flops_dense"],
                          "step_flops_label_rows": flops["step_flops_label_rows"]})
@@ -112,14 +122,14 @@ def main():
         + f", at the measured matmul rate {rate / 1e9:.1f} GFLOP/s.",
         "",
         "Whole processes (`/usr/bin/time -v`; wall includes start-up, model load and tokenisation; "
-        "load average = 1/5/15-minute `/proc/loadavg` before the run):",
+        "load average = 1/5/15-minute `/proc/loadavg` before the run; other processes' CPU = busy time of all CPUs from `/proc/stat` during the run minus the run's own user + sys):",
         "",
-        "| model | implementation | wall s | user s | sys s | load avg before |",
-        "|---|---|---:|---:|---:|---|",
+        "| model | implementation | wall s | user s | sys s | minor page faults | load avg before | other processes' CPU s during the run |",
+        "|---|---|---:|---:|---:|---:|---|---:|",
     ]
     for r in rows:
         lines.append(f"| {r['model']} | {r['impl']} | {r['wall_s']:.1f} | {r['user_s']:.1f} | {r['sys_s']:.1f} | "
-                     f"{r['load_before']} |")
+                     f"{r['minor_faults']:,} | {r['load_before']} | {r['others_cpu_s']:.1f} |")
 
     shapes = "; ".join(f"{s['m']}x{s['k']} @ {s['k']}x{s['n']}: median {s['rate_flops_median'] / 1e9:.1f} "
                        f"(min {s['rate_flops_min'] / 1e9:.1f}, max {s['rate_flops_max'] / 1e9:.1f})"
@@ -163,9 +173,31 @@ def main():
         cmd = re.sub(r"/tmp/tmp\.\w+", "$TMP", cmd)
         lines.append(f"# {name}")
         lines.append(f"/usr/bin/time -v {cmd}")
-    lines += ["```", "", "## Interpretation", ""]
+    lines += ["```", ""]
+    lines += [f"Note: {n}" for n in a.note]
+    lines += ["", "## Interpretation", ""]
     lines += interpretation(by, a)
     pathlib.Path(a.results).write_text("\n".join(lines) + "\n")
+
+
+def by_rate(a):
+    return json.loads((pathlib.Path(a.out) / "raw" / "sgemm.json").read_text())["rate_flops"]
+
+
+def caveat(by):
+    others = max(r["others_cpu_s"] / r["wall_s"] for r in by.values())
+    spread = max(r["step_s_max"] / r["step_s_min"] for r in by.values())
+    busy = others > 0.1
+    return ("- Caveats: one run of each implementation, steps timed from the outside of the step: ptune's "
+            "is the wall time between optimizer steps seen from Java (collation and JNI included), the peer's "
+            "the Python loop body. "
+            + (f"Other processes used up to {others:.2f} CPU-seconds per second during a run on this 2-CPU "
+               "machine: they competed for the CPUs, so the figures are noisy and pessimistic; rerun on an idle "
+               "machine before comparing with another table. "
+               if busy else
+               f"The machine was otherwise idle (other processes used at most {others:.2f} CPU-seconds per "
+               "second during a run). ")
+            + f"The slowest timed step of a run was up to {spread:.2f}x its fastest.")
 
 
 def interpretation(by, a):
@@ -188,7 +220,9 @@ def interpretation(by, a):
         f"(the peer's {mq['sys_s']:.0f} s of system time against ptune's {mp['sys_s']:.0f} s is largely page "
         "faults from allocating them).",
         f"- Against the dense floor ptune reaches {mp['fraction_of_floor']:.2f} on medium (the peer "
-        f"{mq['fraction_of_floor']:.2f}); what is left is the part of a step that is not big matmuls: "
+        f"{mq['fraction_of_floor']:.2f}); ptune's step does its {mp['step_flops_label_rows'] / 1e9:.0f} GFLOP "
+        f"at an implied {mp['step_flops_label_rows'] / mp['step_s_median'] / 1e9:.0f} GFLOP/s against the "
+        f"measured {by_rate(a) / 1e9:.0f}; what is left is the part of a step that is not big matmuls: "
         "RMSNorm, rotary, the bias add and softmax over (B, H, S, S) scores and their backward, all memory-bound "
         "single-threaded passes, plus the LM-head matmuls, which run slower than the floor's shape "
         "(see the 32000-wide shapes in the rate list).",
@@ -200,10 +234,7 @@ def interpretation(by, a):
            "overhead is not what limits it."
            if sp["tokens_per_s"] >= sq["tokens_per_s"] else
            f"ptune is {sp['tokens_per_s'] / sq['tokens_per_s']:.2f}x the peer there."),
-        "- Caveats: one run of each, on a shared 2-vCPU VM whose two CPUs together give little more than one "
-        "core (user time is about equal to wall time even with 2 OpenBLAS threads), so expect ±15% between runs "
-        "(see the min/max step times and the load averages); ptune's step time is wall time between optimizer "
-        "steps seen from Java (collation and JNI included), the peer's is the Python loop body.",
+        caveat(by),
     ]
     return out
 

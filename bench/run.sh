@@ -6,6 +6,8 @@
 #
 # Writes bench/RESULTS.md and the raw files under bench/out/ (git-ignored): models, data,
 # metrics JSONL, logs, /usr/bin/time -v reports, summary.json.
+# Before each measurement it waits up to IDLE_WAIT_S (60) s for the CPUs to be idle, and it
+# records how much CPU time other processes used during each run (a shared machine is noisy).
 # Knobs (environment): SMALL_STEPS (default 20) and MEDIUM_STEPS (default 10) timed steps per
 # implementation, each after WARMUP_STEPS (2) untimed ones; keep the whole run under ~10 minutes
 # on a 2-core machine by lowering steps, not shapes.
@@ -26,6 +28,18 @@ seq=256
 virtual=20
 
 die() { echo "bench/run.sh: $*" >&2; exit 1; }
+busy_ticks() {  # CPU ticks spent by everything (all CPUs) since boot, idle and iowait excluded
+    awk '/^cpu /{print $2+$3+$4+$7+$8+$9}' /proc/stat
+}
+wait_idle() {  # wait up to IDLE_WAIT_S (default 60) s for a 2-s window with < 10% of the CPUs busy
+    local deadline=$(( $(date +%s) + ${IDLE_WAIT_S:-60} )) a b
+    while :; do
+        a=$(busy_ticks); sleep 2; b=$(busy_ticks)
+        (( (b - a) * 100 < 10 * 2 * hz * $(nproc) )) && return 0
+        (( $(date +%s) >= deadline )) && { echo "bench/run.sh: machine still busy; measuring anyway" >&2; return 0; }
+    done
+}
+hz=$(getconf CLK_TCK)
 
 # ---- checks -------------------------------------------------------------------------------
 [[ -x "$ptune" ]] || die "$ptune is missing: build first (cd $root && mvn -B -q -DskipTests package)"
@@ -48,8 +62,11 @@ rm -f "$raw"/*
 
 # ptune builds before --log-every existed reject it; use it only where the CLI knows it.
 log_every=()
+notes=()
 if "$ptune" train --help 2>&1 | grep -q -- '--log-every'; then
     log_every=(--log-every 1000)
+else
+    notes+=(--note "this ptune build has no --log-every, so the ptune commands ran without it (it logs one line per step at INFO; negligible next to a step)")
 fi
 
 # ---- models and data ----------------------------------------------------------------------
@@ -80,16 +97,20 @@ print(json.dumps({"nproc": os.cpu_count(), "cpu": cpu, "torch": torch.__version_
                   "kernel": platform.release(), "java": java,
                   "mem_gib": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1)}))
 EOF
+wait_idle
 "$py" "$here/floor.py" sgemm > "$raw/sgemm.json"
 
 # ---- runs ---------------------------------------------------------------------------------
 : > "$raw/commands.txt"
-record() {  # record NAME CMD...: time CMD with /usr/bin/time -v, log load averages around it
+record() {  # record NAME CMD...: time CMD with /usr/bin/time -v; log the load and the CPU others used
     local name=$1; shift
     printf '%s\t%s\n' "$name" "$*" >> "$raw/commands.txt"
+    wait_idle
     cut -d' ' -f1-3 /proc/loadavg > "$raw/$name.load_before"
+    local t0; t0=$(busy_ticks)
     /usr/bin/time -v -o "$raw/$name.time" "$@" > "$raw/$name.stdout" 2> "$raw/$name.stderr" \
         || die "$name failed (exit $?); see $raw/$name.stderr"
+    echo $(( $(busy_ticks) - t0 )) "$hz" > "$raw/$name.busy_ticks"
     cut -d' ' -f1-3 /proc/loadavg > "$raw/$name.load_after"
 }
 
@@ -114,5 +135,5 @@ done
 bench_end=$(date +%s)
 "$py" "$here/report.py" --out "$out" --results "$here/RESULTS.md" --root "$root" \
     --batch-size "$batch" --seq-len "$seq" --virtual-tokens "$virtual" --warmup "$warmup" \
-    --prompt-len "$prompt_len" --wall-s $((bench_end - bench_start))
+    --prompt-len "$prompt_len" --wall-s $((bench_end - bench_start)) "${notes[@]}"
 echo "bench/run.sh: wrote $here/RESULTS.md in $((bench_end - bench_start)) s"
