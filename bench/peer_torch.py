@@ -5,6 +5,9 @@ full (B, T, V) logits, CrossEntropyLoss, torch.optim.AdamW, clip_grad_norm_).
 
   peer_torch.py train  --model DIR --batch-size 8 --seq-len 256 --virtual-tokens 20 --steps 10
       prints one JSON line: tokens/s (median of the timed steps), peak RSS, step times
+  peer_torch.py train ... --profile
+      runs the warm-up steps, then profiles one step with torch.autograd.profiler and prints
+      {"self_cpu_s": total, "ops": [{"name", "self_cpu_s", "share", "calls"}, ...]} (top 15 ops)
   peer_torch.py logits --model DIR --ids 1,2,3 [--prompt-file F.json]
       prints {"logits": [[...]]} (reference values for tests)
 """
@@ -95,6 +98,19 @@ class Llama:
                 torch.cat([torch.ones(B, prompt.shape[0], dtype=mask.dtype), mask], 1))
 
 
+def one_step(a, m, prompt, opt, V):
+    """One training step, as the timed loop below does it (used for profiling)."""
+    ids = torch.randint(3, min(V, 512), (a.batch_size, a.seq_len))
+    embeds, full_mask = m.prompted(prompt, ids, torch.ones_like(ids))
+    logits = m.hidden(embeds, full_mask) @ m.lm_head.T
+    labels = torch.cat([torch.full((a.batch_size, a.virtual_tokens), -100), ids], 1)
+    loss = F.cross_entropy(logits[:, :-1].reshape(-1, V), labels[:, 1:].reshape(-1), ignore_index=-100)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_([prompt], 1.0)
+    opt.step()
+    opt.zero_grad()
+
+
 def train(a):
     torch.manual_seed(0)
     m = Llama(a.model)
@@ -103,7 +119,18 @@ def train(a):
     opt = torch.optim.AdamW([prompt], lr=1e-2, weight_decay=0.0)
     tokens_per_step = a.batch_size * a.seq_len
     times, losses = [], []
+    if a.profile:
+        a.steps = 1
     for step in range(a.warmup + a.steps):
+        if a.profile and step == a.warmup:
+            with torch.autograd.profiler.profile() as prof:
+                one_step(a, m, prompt, opt, V)
+            ops = sorted(prof.key_averages(), key=lambda e: -e.self_cpu_time_total)
+            total = sum(e.self_cpu_time_total for e in ops) / 1e6
+            print(json.dumps({"self_cpu_s": total, "ops": [
+                {"name": e.key, "self_cpu_s": e.self_cpu_time_total / 1e6,
+                 "share": e.self_cpu_time_total / 1e6 / total, "calls": e.count} for e in ops[:15]]}))
+            return
         ids = torch.randint(3, min(V, 512), (a.batch_size, a.seq_len))
         mask = torch.ones_like(ids)
         t0 = time.perf_counter()
@@ -124,7 +151,7 @@ def train(a):
                       "tokens_per_s": tokens_per_step / med, "step_s_median": med,
                       "step_s_min": min(times), "step_s_max": max(times),
                       "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-                      "last_loss": losses[-1]}))
+                      "last_loss": losses[-1], "step_s": times}))
 
 
 def logits(a):
@@ -149,6 +176,7 @@ def main():
     t.add_argument("--virtual-tokens", type=int, default=20)
     t.add_argument("--steps", type=int, default=8)
     t.add_argument("--warmup", type=int, default=2)
+    t.add_argument("--profile", action="store_true")
     l = sub.add_parser("logits")
     l.add_argument("--model", required=True)
     l.add_argument("--ids", required=True)

@@ -6,8 +6,10 @@
 #
 # Writes bench/RESULTS.md and the raw files under bench/out/ (git-ignored): models, data,
 # metrics JSONL, logs, /usr/bin/time -v reports, summary.json.
-# Before each measurement it waits up to IDLE_WAIT_S (60) s for the CPUs to be idle, and it
-# records how much CPU time other processes used during each run (a shared machine is noisy).
+# Before each measurement it waits up to IDLE_WAIT_S (30) s for the CPUs to be idle, records how
+# much CPU time other processes used during the run (a shared machine is noisy), and measures a
+# run again (RETRIES, default 1, times, only in the first RETRY_UNTIL_S = 300 s) when they took
+# more than 20% of a CPU.
 # Knobs (environment): SMALL_STEPS (default 20) and MEDIUM_STEPS (default 10) timed steps per
 # implementation, each after WARMUP_STEPS (2) untimed ones; keep the whole run under ~10 minutes
 # on a 2-core machine by lowering steps, not shapes.
@@ -31,8 +33,8 @@ die() { echo "bench/run.sh: $*" >&2; exit 1; }
 busy_ticks() {  # CPU ticks spent by everything (all CPUs) since boot, idle and iowait excluded
     awk '/^cpu /{print $2+$3+$4+$7+$8+$9}' /proc/stat
 }
-wait_idle() {  # wait up to IDLE_WAIT_S (default 60) s for a 2-s window with < 10% of the CPUs busy
-    local deadline=$(( $(date +%s) + ${IDLE_WAIT_S:-60} )) a b
+wait_idle() {  # wait up to IDLE_WAIT_S (default 30) s for a 2-s window with < 10% of the CPUs busy
+    local deadline=$(( $(date +%s) + ${IDLE_WAIT_S:-30} )) a b
     while :; do
         a=$(busy_ticks); sleep 2; b=$(busy_ticks)
         (( (b - a) * 100 < 10 * 2 * hz * $(nproc) )) && return 0
@@ -105,13 +107,24 @@ wait_idle
 record() {  # record NAME CMD...: time CMD with /usr/bin/time -v; log the load and the CPU others used
     local name=$1; shift
     printf '%s\t%s\n' "$name" "$*" >> "$raw/commands.txt"
-    wait_idle
-    cut -d' ' -f1-3 /proc/loadavg > "$raw/$name.load_before"
-    local t0; t0=$(busy_ticks)
-    /usr/bin/time -v -o "$raw/$name.time" "$@" > "$raw/$name.stdout" 2> "$raw/$name.stderr" \
-        || die "$name failed (exit $?); see $raw/$name.stderr"
-    echo $(( $(busy_ticks) - t0 )) "$hz" > "$raw/$name.busy_ticks"
-    cut -d' ' -f1-3 /proc/loadavg > "$raw/$name.load_after"
+    local attempt t0 t1 own
+    for attempt in $(seq 0 "${RETRIES:-1}"); do
+        wait_idle
+        cut -d' ' -f1-3 /proc/loadavg > "$raw/$name.load_before"
+        t0=$(busy_ticks); t1=$(date +%s%N)
+        /usr/bin/time -v -o "$raw/$name.time" "$@" > "$raw/$name.stdout" 2> "$raw/$name.stderr" \
+            || die "$name failed (exit $?); see $raw/$name.stderr"
+        echo $(( $(busy_ticks) - t0 )) "$hz" > "$raw/$name.busy_ticks"
+        cut -d' ' -f1-3 /proc/loadavg > "$raw/$name.load_after"
+        echo "$attempt" > "$raw/$name.retries"
+        # Other processes' CPU share during the run; rerun once (RETRIES) if they took > 20% of a CPU,
+        # as long as the script has run less than RETRY_UNTIL_S (300) s, to stay near 10 minutes.
+        (( attempt < ${RETRIES:-1} && $(date +%s) - bench_start < ${RETRY_UNTIL_S:-300} )) || break
+        own=$(awk -F': ' '/User time|System time/{s+=$2} END{print s}' "$raw/$name.time")
+        awk -v busy="$(cat "$raw/$name.busy_ticks")" -v own="$own" -v ns=$(( $(date +%s%N) - t1 )) \
+            'BEGIN{split(busy, b, " "); exit !((b[1] / b[2] - own) / (ns / 1e9) > 0.2)}' || break
+        echo "bench/run.sh: other processes competed during $name; measuring it again" >&2
+    done
 }
 
 prompt_len=$("$py" -c 'import json,sys; print(len(json.load(open(sys.argv[1]))["prompt_ids"]))' "$raw/prompt_ids.json")
@@ -130,6 +143,11 @@ for model in small medium; do
     record "$model.peer" "$py" "$here/peer_torch.py" train --model "$dir" --batch-size "$batch" \
         --seq-len "$seq" --virtual-tokens "$virtual" --steps "$steps" --warmup "$warmup"
 done
+
+# Where the peer's time goes: one profiled medium step (torch.autograd.profiler, self CPU time).
+wait_idle
+"$py" "$here/peer_torch.py" train --model "$out/models/medium" --batch-size "$batch" --seq-len "$seq" \
+    --virtual-tokens "$virtual" --warmup 1 --profile > "$raw/medium.peer.profile.json"
 
 # ---- report -------------------------------------------------------------------------------
 bench_end=$(date +%s)
