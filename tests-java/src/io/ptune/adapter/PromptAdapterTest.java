@@ -10,9 +10,8 @@ import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import io.ptune.AdapterException;
 import io.ptune.TestMethods;
-import io.ptune.TestPaths;
+import io.ptune.Stories260kTest;
 import io.ptune.adapter.Safetensors.FloatTensor;
-import io.ptune.model.CausalLm;
 import io.ptune.prompt.PTuningConfig;
 import io.ptune.prompt.PrefixTuningConfig;
 import io.ptune.prompt.PromptEncoderType;
@@ -34,8 +33,6 @@ import java.util.Map;
 import java.util.Set;
 import java.util.TreeSet;
 import java.util.stream.Stream;
-import org.junit.jupiter.api.AfterAll;
-import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -45,14 +42,13 @@ import org.junit.jupiter.api.io.TempDir;
  * laid out as PEFT writes them (only prompt_embeddings, no ptune extra files, keys ptune does not
  * know, F32 or BF16) built by hand, atomic writes, and the mismatches ptune must refuse.
  */
-class PromptAdapterTest {
+class PromptAdapterTest extends Stories260kTest {
     private static final long[] IDS = {1, 403, 407, 261, 378};
 
     /** Every key PEFT's PromptTuningConfig had before 0.14, the only ones an adapter may carry. */
     private static final Set<String> PEFT_KEYS = Set.of("peft_type", "task_type", "num_virtual_tokens",
             "token_dim", "num_transformer_submodules", "num_attention_heads", "num_layers", "prompt_tuning_init",
             "prompt_tuning_init_text", "tokenizer_name_or_path", "base_model_name_or_path", "inference_mode");
-    private static CausalLm model;
 
     @TempDir
     Path dir;
@@ -60,15 +56,7 @@ class PromptAdapterTest {
     /** Adapters this test wrote by hand, to name each one's directory. */
     private int handWritten;
 
-    @BeforeAll
-    static void load() {
-        model = CausalLm.load(TestPaths.stories260k());
-    }
 
-    @AfterAll
-    static void close() {
-        model.close();
-    }
 
     private static SoftPrompt softPrompt(int n, int dim) {
         float[] values = new float[n * dim];

@@ -5,13 +5,13 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertNotEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import io.ptune.Stories260kTest;
 import io.ptune.TestPaths;
 import io.ptune.adapter.PromptAdapter;
 import io.ptune.data.AlpacaDataset;
 import io.ptune.inference.Generation;
 import io.ptune.inference.GenerationConfig;
 import io.ptune.inference.Generator;
-import io.ptune.model.CausalLm;
 import io.ptune.prompt.PromptInit;
 import io.ptune.prompt.PromptInitializer;
 import io.ptune.prompt.PromptModule;
@@ -27,31 +27,20 @@ import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
-import org.junit.jupiter.api.AfterAll;
-import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
 /** The whole stack on the real stories260K model: tokenizer, native core, training, adapters. */
-class Stories260kEndToEndTest {
+class Stories260kEndToEndTest extends Stories260kTest {
     /** What stories260K writes greedily from BOS (shared/models/README.md, checked by two independent forwards). */
     private static final String STORY = "Once upon a time, there was a little girl named Lily. She loved to play"
             + " outside in the park.";
 
-    private static CausalLm model;
 
     @TempDir
     Path dir;
 
-    @BeforeAll
-    static void load() {
-        model = CausalLm.load(TestPaths.stories260k());
-    }
 
-    @AfterAll
-    static void close() {
-        model.close();
-    }
 
     /** A frozen prompt of small N(0, 0.01) values; the caller closes it. */
     private static PromptModule smallRandomPrompt(int n, long seed) {
