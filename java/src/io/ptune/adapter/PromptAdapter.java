@@ -275,6 +275,17 @@ public final class PromptAdapter {
         return read(dir, model, true);
     }
 
+    /**
+     * The model an adapter was trained on, as its adapter_config.json records it (a directory or
+     * a Hugging Face hub id), or null when it records none: the model to pass to {@link #load}.
+     *
+     * @throws AdapterException if the directory or its adapter_config.json is missing or malformed
+     */
+    public static String baseModelNameOrPath(Path dir) {
+        return AdapterFiles.textField(AdapterFiles.readConfig(dir), "base_model_name_or_path",
+                dir.resolve(CONFIG_FILE));
+    }
+
     private static PromptModule read(Path dir, CausalLm model, boolean forTraining) {
         Objects.requireNonNull(model, "model");
         LlamaArchitecture arch = model.architecture();
@@ -312,8 +323,16 @@ public final class PromptAdapter {
 
     private static PromptModule readPromptTuning(Path dir, JsonNode json, int n, CausalLm model, boolean forTraining) {
         Path configFile = dir.resolve(CONFIG_FILE);
-        int dim = model.architecture().hiddenSize();
+        LlamaArchitecture arch = model.architecture();
+        int dim = arch.hiddenSize();
         checkTokenDim(json, configFile, dim, "the model's hidden_size");
+        Integer heads = AdapterFiles.optionalInt(json, "num_attention_heads", configFile);
+        Integer layers = AdapterFiles.optionalInt(json, "num_layers", configFile);
+        if ((heads != null && heads != arch.numHeads()) || (layers != null && layers != arch.numLayers())) {
+            LOG.warn("{}: written for a model with {} heads and {} layers, loading into one with {}"
+                    + " and {}; a prompt-tuning adapter only depends on token_dim, but check that this"
+                    + " is the intended base model", configFile, heads, layers, arch.numHeads(), arch.numLayers());
+        }
         float[] values = readPromptEmbeddings(dir, new long[] {n, dim},
                 "adapter_config.json says num_virtual_tokens " + n + " and token_dim " + dim);
         if (Files.exists(dir.resolve(COMPOSITE_FILE))) {
@@ -632,7 +651,7 @@ public final class PromptAdapter {
     // ------------------------------------------------------------------------------------------
     // Shared checks
 
-    static float[] readPromptEmbeddings(Path dir, long[] shape, String what) {
+    private static float[] readPromptEmbeddings(Path dir, long[] shape, String what) {
         String hint = Files.exists(dir.resolve("adapter_model.bin"))
                 ? "; only adapter_model.bin (a PyTorch pickle) is there: re-save the adapter with"
                         + " save_pretrained(dir, safe_serialization=True)"

@@ -2,13 +2,10 @@ package io.ptune.cli;
 
 import io.ptune.InvalidConfigException;
 import io.ptune.PtuneException;
-import io.ptune.adapter.PromptAdapter;
-import io.ptune.model.CausalLm;
-import io.ptune.prompt.PromptModule;
 import java.io.PrintWriter;
-import java.nio.file.Path;
 import java.util.Map;
 import java.util.concurrent.Callable;
+import java.util.function.Consumer;
 import picocli.CommandLine.Model.CommandSpec;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.Spec;
@@ -60,15 +57,11 @@ abstract class CliCommand implements Callable<Integer> {
         return spec.commandLine().getErr();
     }
 
-    /**
-     * The adapter (any prompt method) loaded for inference and checked against the model, or null
-     * when no adapter is given. The caller closes it.
-     */
-    protected static PromptModule loadAdapter(Path adapterDir, CausalLm model) {
-        if (adapterDir == null) {
-            return null;
+    /** Passes an optional flag's value to {@code setter} when the flag was given (else the default stays). */
+    protected static <T> void ifGiven(T value, Consumer<? super T> setter) {
+        if (value != null) {
+            setter.accept(value);
         }
-        return PromptAdapter.load(adapterDir, model);
     }
 
     private int fail(String message, Exception e) {

@@ -8,11 +8,9 @@ import io.ptune.inference.Generator;
 import io.ptune.internal.JsonFiles;
 import io.ptune.model.CausalLm;
 import io.ptune.prompt.PromptModule;
-import java.nio.file.Path;
 import java.util.List;
 import java.util.Map;
 import java.util.stream.LongStream;
-import picocli.CommandLine.ArgGroup;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
 
@@ -20,16 +18,7 @@ import picocli.CommandLine.Option;
 @Command(name = "generate", mixinStandardHelpOptions = true,
         description = "Generate a continuation, optionally behind a trained prompt adapter.",
         exitCodeOnInvalidInput = 1, exitCodeOnExecutionException = 1)
-final class GenerateCommand extends CliCommand {
-    @Option(names = "--model", required = true, paramLabel = "DIR", description = "Hugging Face model directory.")
-    Path model;
-
-    @Option(names = "--adapter", paramLabel = "DIR", description = "Adapter directory of any prompt method (PEFT layout).")
-    Path adapter;
-
-    @ArgGroup(exclusive = true, multiplicity = "1")
-    InputOptions input;
-
+final class GenerateCommand extends ModelInputCommand {
     @Option(names = "--max-new-tokens", paramLabel = "N", description = "Most tokens to generate (default: 64).")
     Integer maxNewTokens;
 
@@ -57,54 +46,39 @@ final class GenerateCommand extends CliCommand {
                 "topK", "--top-k", "topP", "--top-p");
     }
 
-    @Override
-    protected int run() {
-        GenerationConfig config = generationConfig();
-        input.validate();
-        try (CausalLm lm = CausalLm.load(model);
-                PromptModule prompt = loadAdapter(adapter, lm)) {
-            long[] ids = input.tokenIds(lm.tokenizer());
-            Generation generation = new Generator(lm, prompt, config).generate(List.of(ids)).get(0);
-            if (json) {
-                ObjectNode result = JsonFiles.MAPPER.createObjectNode();
-                ArrayNode promptIds = result.putArray("prompt_ids");
-                LongStream.of(generation.promptIds()).forEach(promptIds::add);
-                ArrayNode generatedIds = result.putArray("generated_ids");
-                LongStream.of(generation.generatedIds()).forEach(generatedIds::add);
-                result.put("text", generation.text());
-                out().println(result.toString());
-            } else {
-                long[] all = LongStream.concat(LongStream.of(generation.promptIds()),
-                        LongStream.of(generation.generatedIds())).toArray();
-                out().println(lm.tokenizer().decode(all, true));
-            }
-            out().flush();
-        }
-        return 0;
-    }
+    private GenerationConfig config;
 
-    private GenerationConfig generationConfig() {
+    @Override
+    protected void checkFlags() {
         boolean sampling = temperature != null || topK != null || topP != null || seed != null;
         if (greedy && sampling) {
             throw new IllegalArgumentException("--greedy cannot be combined with --temperature, --top-k,"
                     + " --top-p or --seed; drop --greedy to sample");
         }
         GenerationConfig.Builder builder = GenerationConfig.builder().greedy(!sampling);
-        if (maxNewTokens != null) {
-            builder.maxNewTokens(maxNewTokens);
+        ifGiven(maxNewTokens, builder::maxNewTokens);
+        ifGiven(temperature, builder::temperature);
+        ifGiven(topK, builder::topK);
+        ifGiven(topP, builder::topP);
+        ifGiven(seed, builder::seed);
+        config = builder.build();
+    }
+
+    @Override
+    protected void run(CausalLm lm, PromptModule prompt, long[] ids) {
+        Generation generation = new Generator(lm, prompt, config).generate(List.of(ids)).get(0);
+        if (json) {
+            ObjectNode result = JsonFiles.MAPPER.createObjectNode();
+            ArrayNode promptIds = result.putArray("prompt_ids");
+            LongStream.of(generation.promptIds()).forEach(promptIds::add);
+            ArrayNode generatedIds = result.putArray("generated_ids");
+            LongStream.of(generation.generatedIds()).forEach(generatedIds::add);
+            result.put("text", generation.text());
+            out().println(result.toString());
+        } else {
+            long[] all = LongStream.concat(LongStream.of(generation.promptIds()),
+                    LongStream.of(generation.generatedIds())).toArray();
+            out().println(lm.tokenizer().decode(all, true));
         }
-        if (temperature != null) {
-            builder.temperature(temperature);
-        }
-        if (topK != null) {
-            builder.topK(topK);
-        }
-        if (topP != null) {
-            builder.topP(topP);
-        }
-        if (seed != null) {
-            builder.seed(seed);
-        }
-        return builder.build();
     }
 }

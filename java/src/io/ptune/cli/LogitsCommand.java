@@ -7,10 +7,8 @@ import io.ptune.model.Tokenizer;
 import io.ptune.prompt.PromptModule;
 import java.io.IOException;
 import java.io.PrintWriter;
-import java.nio.file.Path;
 import java.util.Arrays;
 import java.util.Locale;
-import picocli.CommandLine.ArgGroup;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
 
@@ -22,17 +20,8 @@ import picocli.CommandLine.Option;
 @Command(name = "logits", mixinStandardHelpOptions = true,
         description = "Print next-token logits at every position (virtual tokens first).",
         exitCodeOnInvalidInput = 1, exitCodeOnExecutionException = 1)
-final class LogitsCommand extends CliCommand {
+final class LogitsCommand extends ModelInputCommand {
     private static final int TOP = 5;
-
-    @Option(names = "--model", required = true, paramLabel = "DIR", description = "Hugging Face model directory.")
-    Path model;
-
-    @Option(names = "--adapter", paramLabel = "DIR", description = "Adapter directory of any prompt method (PEFT layout).")
-    Path adapter;
-
-    @ArgGroup(exclusive = true, multiplicity = "1")
-    InputOptions input;
 
     @Option(names = "--json",
             description = "Print {\"ids\", \"virtual_tokens\", \"logits\"} with one row of vocabulary"
@@ -41,22 +30,15 @@ final class LogitsCommand extends CliCommand {
     boolean json;
 
     @Override
-    protected int run() throws IOException {
-        input.validate();
-        try (CausalLm lm = CausalLm.load(model);
-                PromptModule prompt = loadAdapter(adapter, lm)) {
-            long[] ids = input.tokenIds(lm.tokenizer());
-            float[][] logits = lm.logits(prompt, ids);
-            // Input-level virtual positions; a prefix lives in the keys and values, not in the rows.
-            int virtualTokens = prompt == null ? 0 : prompt.inputVirtualTokens();
-            if (json) {
-                writeJson(out(), ids, virtualTokens, logits);
-            } else {
-                writeTop(out(), lm.tokenizer(), ids, virtualTokens, logits);
-            }
-            out().flush();
+    protected void run(CausalLm lm, PromptModule prompt, long[] ids) throws IOException {
+        float[][] logits = lm.logits(prompt, ids);
+        // Input-level virtual positions; a prefix lives in the keys and values, not in the rows.
+        int virtualTokens = prompt == null ? 0 : prompt.inputVirtualTokens();
+        if (json) {
+            writeJson(out(), ids, virtualTokens, logits);
+        } else {
+            writeTop(out(), lm.tokenizer(), ids, virtualTokens, logits);
         }
-        return 0;
     }
 
     private static void writeJson(PrintWriter out, long[] ids, int virtualTokens, float[][] logits)

@@ -226,23 +226,15 @@ final class TrainCommand extends CliCommand {
             case P_TUNING -> {
                 PTuningConfig.Builder builder = PTuningConfig.builder().numVirtualTokens(n).initialization(initSpec)
                         .encoderType(encoderType()).seed(promptSeed);
-                if (encoderHiddenSize != null) {
-                    builder.encoderHiddenSize(encoderHiddenSize);
-                }
-                if (encoderLayers != null) {
-                    builder.encoderNumLayers(encoderLayers);
-                }
-                if (encoderDropout != null) {
-                    builder.encoderDropout(encoderDropout);
-                }
+                ifGiven(encoderHiddenSize, builder::encoderHiddenSize);
+                ifGiven(encoderLayers, builder::encoderNumLayers);
+                ifGiven(encoderDropout, builder::encoderDropout);
                 yield builder.build();
             }
             case PREFIX_TUNING -> {
                 PrefixTuningConfig.Builder builder = PrefixTuningConfig.builder().numVirtualTokens(n)
                         .prefixProjection(prefixProjection).seed(promptSeed);
-                if (encoderHiddenSize != null) {
-                    builder.encoderHiddenSize(encoderHiddenSize);
-                }
+                ifGiven(encoderHiddenSize, builder::encoderHiddenSize);
                 yield builder.build();
             }
             case COMPOSITE -> {
@@ -256,9 +248,7 @@ final class TrainCommand extends CliCommand {
             case DYNAMIC -> {
                 DynamicPromptConfig.Builder builder = DynamicPromptConfig.builder().numVirtualTokens(n)
                         .initialization(initSpec).seed(promptSeed);
-                if (generatorHiddenSize != null) {
-                    builder.generatorHiddenSize(generatorHiddenSize);
-                }
+                ifGiven(generatorHiddenSize, builder::generatorHiddenSize);
                 yield builder.build();
             }
         };
@@ -291,41 +281,21 @@ final class TrainCommand extends CliCommand {
         }
         if (stage2Layers != null) {
             TwoStageConfig.Builder twoStage = TwoStageConfig.builder().layers(stage2Layers);
-            if (stage2Lr != null) {
-                twoStage.learningRate(stage2Lr);
-            }
-            if (stage2Steps != null) {
-                twoStage.steps(stage2Steps);
-            }
-            if (stage2Epochs != null) {
-                twoStage.epochs(stage2Epochs);
-            }
+            ifGiven(stage2Lr, twoStage::learningRate);
+            ifGiven(stage2Steps, twoStage::steps);
+            ifGiven(stage2Epochs, twoStage::epochs);
             builder.twoStage(twoStage.build());
         } else if (stage2Lr != null || stage2Steps != null || stage2Epochs != null) {
             throw new IllegalArgumentException("--stage2-lr, --stage2-steps and --stage2-epochs need --stage2-layers K"
                     + " (how many top layers to unfreeze in stage 2)");
         }
-        if (epochs != null) {
-            builder.epochs(epochs);
-        }
-        if (maxSteps != null) {
-            builder.maxSteps(maxSteps);
-        }
-        if (batchSize != null) {
-            builder.batchSize(batchSize);
-        }
-        if (gradAccum != null) {
-            builder.gradAccum(gradAccum);
-        }
-        if (maxLength != null) {
-            builder.maxLength(maxLength);
-        }
-        if (seed != null) {
-            builder.seed(seed);
-        }
-        if (warmupSteps != null) {
-            builder.warmupSteps(warmupSteps);
-        }
+        ifGiven(epochs, builder::epochs);
+        ifGiven(maxSteps, builder::maxSteps);
+        ifGiven(batchSize, builder::batchSize);
+        ifGiven(gradAccum, builder::gradAccum);
+        ifGiven(maxLength, builder::maxLength);
+        ifGiven(seed, builder::seed);
+        ifGiven(warmupSteps, builder::warmupSteps);
         if (schedule != null) {
             try {
                 builder.schedule(LrSchedule.valueOf(schedule.trim().toUpperCase(Locale.ROOT)));
@@ -334,12 +304,8 @@ final class TrainCommand extends CliCommand {
                         + "' is not one of constant, linear, cosine");
             }
         }
-        if (weightDecay != null) {
-            builder.weightDecay(weightDecay);
-        }
-        if (maxGradNorm != null) {
-            builder.maxGradNorm(maxGradNorm);
-        }
+        ifGiven(weightDecay, builder::weightDecay);
+        ifGiven(maxGradNorm, builder::maxGradNorm);
         return builder.logEvery(logEvery).build();
     }
 }

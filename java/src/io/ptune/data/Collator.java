@@ -20,22 +20,15 @@ public record Collator(long padTokenId) {
         if (examples.isEmpty()) {
             throw new IllegalArgumentException("cannot collate an empty batch");
         }
-        int b = examples.size();
         int t = examples.stream().mapToInt(TokenizedExample::length).max().orElseThrow();
-        long[] ids = new long[b * t];
-        long[] mask = new long[b * t];
-        long[] labels = new long[b * t];
-        Arrays.fill(ids, padTokenId);
-        Arrays.fill(labels, TokenizedExample.IGNORE_INDEX);
-        for (int row = 0; row < b; row++) {
+        Batch batch = padding(examples.size(), t);
+        for (int row = 0; row < examples.size(); row++) {
             TokenizedExample example = examples.get(row);
             for (int i = 0; i < example.length(); i++) {
-                ids[row * t + i] = example.idAt(i);
-                mask[row * t + i] = 1;
-                labels[row * t + i] = example.labelAt(i);
+                put(batch, row * t + i, example.idAt(i), example.labelAt(i));
             }
         }
-        return new Batch(ids, mask, labels, b, t);
+        return batch;
     }
 
     /** Left-padded batch of prompts for generation; labels are all -100. */
@@ -43,28 +36,38 @@ public record Collator(long padTokenId) {
         if (prompts.isEmpty()) {
             throw new IllegalArgumentException("cannot pad an empty batch");
         }
-        int b = prompts.size();
         int t = prompts.stream().mapToInt(p -> p.length).max().orElseThrow();
         if (t == 0) {
             throw new IllegalArgumentException("every prompt is empty; give at least one token");
         }
-        long[] ids = new long[b * t];
-        long[] mask = new long[b * t];
-        long[] labels = new long[b * t];
-        Arrays.fill(ids, padTokenId);
-        Arrays.fill(labels, TokenizedExample.IGNORE_INDEX);
-        for (int row = 0; row < b; row++) {
+        Batch batch = padding(prompts.size(), t);
+        for (int row = 0; row < prompts.size(); row++) {
             long[] prompt = prompts.get(row);
             if (prompt.length == 0) {
                 throw new IllegalArgumentException("prompt " + row + " is empty; give at least one token"
                         + " (e.g. BOS)");
             }
-            int offset = t - prompt.length;
+            int start = row * t + t - prompt.length;
             for (int i = 0; i < prompt.length; i++) {
-                ids[row * t + offset + i] = prompt[i];
-                mask[row * t + offset + i] = 1;
+                put(batch, start + i, prompt[i], TokenizedExample.IGNORE_INDEX);
             }
         }
-        return new Batch(ids, mask, labels, b, t);
+        return batch;
+    }
+
+    /** A (b, t) batch of padding only: ids = pad, mask = 0, labels = -100. */
+    private Batch padding(int b, int t) {
+        long[] ids = new long[b * t];
+        long[] labels = new long[b * t];
+        Arrays.fill(ids, padTokenId);
+        Arrays.fill(labels, TokenizedExample.IGNORE_INDEX);
+        return new Batch(ids, new long[b * t], labels, b, t);
+    }
+
+    /** Writes a real token at flat position {@code at} of a batch being filled. */
+    private static void put(Batch batch, int at, long id, long label) {
+        batch.ids()[at] = id;
+        batch.mask()[at] = 1;
+        batch.labels()[at] = label;
     }
 }

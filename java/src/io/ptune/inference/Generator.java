@@ -5,9 +5,7 @@ import io.ptune.data.Batch;
 import io.ptune.data.Collator;
 import io.ptune.model.CausalLm;
 import io.ptune.nativebridge.DecodingOptions;
-import io.ptune.prompt.Prompt;
 import io.ptune.prompt.PromptModule;
-import io.ptune.prompt.SoftPrompt;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Objects;
@@ -16,7 +14,7 @@ import org.slf4j.LoggerFactory;
 
 /**
  * Generates text with a {@link CausalLm}, optionally behind a trained prompt of any method (a
- * {@link PromptModule}, e.g. loaded with {@code PromptAdapter.load}) or a {@link SoftPrompt}.
+ * {@link PromptModule}, e.g. loaded with {@code PromptAdapter.load}).
  * The prompt (or prefix) and the input are encoded once; decoding continues from the KV cache.
  *
  * <p>Several prompts run as one batch, left-padded so that every row's next token lands in the
@@ -28,26 +26,18 @@ public final class Generator {
     private static final Logger LOG = LoggerFactory.getLogger(Generator.class);
 
     private final CausalLm model;
-    private final SoftPrompt softPrompt;
     private final PromptModule prompt;
     private final GenerationConfig config;
 
     /**
-     * @param prompt a {@link SoftPrompt}, or a {@link PromptModule} of this model (borrowed: it
-     *     must stay open while generating), or null for the bare model
+     * @param prompt a {@link PromptModule} of this model (borrowed: it must stay open while
+     *     generating), or null for the bare model
      */
-    public Generator(CausalLm model, Prompt prompt, GenerationConfig config) {
+    public Generator(CausalLm model, PromptModule prompt, GenerationConfig config) {
         this.model = Objects.requireNonNull(model, "model");
         this.config = Objects.requireNonNull(config, "config");
-        if (prompt instanceof SoftPrompt soft) {
-            model.checkPrompt(soft);
-            this.softPrompt = soft;
-            this.prompt = null;
-        } else {
-            this.prompt = (PromptModule) prompt;
-            model.checkPromptModule(this.prompt);
-            this.softPrompt = null;
-        }
+        model.checkPromptModule(prompt);
+        this.prompt = prompt;
     }
 
     /** Continues each list of ids (used as given: no BOS is added). */
@@ -59,15 +49,6 @@ public final class Generator {
         for (long[] ids : promptIds) {
             model.checkTokenIds(ids);
         }
-        if (softPrompt != null) {
-            try (PromptModule fixed = PromptModule.fixed(model, softPrompt)) {
-                return generate(fixed, promptIds);
-            }
-        }
-        return generate(prompt, promptIds);
-    }
-
-    private List<Generation> generate(PromptModule prompt, List<long[]> promptIds) {
         long padId = model.padTokenId();
         Batch batch = new Collator(padId).leftPad(promptIds);
         int p = prompt == null ? 0 : prompt.numVirtualTokens();

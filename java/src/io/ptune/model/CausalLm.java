@@ -5,7 +5,6 @@ import io.ptune.ModelFormatException;
 import io.ptune.PtuneException;
 import io.ptune.internal.JsonFiles;
 import io.ptune.nativebridge.NativeModel;
-import io.ptune.prompt.Prompt;
 import io.ptune.prompt.PromptModule;
 import io.ptune.prompt.SoftPrompt;
 import java.nio.file.Files;
@@ -129,23 +128,13 @@ public final class CausalLm implements AutoCloseable {
     /**
      * Next-token logits for one sequence, optionally behind a prompt of any method.
      *
-     * @param prompt a {@link SoftPrompt} or a {@link PromptModule} of this model, or null for the
-     *     bare model
+     * @param prompt a {@link PromptModule} of this model (for fixed values, {@link
+     *     PromptModule#fixed}), or null for the bare model
      * @param ids token ids, used as given (no BOS is added)
      * @return {@code Pin + T} rows of {@code V} logits: the {@code Pin} input-level virtual
      *     positions first ({@link PromptModule#inputVirtualTokens()}: n, or 0 for prefix tuning)
      */
-    public float[][] logits(Prompt prompt, long[] ids) {
-        if (prompt instanceof SoftPrompt soft) {
-            checkPrompt(soft);
-            try (PromptModule fixed = PromptModule.fixed(this, soft)) {
-                return logits(fixed, ids);
-            }
-        }
-        return logits((PromptModule) prompt, ids);
-    }
-
-    private float[][] logits(PromptModule prompt, long[] ids) {
+    public float[][] logits(PromptModule prompt, long[] ids) {
         ensureOpen();
         Objects.requireNonNull(ids, "ids");
         if (ids.length == 0) {

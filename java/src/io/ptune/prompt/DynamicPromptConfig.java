@@ -1,8 +1,6 @@
 package io.ptune.prompt;
 
 import io.ptune.InvalidConfigException;
-import java.nio.file.Path;
-import java.util.List;
 import java.util.Objects;
 
 /**
@@ -49,19 +47,10 @@ public record DynamicPromptConfig(
     }
 
     /** Builder; {@link #numVirtualTokens(int)} is required, everything else has a default. */
-    public static final class Builder {
-        private Integer numVirtualTokens;
+    public static final class Builder extends InputPromptBuilder<Builder> {
         private Integer generatorHiddenSize;
-        private PromptInitSpec initialization = PromptInitSpec.random();
-        private long seed = 42;
 
         private Builder() {}
-
-        /** Required: the number of virtual tokens, > 0. */
-        public Builder numVirtualTokens(int numVirtualTokens) {
-            this.numVirtualTokens = numVirtualTokens;
-            return this;
-        }
 
         /** Default: the model's hidden size. */
         public Builder generatorHiddenSize(int generatorHiddenSize) {
@@ -69,40 +58,10 @@ public record DynamicPromptConfig(
             return this;
         }
 
-        /** How E starts; default RANDOM. */
-        public Builder initialization(PromptInitSpec initialization) {
-            this.initialization = initialization;
-            return this;
-        }
-
-        /** Shorthand for {@code initialization(PromptInitSpec.text(text))}. */
-        public Builder initText(String text) {
-            return initialization(PromptInitSpec.text(text));
-        }
-
-        /** Shorthand for {@code initialization(PromptInitSpec.labels(words))}. */
-        public Builder labelWords(List<String> words) {
-            return initialization(PromptInitSpec.labels(words));
-        }
-
-        /** Shorthand for {@code initialization(PromptInitSpec.fromAdapter(dir))}. */
-        public Builder initFromAdapter(Path dir) {
-            return initialization(PromptInitSpec.fromAdapter(dir));
-        }
-
-        /** Default 42. */
-        public Builder seed(long seed) {
-            this.seed = seed;
-            return this;
-        }
-
         /** @throws InvalidConfigException naming the field that is missing or out of range */
         public DynamicPromptConfig build() {
-            if (numVirtualTokens == null) {
-                throw new InvalidConfigException("numVirtualTokens",
-                        "is required; set the number of virtual tokens (e.g. 20)");
-            }
-            return new DynamicPromptConfig(numVirtualTokens, generatorHiddenSize, initialization, seed);
+            int n = requiredNumVirtualTokens();
+            return new DynamicPromptConfig(n, generatorHiddenSize, initSpec(), seed);
         }
     }
 }

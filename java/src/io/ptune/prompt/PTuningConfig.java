@@ -1,8 +1,6 @@
 package io.ptune.prompt;
 
 import io.ptune.InvalidConfigException;
-import java.nio.file.Path;
-import java.util.List;
 import java.util.Objects;
 
 /**
@@ -66,22 +64,13 @@ public record PTuningConfig(
     }
 
     /** Builder; {@link #numVirtualTokens(int)} is required, everything else has PEFT's default. */
-    public static final class Builder {
-        private Integer numVirtualTokens;
+    public static final class Builder extends InputPromptBuilder<Builder> {
         private PromptEncoderType encoderType = PromptEncoderType.MLP;
         private Integer encoderHiddenSize;
         private int encoderNumLayers = DEFAULT_ENCODER_NUM_LAYERS;
         private double encoderDropout = 0.0;
-        private PromptInitSpec initialization = PromptInitSpec.random();
-        private long seed = 42;
 
         private Builder() {}
-
-        /** Required: the number of virtual tokens, > 0. */
-        public Builder numVirtualTokens(int numVirtualTokens) {
-            this.numVirtualTokens = numVirtualTokens;
-            return this;
-        }
 
         /** Default MLP. */
         public Builder encoderType(PromptEncoderType encoderType) {
@@ -107,41 +96,11 @@ public record PTuningConfig(
             return this;
         }
 
-        /** How E starts; default RANDOM. */
-        public Builder initialization(PromptInitSpec initialization) {
-            this.initialization = initialization;
-            return this;
-        }
-
-        /** Shorthand for {@code initialization(PromptInitSpec.text(text))}. */
-        public Builder initText(String text) {
-            return initialization(PromptInitSpec.text(text));
-        }
-
-        /** Shorthand for {@code initialization(PromptInitSpec.labels(words))}. */
-        public Builder labelWords(List<String> words) {
-            return initialization(PromptInitSpec.labels(words));
-        }
-
-        /** Shorthand for {@code initialization(PromptInitSpec.fromAdapter(dir))}. */
-        public Builder initFromAdapter(Path dir) {
-            return initialization(PromptInitSpec.fromAdapter(dir));
-        }
-
-        /** Default 42. */
-        public Builder seed(long seed) {
-            this.seed = seed;
-            return this;
-        }
-
         /** @throws InvalidConfigException naming the field that is missing or out of range */
         public PTuningConfig build() {
-            if (numVirtualTokens == null) {
-                throw new InvalidConfigException("numVirtualTokens",
-                        "is required; set the number of virtual tokens (e.g. 20)");
-            }
-            return new PTuningConfig(numVirtualTokens, encoderType, encoderHiddenSize, encoderNumLayers,
-                    encoderDropout, initialization, seed);
+            int n = requiredNumVirtualTokens();
+            return new PTuningConfig(n, encoderType, encoderHiddenSize, encoderNumLayers, encoderDropout, initSpec(),
+                    seed);
         }
     }
 }

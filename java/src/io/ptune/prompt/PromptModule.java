@@ -24,7 +24,7 @@ import org.slf4j.LoggerFactory;
  * <p>Create one with {@link #create} (initialised as the config says), load one with
  * {@code PromptAdapter.load}, or wrap fixed values with {@link #fixed}.
  */
-public final class PromptModule implements Prompt, AutoCloseable {
+public final class PromptModule implements AutoCloseable {
     private static final Logger LOG = LoggerFactory.getLogger(PromptModule.class);
 
     /** Parameter names of unfrozen transformer layers start with this. */

@@ -52,71 +52,14 @@ public record PromptTuningConfig(
     }
 
     /** Builder; {@link #numVirtualTokens(int)} is required, everything else has a default. */
-    public static final class Builder {
-        private Integer numVirtualTokens;
-        private PromptInit init = PromptInit.RANDOM;
-        private String initText;
-        private List<String> labelWords = List.of();
-        private Path initAdapter;
-        private long seed = 42;
-
+    public static final class Builder extends InputPromptBuilder<Builder> {
         private Builder() {}
-
-        /** Required: the number of virtual tokens, > 0. */
-        public Builder numVirtualTokens(int numVirtualTokens) {
-            this.numVirtualTokens = numVirtualTokens;
-            return this;
-        }
-
-        /** Default {@link PromptInit#RANDOM}. */
-        public Builder init(PromptInit init) {
-            this.init = init;
-            return this;
-        }
-
-        /** Shorthand for {@code init(TEXT)} with this text. */
-        public Builder initText(String initText) {
-            this.init = PromptInit.TEXT;
-            this.initText = initText;
-            return this;
-        }
-
-        /** Shorthand for {@code init(LABELS)} with these words, one per class. */
-        public Builder labelWords(List<String> labelWords) {
-            this.init = PromptInit.LABELS;
-            this.labelWords = labelWords;
-            return this;
-        }
-
-        /** Shorthand for {@code init(FROM_ADAPTER)}: warm start from the adapter saved in {@code dir}. */
-        public Builder initFromAdapter(Path dir) {
-            this.init = PromptInit.FROM_ADAPTER;
-            this.initAdapter = dir;
-            return this;
-        }
-
-        /** All init fields at once. */
-        public Builder initialization(PromptInitSpec spec) {
-            this.init = spec.init();
-            this.initText = spec.initText();
-            this.labelWords = spec.labelWords();
-            this.initAdapter = spec.adapter();
-            return this;
-        }
-
-        /** Default 42. */
-        public Builder seed(long seed) {
-            this.seed = seed;
-            return this;
-        }
 
         /** @throws InvalidConfigException naming the field that is missing or out of range */
         public PromptTuningConfig build() {
-            if (numVirtualTokens == null) {
-                throw new InvalidConfigException("numVirtualTokens",
-                        "is required; set the number of soft tokens to train (e.g. 20)");
-            }
-            return new PromptTuningConfig(numVirtualTokens, init, initText, labelWords, initAdapter, seed);
+            int n = requiredNumVirtualTokens();
+            PromptInitSpec init = initSpec();
+            return new PromptTuningConfig(n, init.init(), init.initText(), init.labelWords(), init.adapter(), seed);
         }
     }
 }

@@ -4,8 +4,9 @@ import java.util.Arrays;
 import java.util.Objects;
 
 /**
- * A trained or initial soft prompt: {@code n} vectors of width {@code C} (the model's hidden size),
- * placed before the input embeddings.
+ * The values of an input-level prompt: {@code n} vectors of width {@code C} (the model's hidden
+ * size), e.g. a trained prompt read with {@link PromptModule#inputPrompt()} or a warm start read
+ * from an adapter. To put it in front of a model, wrap it with {@link PromptModule#fixed}.
  *
  * <p>The array is copied on the way in and out, so a SoftPrompt is a value that nothing can
  * change behind its owner's back.
@@ -14,7 +15,7 @@ import java.util.Objects;
  * @param dim C
  * @param values (n, C) row-major
  */
-public record SoftPrompt(int numVirtualTokens, int dim, float[] values) implements Prompt {
+public record SoftPrompt(int numVirtualTokens, int dim, float[] values) {
 
     public SoftPrompt {
         if (numVirtualTokens <= 0) {

@@ -20,7 +20,6 @@ import io.ptune.nativebridge.NativePromptTrainer;
 import io.ptune.nativebridge.OptimizerOptions;
 import io.ptune.prompt.PromptMethodConfig;
 import io.ptune.prompt.PromptModule;
-import io.ptune.prompt.SoftPrompt;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
@@ -67,16 +66,6 @@ public final class Trainer implements AutoCloseable {
     private final List<TrainingListener> listeners = new CopyOnWriteArrayList<>();
     private boolean trained;
     private boolean closed;
-
-    /**
-     * Prepares training of a prompt-tuning prompt that starts as {@code initialPrompt}.
-     *
-     * @throws DatasetException if no example has an answer token left after truncation
-     * @throws InvalidConfigException if the data is too small for one optimizer step
-     */
-    public Trainer(CausalLm model, SoftPrompt initialPrompt, TrainingConfig config, AlpacaDataset data) {
-        this(model, trainableFixed(model, initialPrompt), true, config, data);
-    }
 
     /**
      * Prepares training of {@code prompt}'s trainable parameters on {@code data}: tokenises the
@@ -140,13 +129,6 @@ public final class Trainer implements AutoCloseable {
     public static Trainer create(CausalLm model, PromptMethodConfig promptConfig, TrainingConfig config,
             AlpacaDataset data) {
         return new Trainer(model, PromptModule.create(model, promptConfig), true, config, data);
-    }
-
-    private static PromptModule trainableFixed(CausalLm model, SoftPrompt initialPrompt) {
-        Objects.requireNonNull(initialPrompt, "initialPrompt");
-        PromptModule module = PromptModule.fixed(model, initialPrompt);
-        module.setTrainable("embedding", true, 0);
-        return module;
     }
 
     private OptimizerOptions optimizerOptions(double learningRate, long steps, long warmupSteps) {
@@ -339,17 +321,6 @@ public final class Trainer implements AutoCloseable {
             throw new DatasetException(data.source() + ": no label tokens to evaluate");
         }
         return lossSum / labelTokens;
-    }
-
-    /**
-     * The input prompt as it is now (the trained one after {@link #train()}): prompt tuning,
-     * composite (the blocks concatenated) and P-tuning (the encoder's output).
-     *
-     * @throws PtuneException for prefix tuning and dynamic prompts; use {@link #prompt()}
-     */
-    public SoftPrompt trainedPrompt() {
-        ensureOpen();
-        return prompt.inputPrompt();
     }
 
     /** The prompt being trained (owned by this trainer when it was made with {@link #create}). */

@@ -8,10 +8,10 @@ import com.fasterxml.jackson.databind.DeserializationFeature;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import io.ptune.TestPaths;
-import io.ptune.adapter.PeftAdapter;
+import io.ptune.adapter.PromptAdapter;
 import io.ptune.cli.PtuneCli;
 import io.ptune.model.CausalLm;
-import io.ptune.prompt.SoftPrompt;
+import io.ptune.prompt.PromptModule;
 import java.io.PrintWriter;
 import java.io.StringWriter;
 import java.nio.file.Files;
@@ -98,8 +98,8 @@ class CliEndToEndTest {
         assertEquals(List.of("ids", "virtual_tokens", "logits"), iterableToList(json.fieldNames()));
         assertEquals(4, json.get("virtual_tokens").asInt());
         assertEquals(7, json.get("logits").size());
-        try (CausalLm model = CausalLm.load(TestPaths.stories260k())) {
-            SoftPrompt prompt = PeftAdapter.load(out, model.architecture()).prompt();
+        try (CausalLm model = CausalLm.load(TestPaths.stories260k());
+                PromptModule prompt = PromptAdapter.load(out, model)) {
             float[][] expected = model.logits(prompt, new long[] {1, 403, 407});
             for (int row = 0; row < expected.length; row++) {
                 JsonNode printed = json.get("logits").get(row);

@@ -5,15 +5,15 @@ import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.ptune.TestPaths;
-import io.ptune.adapter.PeftAdapter;
+import io.ptune.adapter.PromptAdapter;
 import io.ptune.data.AlpacaDataset;
 import io.ptune.inference.Generation;
 import io.ptune.inference.GenerationConfig;
 import io.ptune.inference.Generator;
 import io.ptune.model.CausalLm;
 import io.ptune.prompt.PromptInit;
+import io.ptune.prompt.PromptModule;
 import io.ptune.prompt.PromptTuningConfig;
-import io.ptune.prompt.SoftPrompt;
 import io.ptune.train.MetricsWriter;
 import io.ptune.train.Trainer;
 import io.ptune.train.TrainingConfig;
@@ -29,14 +29,13 @@ class ReadmeExampleTest {
 
     @Test
     void readmeJavaExampleRuns() throws Exception {
-        Path modelDir = TestPaths.stories260k();
         Path alpaca = dir.resolve("alpaca.json");
         Files.writeString(alpaca, "[{\"instruction\":\"Tell me a story.\",\"input\":\"\","
                 + "\"output\":\"Once upon a time, there was a little dog named Max.\"}]");
         Path adapterDir = dir.resolve("my-adapter");
         Path metricsFile = dir.resolve("metrics.jsonl");
         Generation generation;
-        try (CausalLm model = CausalLm.load(modelDir)) {
+        try (CausalLm model = CausalLm.load(TestPaths.stories260k())) {
             PromptTuningConfig prompt = PromptTuningConfig.builder()
                     .numVirtualTokens(20)
                     .init(PromptInit.TEXT).initText("Answer the question:")
@@ -47,11 +46,12 @@ class ReadmeExampleTest {
                     MetricsWriter metrics = new MetricsWriter(metricsFile)) {
                 trainer.addListener(metrics);
                 trainer.train();
-                PeftAdapter.of(trainer.trainedPrompt(), prompt, modelDir).save(adapterDir, model.architecture());
+                PromptAdapter.save(trainer.prompt(), adapterDir);
             }
-            SoftPrompt trained = PeftAdapter.load(adapterDir, model.architecture()).prompt();
-            Generator generator = new Generator(model, trained, GenerationConfig.builder().maxNewTokens(64).build());
-            generation = generator.generate("Human: Tell me a story.\n\nAssistant: ");
+            try (PromptModule trained = PromptAdapter.load(adapterDir, model)) {
+                Generator generator = new Generator(model, trained, GenerationConfig.builder().maxNewTokens(64).build());
+                generation = generator.generate("Human: Tell me a story.\n\nAssistant: ");
+            }
         }
         assertEquals(3, Files.readAllLines(metricsFile).size(), "one metrics line per optimizer step");
         assertTrue(Files.exists(adapterDir.resolve("adapter_model.safetensors")));

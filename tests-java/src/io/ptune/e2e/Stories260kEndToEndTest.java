@@ -5,15 +5,16 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertNotEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import io.ptune.Stories260kTest;
 import io.ptune.TestPaths;
-import io.ptune.adapter.PeftAdapter;
+import io.ptune.adapter.PromptAdapter;
 import io.ptune.data.AlpacaDataset;
 import io.ptune.inference.Generation;
 import io.ptune.inference.GenerationConfig;
 import io.ptune.inference.Generator;
-import io.ptune.model.CausalLm;
 import io.ptune.prompt.PromptInit;
 import io.ptune.prompt.PromptInitializer;
+import io.ptune.prompt.PromptModule;
 import io.ptune.prompt.PromptTuningConfig;
 import io.ptune.prompt.SoftPrompt;
 import io.ptune.train.MetricsWriter;
@@ -26,38 +27,28 @@ import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
-import org.junit.jupiter.api.AfterAll;
-import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
 /** The whole stack on the real stories260K model: tokenizer, native core, training, adapters. */
-class Stories260kEndToEndTest {
+class Stories260kEndToEndTest extends Stories260kTest {
     /** What stories260K writes greedily from BOS (shared/models/README.md, checked by two independent forwards). */
     private static final String STORY = "Once upon a time, there was a little girl named Lily. She loved to play"
             + " outside in the park.";
 
-    private static CausalLm model;
 
     @TempDir
     Path dir;
 
-    @BeforeAll
-    static void load() {
-        model = CausalLm.load(TestPaths.stories260k());
-    }
 
-    @AfterAll
-    static void close() {
-        model.close();
-    }
 
-    private static SoftPrompt smallRandomPrompt(int n, long seed) {
+    /** A frozen prompt of small N(0, 0.01) values; the caller closes it. */
+    private static PromptModule smallRandomPrompt(int n, long seed) {
         float[] values = PromptInitializer.randomNormal(n, 64, seed);
         for (int i = 0; i < values.length; i++) {
             values[i] *= 0.1f;
         }
-        return new SoftPrompt(n, 64, values);
+        return PromptModule.fixed(model, new SoftPrompt(n, 64, values));
     }
 
     @Test
@@ -91,8 +82,10 @@ class Stories260kEndToEndTest {
                 .generate(List.of(ids)).get(0).generatedIds()[0];
         assertEquals(first, argmax(logits[logits.length - 1]));
 
-        SoftPrompt prompt = smallRandomPrompt(3, 5);
-        float[][] withPrompt = model.logits(prompt, ids);
+        float[][] withPrompt;
+        try (PromptModule prompt = smallRandomPrompt(3, 5)) {
+            withPrompt = model.logits(prompt, ids);
+        }
         assertEquals(3 + ids.length, withPrompt.length, "virtual-token positions come first");
         assertNotEquals(Arrays.toString(logits[ids.length - 1]), Arrays.toString(withPrompt[withPrompt.length - 1]),
                 "the prompt changes the prediction");
@@ -104,14 +97,16 @@ class Stories260kEndToEndTest {
                 model.tokenizer().encode("Once upon a time", true),
                 model.tokenizer().encode("Zoo", true),
                 model.tokenizer().encode("The dog saw a big red ball and it was very happy. Then", true));
-        for (SoftPrompt prompt : Arrays.asList(null, smallRandomPrompt(4, 9))) {
-            Generator generator = new Generator(model, prompt, GenerationConfig.builder().maxNewTokens(24).build());
-            List<Generation> batched = generator.generate(prompts);
-            for (int row = 0; row < prompts.size(); row++) {
-                Generation alone = generator.generate(List.of(prompts.get(row))).get(0);
-                assertArrayEquals(alone.generatedIds(), batched.get(row).generatedIds(),
-                        "row " + row + (prompt == null ? "" : " behind a soft prompt"));
-                assertEquals(alone.text(), batched.get(row).text());
+        try (PromptModule softPrompt = smallRandomPrompt(4, 9)) {
+            for (PromptModule prompt : Arrays.asList(null, softPrompt)) {
+                Generator generator = new Generator(model, prompt, GenerationConfig.builder().maxNewTokens(24).build());
+                List<Generation> batched = generator.generate(prompts);
+                for (int row = 0; row < prompts.size(); row++) {
+                    Generation alone = generator.generate(List.of(prompts.get(row))).get(0);
+                    assertArrayEquals(alone.generatedIds(), batched.get(row).generatedIds(),
+                            "row " + row + (prompt == null ? "" : " behind a soft prompt"));
+                    assertEquals(alone.text(), batched.get(row).text());
+                }
             }
         }
     }
@@ -138,7 +133,10 @@ class Stories260kEndToEndTest {
                 .learningRate(0.03).build();
         List<StepMetrics> steps = new ArrayList<>();
         Path metricsFile = dir.resolve("metrics.jsonl");
+        Path adapterDir = dir.resolve("adapter");
+        long[] ids = model.tokenizer().encode("Human: Give three tips for staying healthy.\n\nAssistant: ", true);
         SoftPrompt trained;
+        float[][] original;
         try (Trainer trainer = Trainer.create(model, promptConfig, config, data);
                 MetricsWriter metrics = new MetricsWriter(metricsFile)) {
             trainer.addListener(steps::add);
@@ -149,7 +147,9 @@ class Stories260kEndToEndTest {
             assertTrue(before > 3 && before < 8, "plausible starting loss " + before);
             assertTrue(after < before - 0.2, "loss " + before + " -> " + after);
             assertEquals(20, summary.steps());
-            trained = trainer.trainedPrompt();
+            trained = trainer.prompt().inputPrompt();
+            original = model.logits(trainer.prompt(), ids);
+            PromptAdapter.save(trainer.prompt(), adapterDir);
         }
         assertEquals(20, steps.size());
         for (int i = 0; i < steps.size(); i++) {
@@ -163,14 +163,12 @@ class Stories260kEndToEndTest {
         assertTrue(steps.get(0).learningRate() <= 0.03 + 1e-12);
         assertEquals(20, Files.readAllLines(metricsFile).size());
 
-        // Save, load, and get bit-identical logits.
-        Path adapterDir = dir.resolve("adapter");
-        PeftAdapter.of(trained, promptConfig, TestPaths.stories260k()).save(adapterDir, model.architecture());
-        SoftPrompt loaded = PeftAdapter.load(adapterDir, model.architecture()).prompt();
-        assertEquals(trained, loaded);
-        long[] ids = model.tokenizer().encode("Human: Give three tips for staying healthy.\n\nAssistant: ", true);
-        float[][] original = model.logits(trained, ids);
-        float[][] reloaded = model.logits(loaded, ids);
+        // The saved adapter loads back to the same prompt and bit-identical logits.
+        float[][] reloaded;
+        try (PromptModule loaded = PromptAdapter.load(adapterDir, model)) {
+            assertEquals(trained, loaded.inputPrompt());
+            reloaded = model.logits(loaded, ids);
+        }
         for (int row = 0; row < original.length; row++) {
             assertArrayEquals(original[row], reloaded[row], "row " + row);
         }
@@ -182,13 +180,15 @@ class Stories260kEndToEndTest {
         TrainingConfig config = TrainingConfig.builder().epochs(2).batchSize(2).gradAccum(3).maxLength(256)
                 .schedule(io.ptune.train.LrSchedule.CONSTANT).learningRate(0.01).build();
         List<StepMetrics> steps = new ArrayList<>();
-        try (Trainer trainer = new Trainer(model, smallRandomPrompt(2, 1), config, data)) {
+        try (Trainer trainer = Trainer.create(model, PromptTuningConfig.builder().numVirtualTokens(2).seed(1).build(),
+                config, data)) {
             // 12 examples / batch 2 = 6 micro-batches per epoch, x 2 epochs = 12, / 3 = 4 steps.
             assertEquals(12, trainer.numExamples());
             assertEquals(4, trainer.totalSteps());
+            SoftPrompt start = trainer.prompt().inputPrompt();
             trainer.addListener(steps::add);
             assertEquals(4, trainer.train().steps());
-            assertNotEquals(smallRandomPrompt(2, 1), trainer.trainedPrompt(), "the prompt moved");
+            assertNotEquals(start, trainer.prompt().inputPrompt(), "the prompt moved");
         }
         assertEquals(List.of(1L, 2L, 3L, 4L), steps.stream().map(StepMetrics::step).toList());
         for (StepMetrics step : steps) {

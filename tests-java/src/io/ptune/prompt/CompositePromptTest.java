@@ -5,38 +5,31 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import io.ptune.Stories260kTest;
 import io.ptune.TestPaths;
 import io.ptune.adapter.PromptAdapter;
 import io.ptune.data.AlpacaDataset;
-import io.ptune.model.CausalLm;
 import io.ptune.train.LrSchedule;
 import io.ptune.train.Trainer;
 import io.ptune.train.TrainingConfig;
 import java.nio.file.Path;
 import java.util.Arrays;
-import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
 /** Composite prompts: blocks in order, frozen blocks stay put, per-block rates, reuse across tasks. */
-class CompositePromptTest {
-    private static CausalLm model;
+class CompositePromptTest extends Stories260kTest {
     private static AlpacaDataset data;
 
     @TempDir
     Path dir;
 
     @BeforeAll
-    static void load() {
-        model = CausalLm.load(TestPaths.stories260k());
+    static void loadData() {
         data = AlpacaDataset.load(TestPaths.alpacaEn()).head(16);
     }
 
-    @AfterAll
-    static void close() {
-        model.close();
-    }
 
     private static TrainingConfig config(long steps) {
         return TrainingConfig.builder().maxSteps(steps).batchSize(8).maxLength(64).learningRate(0.05)

@@ -9,6 +9,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import com.fasterxml.jackson.databind.JsonNode;
 import io.ptune.PtuneException;
 import io.ptune.TestMethods;
+import io.ptune.Stories260kTest;
 import io.ptune.TestPaths;
 import io.ptune.adapter.PromptAdapter;
 import io.ptune.data.AlpacaDataset;
@@ -29,7 +30,6 @@ import java.util.Random;
 import java.util.Set;
 import java.util.TreeSet;
 import java.util.stream.Stream;
-import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
@@ -41,8 +41,7 @@ import org.junit.jupiter.params.provider.MethodSource;
  * held-out loss, adapters round-trip to identical logits, the adapter's files are the full
  * training state, and KV-cache generation equals recomputing the sequence.
  */
-class PromptMethodsTest {
-    private static CausalLm model;
+class PromptMethodsTest extends Stories260kTest {
     private static AlpacaDataset train;
     private static AlpacaDataset heldOut;
 
@@ -50,17 +49,12 @@ class PromptMethodsTest {
     Path dir;
 
     @BeforeAll
-    static void load() {
-        model = CausalLm.load(TestPaths.stories260k());
+    static void loadData() {
         AlpacaDataset all = AlpacaDataset.load(TestPaths.alpacaEn());
         train = all.slice(0, 64);
         heldOut = all.slice(1000, 1032);
     }
 
-    @AfterAll
-    static void close() {
-        model.close();
-    }
 
     static Stream<String> methods() {
         return TestMethods.all().keySet().stream();

@@ -9,12 +9,12 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import io.ptune.AdapterException;
 import io.ptune.InvalidConfigException;
 import io.ptune.TestMethods;
+import io.ptune.Stories260kTest;
 import io.ptune.TestPaths;
 import io.ptune.adapter.PromptAdapter;
 import io.ptune.adapter.Safetensors;
 import io.ptune.adapter.Safetensors.FloatTensor;
 import io.ptune.data.AlpacaDataset;
-import io.ptune.model.CausalLm;
 import io.ptune.prompt.PromptModule;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -27,30 +27,23 @@ import java.util.List;
 import java.util.Map;
 import java.util.Set;
 import java.util.TreeSet;
-import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
 /** Two-stage training: prompt first, then the top layers too; only those layers change. */
-class TwoStageTrainingTest {
+class TwoStageTrainingTest extends Stories260kTest {
     private static final long[] IDS = {1, 403, 407, 261, 378};
-    private static CausalLm model;
     private static AlpacaDataset data;
 
     @TempDir
     Path dir;
 
     @BeforeAll
-    static void load() {
-        model = CausalLm.load(TestPaths.stories260k());
+    static void loadData() {
         data = AlpacaDataset.load(TestPaths.alpacaEn()).head(16);
     }
 
-    @AfterAll
-    static void close() {
-        model.close();
-    }
 
     private static String sha256(Path file) throws Exception {
         return HexFormat.of().formatHex(MessageDigest.getInstance("SHA-256").digest(Files.readAllBytes(file)));

@@ -1,0 +1,48 @@
+package io.ptune.cli;
+
+import io.ptune.adapter.PromptAdapter;
+import io.ptune.model.CausalLm;
+import io.ptune.prompt.PromptModule;
+import java.nio.file.Path;
+import picocli.CommandLine.ArgGroup;
+import picocli.CommandLine.Option;
+
+/**
+ * What {@code generate} and {@code logits} share: {@code --model}, {@code --adapter} and the input
+ * ({@code --prompt} or {@code --ids}). Flags are checked before the model is loaded; then the
+ * model, the adapter (any prompt method, for inference) and the input ids are handed to
+ * {@link #run(CausalLm, PromptModule, long[])}, and closed after it.
+ */
+abstract class ModelInputCommand extends CliCommand {
+    @Option(names = "--model", required = true, paramLabel = "DIR", description = "Hugging Face model directory.")
+    Path model;
+
+    @Option(names = "--adapter", paramLabel = "DIR", description = "Adapter directory of any prompt method (PEFT layout).")
+    Path adapter;
+
+    @ArgGroup(exclusive = true, multiplicity = "1")
+    InputOptions input;
+
+    @Override
+    protected final int run() throws Exception {
+        checkFlags();
+        input.validate();
+        try (CausalLm lm = CausalLm.load(model);
+                PromptModule prompt = adapter == null ? null : PromptAdapter.load(adapter, lm)) {
+            run(lm, prompt, input.tokenIds(lm.tokenizer()));
+            out().flush();
+        }
+        return 0;
+    }
+
+    /** Checks the command's own flags (and keeps what they describe), before anything is loaded. */
+    protected void checkFlags() {}
+
+    /**
+     * The command's work.
+     *
+     * @param prompt the adapter loaded for inference, or null without {@code --adapter}
+     * @param ids the input, tokenised with the model's settings or as given by {@code --ids}
+     */
+    protected abstract void run(CausalLm lm, PromptModule prompt, long[] ids) throws Exception;
+}
