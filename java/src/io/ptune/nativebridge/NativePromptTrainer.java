@@ -56,28 +56,6 @@ public final class NativePromptTrainer implements AutoCloseable {
         }
     }
 
-    /** AdamW moments {exp_avg, exp_avg_sq} of a parameter (zeros before its first update). */
-    public float[][] moments(String name) {
-        int numel = prompt.read(name).length;
-        float[] avg = new float[numel];
-        float[] avgSq = new float[numel];
-        NativeCalls.run(() -> handle.readMoments(name, avg, avgSq));
-        return new float[][] {avg, avgSq};
-    }
-
-    public void restoreMoments(String name, float[] expAvg, float[] expAvgSq) {
-        NativeCalls.run(() -> handle.writeMoments(name, expAvg, expAvgSq));
-    }
-
-    public long optimizerStep() {
-        return NativeCalls.call(handle::optimizerStep);
-    }
-
-    /** Resumes the step counter of a checkpoint (optimizer steps taken). */
-    public void setOptimizerStep(long step) {
-        NativeCalls.run(() -> handle.setOptimizerStep(step));
-    }
-
     @Override
     public void close() {
         handle.close();

@@ -31,12 +31,6 @@ public record PromptTuningConfig(
         new PromptInitSpec(init, initText, labelWords, initAdapter); // validates the init fields
     }
 
-    /** Without FROM_ADAPTER (the constructor of earlier versions). */
-    public PromptTuningConfig(int numVirtualTokens, PromptInit init, String initText, List<String> labelWords,
-            long seed) {
-        this(numVirtualTokens, init, initText, labelWords, null, seed);
-    }
-
     @Override
     public PromptMethod method() {
         return PromptMethod.PROMPT_TUNING;

@@ -93,14 +93,6 @@ public record TrainingConfig(
         }
     }
 
-    /** Prompt-only training (the constructor of earlier versions). */
-    public TrainingConfig(double learningRate, int epochs, long maxSteps, int batchSize, int gradAccum, int maxLength,
-            long seed, long warmupSteps, LrSchedule schedule, double weightDecay, double maxGradNorm, double beta1,
-            double beta2, double epsilon, int logEvery) {
-        this(learningRate, epochs, maxSteps, batchSize, gradAccum, maxLength, seed, warmupSteps, schedule,
-                weightDecay, maxGradNorm, beta1, beta2, epsilon, logEvery, null);
-    }
-
     public static Builder builder() {
         return new Builder();
     }
