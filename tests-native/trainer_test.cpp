@@ -3,6 +3,8 @@
 // checkpoints restore exactly, and bad input fails with a message a user can act on.
 #include <gtest/gtest.h>
 
+#include <cstring>
+
 #include <algorithm>
 #include <cmath>
 #include <iostream>
@@ -282,3 +284,26 @@ TEST_F(TrainerTest, BadInputFailsWithClearMessages) {
 }
 
 }  // namespace
+
+// A diverged run (here: a learning rate past fp32's range turns the prompt into inf/NaN after
+// one update) comes back as a non-finite loss, without a backward pass or an update, so the
+// Java trainer can stop with TrainingDivergedException instead of a generic native error.
+TEST_F(TrainerTest, NonFiniteLossIsReturnedWithoutAnUpdate) {
+  const int64_t P = 4;
+  Batch a = makeBatch({kLily});
+  const auto soft = softPrompt(textInit(P), P);
+  PromptTrainer trainer(*model_, *soft, options(1e39, 1, 10));
+  const StepStats first = train(trainer, a);
+  ASSERT_TRUE(std::isfinite(first.loss));
+  ASSERT_TRUE(first.optimizer_stepped);
+  const std::vector<float> blown = prompt(*soft);
+  const StepStats second = train(trainer, a);
+  EXPECT_FALSE(std::isfinite(second.loss));
+  EXPECT_FALSE(second.optimizer_stepped);
+  EXPECT_EQ(second.optimizer_step, 1);
+  const std::vector<float> after = prompt(*soft);
+  for (size_t i = 0; i < after.size(); ++i) {
+    // bit-identical, NaN included: no update happened
+    ASSERT_EQ(std::memcmp(&after[i], &blown[i], sizeof(float)), 0) << "entry " << i;
+  }
+}

@@ -200,7 +200,9 @@ class PromptTrainer {
 
   /// One micro-batch in one call: forward, loss over labels != -100, backward into the
   /// trainable parameters only, accumulate; every grad_accum calls also clip, AdamW and
-  /// schedule. ids, mask, labels are (B, T) (labels -100 where ignored).
+  /// schedule. ids, mask, labels are (B, T) (labels -100 where ignored). A non-finite loss is
+  /// returned as it is, without a backward pass or update (the accumulation cycle is dropped),
+  /// so the caller can stop with a clear "diverged" error.
   StepStats trainMicroBatch(const int64_t* ids, const int64_t* mask, const int64_t* labels,
                             int64_t B, int64_t T);
 

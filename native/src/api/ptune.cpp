@@ -343,8 +343,15 @@ StepStats PromptTrainer::trainMicroBatch(const int64_t* ids, const int64_t* mask
                 "template and --max-length");
     const at::Tensor loss = loss_sum / static_cast<double>(stats.label_tokens);
     stats.loss = loss.item<double>();
-    PTUNE_CHECK(std::isfinite(stats.loss), "loss is ", stats.loss, " at optimizer step ",
-                s.optimizer_steps, "; lower the learning rate");
+    if (!std::isfinite(stats.loss)) {
+      // Diverged: no backward, and the accumulation cycle is dropped; the caller reports it.
+      for (auto* p : trainable) {
+        if (p->tensor.grad().defined()) p->tensor.mutable_grad().zero_();
+      }
+      s.micro_steps -= s.micro_steps % s.options.grad_accum;
+      stats.optimizer_step = s.optimizer_steps;
+      return stats;
+    }
     (loss / static_cast<double>(s.options.grad_accum)).backward();
     s.micro_steps += 1;
     stats.optimizer_step = s.optimizer_steps;

@@ -2,6 +2,7 @@ package io.ptune.e2e;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import com.fasterxml.jackson.databind.DeserializationFeature;
@@ -111,6 +112,21 @@ class CliEndToEndTest {
                 assertArrayEquals(expected[row], parsed, "row " + row);
             }
         }
+    }
+
+    @Test
+    void divergedTrainingExitsWithOneAndWritesNoAdapter() throws Exception {
+        Path data = dir.resolve("data.jsonl");
+        Files.writeString(data, "{\"instruction\":\"Tell me a story.\",\"input\":\"\","
+                + "\"output\":\"Once upon a time, there was a little dog named Max.\"}\n");
+        Path out = dir.resolve("adapter");
+        // 1e39 overflows fp32 in the first AdamW update, so the second step's loss is NaN.
+        Result result = run("train", "--model", MODEL, "--data", data.toString(), "--out", out.toString(),
+                "--lr", "1e39", "--max-steps", "3", "--batch-size", "1");
+        assertEquals(1, result.exitCode());
+        assertTrue(result.err().contains("training diverged at optimizer step 2"), result.err());
+        assertTrue(result.err().contains("lower the learning rate"), result.err());
+        assertFalse(Files.exists(out), "no adapter may be written for a diverged run");
     }
 
     @Test
