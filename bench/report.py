@@ -106,7 +106,8 @@ def main():
         f"real tokens (every row full, no padding), so {a.batch_size} x {a.seq_len + a.virtual_tokens} "
         f"positions a step; fp32; weights frozen, AdamW on the prompt. Tokens/s counts the "
         f"{tokens_per_step} real input tokens of a step (both tools count this way), median over the "
-        f"steps after the first {a.warmup}.",
+        f"steps after the first {a.warmup}. Both run with the glibc settings ptune's launcher uses "
+        "(`MALLOC_MMAP_THRESHOLD_=33554432 MALLOC_TRIM_THRESHOLD_=1073741824`, exported by run.sh).",
         "",
         "| model | params | implementation | tokens/s (median) | step s (min / max) | peak RSS MiB | fraction of floor |",
         "|---|---|---|---:|---:|---:|---:|",

@@ -20,6 +20,8 @@ root=$(cd "$here/.." && pwd)
 out="$here/out"
 raw="$out/raw"
 py=/usr/bin/python3
+# Both sides run with the glibc allocator settings that target/ptune's launcher sets for itself.
+export MALLOC_MMAP_THRESHOLD_=33554432 MALLOC_TRIM_THRESHOLD_=1073741824
 ptune="$root/target/ptune"
 alpaca="${ALPACA:-$root/../shared/data/alpaca_en/alpaca_data.json}"
 small_steps=${SMALL_STEPS:-20}
