@@ -26,7 +26,7 @@ echo "== After: same prompt, same greedy decoding, with the trained adapter"
 "$ptune" generate --model "$model" --adapter "$out/adapter" --prompt "$prompt" --max-new-tokens 48 --greedy
 
 echo
-echo "Adapter (PEFT layout, loads with peft.PeftModel.from_pretrained):"
+echo "Adapter, in PEFT's layout (adapter_config.json + adapter_model.safetensors):"
 ls -l "$out/adapter"
 first=$(head -n 1 "$out/metrics.jsonl"); last=$(tail -n 1 "$out/metrics.jsonl")
 echo "first step: $first"
