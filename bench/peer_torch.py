@@ -98,17 +98,18 @@ class Llama:
                 torch.cat([torch.ones(B, prompt.shape[0], dtype=mask.dtype), mask], 1))
 
 
-def one_step(a, m, prompt, opt, V):
-    """One training step, as the timed loop below does it (used for profiling)."""
-    ids = torch.randint(3, min(V, 512), (a.batch_size, a.seq_len))
+def one_step(a, m, prompt, opt, ids):
+    """One training step on ids (B, T): forward, full-logits loss, backward, clip, AdamW."""
+    V = m.cfg["vocab_size"]
     embeds, full_mask = m.prompted(prompt, ids, torch.ones_like(ids))
-    logits = m.hidden(embeds, full_mask) @ m.lm_head.T
+    logits = m.hidden(embeds, full_mask) @ m.lm_head.T  # (B, P+T, V), as transformers does
     labels = torch.cat([torch.full((a.batch_size, a.virtual_tokens), -100), ids], 1)
     loss = F.cross_entropy(logits[:, :-1].reshape(-1, V), labels[:, 1:].reshape(-1), ignore_index=-100)
     loss.backward()
     torch.nn.utils.clip_grad_norm_([prompt], 1.0)
     opt.step()
     opt.zero_grad()
+    return loss
 
 
 def train(a):
@@ -122,26 +123,18 @@ def train(a):
     if a.profile:
         a.steps = 1
     for step in range(a.warmup + a.steps):
+        ids = torch.randint(3, min(V, 512), (a.batch_size, a.seq_len))
         if a.profile and step == a.warmup:
             with torch.autograd.profiler.profile() as prof:
-                one_step(a, m, prompt, opt, V)
+                one_step(a, m, prompt, opt, ids)
             ops = sorted(prof.key_averages(), key=lambda e: -e.self_cpu_time_total)
             total = sum(e.self_cpu_time_total for e in ops) / 1e6
             print(json.dumps({"self_cpu_s": total, "ops": [
                 {"name": e.key, "self_cpu_s": e.self_cpu_time_total / 1e6,
                  "share": e.self_cpu_time_total / 1e6 / total, "calls": e.count} for e in ops[:15]]}))
             return
-        ids = torch.randint(3, min(V, 512), (a.batch_size, a.seq_len))
-        mask = torch.ones_like(ids)
         t0 = time.perf_counter()
-        embeds, full_mask = m.prompted(prompt, ids, mask)
-        logits = m.hidden(embeds, full_mask) @ m.lm_head.T  # (B, P+T, V), as transformers does
-        labels = torch.cat([torch.full((a.batch_size, a.virtual_tokens), -100), ids], 1)
-        loss = F.cross_entropy(logits[:, :-1].reshape(-1, V), labels[:, 1:].reshape(-1), ignore_index=-100)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_([prompt], 1.0)
-        opt.step()
-        opt.zero_grad()
+        loss = one_step(a, m, prompt, opt, ids)
         dt = time.perf_counter() - t0
         if step >= a.warmup:
             times.append(dt)
