@@ -47,6 +47,15 @@ at::Tensor shiftedLossSum(const models::Llama& model, const at::Tensor& hidden,
   return loss::linearCrossEntropySum(h, model.lmHead(), y);
 }
 
+/// Final hidden states (B, Pin+T, C) of a (possibly prompted) batch; method may be null.
+at::Tensor finalHidden(const models::Llama& model, const prompt::PromptMethodImpl* method,
+                       const at::Tensor& ids, const at::Tensor& mask, bool training,
+                       int64_t& input_virtual_tokens) {
+  prompt::PreparedInput in = prompt::prepareInput(model, method, ids, mask, training);
+  input_virtual_tokens = in.input_virtual_tokens;
+  return model.forward(in.embeds, in.positions, in.key_mask, &in.cache);
+}
+
 }  // namespace
 
 // ---------------------------------------------------------------------------------------
@@ -71,6 +80,13 @@ struct PromptModel::Impl {
     return out;
   }
 
+  /// Drops any accumulated gradient (a diverged or replaced accumulation cycle).
+  void discardGradients() {
+    for (auto* p : all()) {
+      if (p->tensor.grad().defined()) p->tensor.mutable_grad().zero_();
+    }
+  }
+
   prompt::NamedParameter& find(const char* name) {
     PTUNE_CHECK(name != nullptr, "parameter name is null");
     for (auto& p : layers) {
@@ -82,9 +98,7 @@ struct PromptModel::Impl {
   /// Forward pass to the final hidden states of the text-and-virtual positions.
   at::Tensor hidden(const at::Tensor& ids, const at::Tensor& mask, bool training,
                     int64_t& input_virtual_tokens) const {
-    prompt::PreparedInput in = prompt::prepareInput(model(), method.get(), ids, mask, training);
-    input_virtual_tokens = in.input_virtual_tokens;
-    return model().forward(in.embeds, in.positions, in.key_mask, &in.cache);
+    return finalHidden(model(), method.get(), ids, mask, training, input_virtual_tokens);
   }
 };
 
@@ -123,19 +137,14 @@ void CausalLm::logits(const PromptModel* prompt, const int64_t* ids, const int64
                       int64_t B, int64_t T, float* out) const {
   api::translated("computing logits", [&] {
     at::NoGradGuard no_grad;
-    const at::Tensor ids_t = view(ids, B, T, "ids"), mask_t = view(mask, B, T, "mask");
-    at::Tensor hidden;
-    const models::Llama* model = &impl_->model;
-    if (prompt != nullptr) {
-      PTUNE_CHECK(&prompt->impl_->base == &impl_->model, "the prompt belongs to another model");
-      int64_t virtual_tokens = 0;
-      hidden = prompt->impl_->hidden(ids_t, mask_t, false, virtual_tokens);
-      model = &prompt->impl_->model();
-    } else {
-      prompt::PreparedInput in = prompt::prepareInput(*model, nullptr, ids_t, mask_t, false);
-      hidden = model->forward(in.embeds, in.positions, in.key_mask, &in.cache);
-    }
-    copyOut(at::matmul(hidden, model->lmHead().t()), out);
+    PTUNE_CHECK(prompt == nullptr || &prompt->impl_->base == &impl_->model,
+                "the prompt belongs to another model");
+    const models::Llama& model = prompt != nullptr ? prompt->impl_->model() : impl_->model;
+    const prompt::PromptMethodImpl* method = prompt != nullptr ? prompt->impl_->method.get() : nullptr;
+    int64_t virtual_tokens = 0;
+    const at::Tensor hidden = finalHidden(model, method, view(ids, B, T, "ids"),
+                                          view(mask, B, T, "mask"), false, virtual_tokens);
+    copyOut(at::matmul(hidden, model.lmHead().t()), out);
   });
 }
 
@@ -345,9 +354,7 @@ StepStats PromptTrainer::trainMicroBatch(const int64_t* ids, const int64_t* mask
     stats.loss = loss.item<double>();
     if (!std::isfinite(stats.loss)) {
       // Diverged: no backward, and the accumulation cycle is dropped; the caller reports it.
-      for (auto* p : trainable) {
-        if (p->tensor.grad().defined()) p->tensor.mutable_grad().zero_();
-      }
+      s.prompt.discardGradients();
       s.micro_steps -= s.micro_steps % s.options.grad_accum;
       stats.optimizer_step = s.optimizer_steps;
       return stats;
@@ -436,9 +443,7 @@ void PromptTrainer::setOptimizerStep(int64_t step) {
     // layers joined later; their own count is not in the checkpoint, so it is approximated.)
     for (auto& [name, m] : impl_->moments) m.step = step;
     // A half-accumulated gradient belongs to the run being replaced: discard it.
-    for (auto* p : impl_->prompt.all()) {
-      if (p->tensor.grad().defined()) p->tensor.mutable_grad().zero_();
-    }
+    impl_->prompt.discardGradients();
   });
 }
 
