@@ -1,11 +1,12 @@
 #!/usr/bin/env python3
 """Compares ptune's P-tuning and prefix-tuning adapters with Hugging Face PEFT, both ways.
 
-Needs torch, transformers, peft and safetensors (CPU is enough); run it from the repository root
-on a machine that has them (not needed to build or test ptune):
+Needs torch, transformers, peft and safetensors (CPU is enough; not needed to build or test
+ptune). `toolchains/peft-env.sh` makes a virtual environment with them from wheels already on disk:
 
-    pip install torch transformers peft safetensors
-    python3 tests-java/peft/peft_compare.py [--ptune target/ptune]
+    toolchains/peft-env.sh                      # -> target/peft-env
+    mvn -B -q -DskipTests package               # optional: lets the script run `ptune logits` too
+    target/peft-env/bin/python tests-java/peft/peft_compare.py [--ptune target/ptune]
 
 What it does, on the tiny random GQA Llama in tests-java/resources/peft/tiny-llama (hidden 64,
 4 layers, 8 query heads, 4 key/value heads; written by make_tiny_llama.py, loaded here with
@@ -20,7 +21,8 @@ LlamaForCausalLM.from_pretrained):
     With --ptune (the launcher `mvn package` writes), this script also runs `ptune logits` on them;
 (c) ptune -> PEFT: loads every adapter ptune wrote (tests-java/resources/peft/ours/<case>/, with
     ptune's logits in expected_logits.json) with PeftModel.from_pretrained and compares logits
-    within 1e-4. For P-tuning and prefix projection it also loads ptune's extra encoder file into
+    within 1e-4, writing PEFT's logits to ours/<case>/peft_logits.json (PeftInteropTest checks
+    ptune against them on every build). For P-tuning and prefix projection it also loads ptune's extra encoder file into
     PEFT's trainable prompt encoder (inference_mode False) and checks that PEFT's
     get_prompt_embedding_to_save reproduces the saved prompt_embeddings (training can resume in
     PEFT). Dynamic prompts are ptune's own method (skipped); for the stage-2 adapter the script
@@ -38,7 +40,10 @@ import sys
 import torch
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-RESOURCES = os.path.normpath(os.path.join(HERE, "..", "resources", "peft"))
+REPO = os.path.normpath(os.path.join(HERE, "..", ".."))
+# Relative to REPO (the script chdirs there), so that the adapter_config.json files PEFT writes
+# name the base model without this machine's path.
+RESOURCES = os.path.join("tests-java", "resources", "peft")
 TINY = os.path.join(RESOURCES, "tiny-llama")
 RESULT = os.path.join(HERE, "RESULT.md")
 TOLERANCE = 1e-4
@@ -164,10 +169,14 @@ def ptune_to_peft(rows):
             continue
         layers = os.path.join(case_dir, "ptune_layers.safetensors")
         layers = layers if os.path.exists(layers) else None
-        expected, _ = read_logits(os.path.join(case_dir, "expected_logits.json"))
+        expected, virtual = read_logits(os.path.join(case_dir, "expected_logits.json"))
         model = PeftModel.from_pretrained(base_model(layers), case_dir)
         model.eval()
-        diff = max_diff(logits_of(model), expected)
+        logits = logits_of(model)
+        write_logits(os.path.join(case_dir, "peft_logits.json"), logits, virtual,
+                     f"PEFT {peft_version()} (PeftModel.from_pretrained on ptune's adapter), {case}"
+                     + (" with ptune_layers.safetensors applied to the base model" if layers else ""))
+        diff = max_diff(logits, expected)
         note = " (+ ptune_layers applied by this script)" if layers else ""
         rows.append((case, "ptune adapter in PeftModel.from_pretrained" + note, diff, diff <= TOLERANCE))
 
@@ -197,15 +206,17 @@ def peft_version():
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    default_ptune = os.path.join(HERE, "..", "..", "target", "ptune")
+    default_ptune = os.path.join(REPO, "target", "ptune")
     parser.add_argument("--ptune", default=default_ptune if os.path.exists(default_ptune) else None,
                         help="the ptune launcher, to run `ptune logits` on PEFT's adapters too")
     args = parser.parse_args()
+    ptune = os.path.abspath(args.ptune) if args.ptune else None
+    os.chdir(REPO)
     import transformers
 
     torch.set_grad_enabled(False)
     rows = []
-    peft_to_ptune(rows, args.ptune)
+    peft_to_ptune(rows, ptune)
     ptune_to_peft(rows)
 
     failed = [r for r in rows if r[3] is False]
@@ -214,7 +225,7 @@ def main():
         "",
         f"Run {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M UTC} on {platform.platform()}: "
         f"torch {torch.__version__}, transformers {transformers.__version__}, peft {peft_version()}"
-        + (f", ptune launcher {args.ptune}" if args.ptune else ", without the ptune launcher") + ".",
+        + (", with the ptune launcher (target/ptune)" if ptune else ", without the ptune launcher") + ".",
         "",
         f"Model: tests-java/resources/peft/tiny-llama (random GQA Llama). Inputs: {INPUTS}. "
         f"Tolerance {TOLERANCE} (max abs logit difference, fp32).",
@@ -226,7 +237,16 @@ def main():
         shown = "-" if diff is None else f"{diff:.2e}"
         verdict = ok if isinstance(ok, str) else ("pass" if ok else "FAIL")
         lines.append(f"| {case} | {what} | {shown} | {verdict} |")
-    lines += ["", "FAILED" if failed else "All comparisons passed.", ""]
+    lines += ["", "FAILED" if failed else "All comparisons passed.", "",
+              "Committed from this run: PEFT's adapters with PEFT's logits "
+              "(`tests-java/resources/peft/<case>/adapter`, `expected_logits.json`) and PEFT's logits for "
+              "ptune's adapters (`tests-java/resources/peft/ours/<case>/peft_logits.json`); `PeftInteropTest` "
+              "checks ptune against both on every build.",
+              "",
+              "Independently of PEFT, `tests-java/peft/torch_reference.py` (float64 PyTorch, Hugging Face's "
+              "Llama forward and PEFT's inference semantics written out) computed "
+              "`ours/<case>/reference_logits.json` from the adapter files alone; `PeftInteropTest` checks "
+              "those too.", ""]
     with open(RESULT, "w") as f:
         f.write("\n".join(lines))
     print("\n".join(lines))

@@ -28,10 +28,11 @@ import org.junit.jupiter.api.TestFactory;
  *   <li>{@code torch_reference.py} (plain float64 PyTorch, HF Llama and PEFT semantics written
  *       out) computed {@code reference_logits.json} from the adapter files alone: ptune must agree
  *       within 1e-4.
- *   <li>{@code peft_compare.py} (transformers + peft, run where they are installed) writes PEFT's
- *       own adapters into {@code <case>/adapter} with PEFT's logits in
- *       {@code <case>/expected_logits.json}; when they are present they must load here and give
- *       the same logits within 1e-4. Absent, those tests are skipped, saying so.
+ *   <li>{@code peft_compare.py} (real transformers + peft; results in tests-java/peft/RESULT.md)
+ *       wrote PEFT's own adapters into {@code <case>/adapter} with PEFT's logits in
+ *       {@code <case>/expected_logits.json}: they must load here and give the same logits within
+ *       1e-4. It also loaded each of our adapters with {@code PeftModel.from_pretrained} and wrote
+ *       PEFT's logits to {@code ours/<case>/peft_logits.json}: ptune must agree within 1e-4.
  * </ul>
  */
 class PeftInteropTest {
@@ -113,16 +114,30 @@ class PeftInteropTest {
     }
 
     /**
-     * One test per PEFT-written adapter present in resources. tests-java/peft/peft_compare.py
-     * creates them on a machine with transformers and peft (see tests-java/peft/RESULT.md);
-     * until it has run there are none, and this factory yields no test rather than a skip.
+     * PEFT's logits for each of our adapters (PeftModel.from_pretrained, written by
+     * peft_compare.py). Dynamic prompts are ptune's own method and have none.
      */
     @TestFactory
-    Stream<DynamicTest> peftWrittenAdaptersLoadAndGiveTheSameLogits() {
-        return PEFT_CASES.stream()
-                .filter(name -> Files.isDirectory(root().resolve(name).resolve("adapter")))
+    Stream<DynamicTest> peftGivesPtunesLogitsForOurAdapters() {
+        return OurPeftAdapters.cases().keySet().stream().filter(name -> !name.equals("dynamic"))
                 .map(name -> DynamicTest.dynamicTest(name, () -> {
+            Path committed = root().resolve("ours").resolve(name);
+            Path peftLogits = committed.resolve("peft_logits.json");
+            assertTrue(Files.isRegularFile(peftLogits), peftLogits + " is missing: run tests-java/peft/peft_compare.py");
+            try (PromptModule loaded = PromptAdapter.load(committed, model)) {
+                double diff = maxDiff(OurPeftAdapters.logits(model, loaded), readLogits(peftLogits), name);
+                assertTrue(diff <= TOLERANCE, name + ": ptune vs PEFT on ptune's adapter differ by " + diff);
+            }
+        }));
+    }
+
+    /** PEFT's own adapters (written by peft_compare.py with PEFT 0.21) load here and give PEFT's logits. */
+    @TestFactory
+    Stream<DynamicTest> peftWrittenAdaptersLoadAndGiveTheSameLogits() {
+        return PEFT_CASES.stream().map(name -> DynamicTest.dynamicTest(name, () -> {
             Path caseDir = root().resolve(name);
+            assertTrue(Files.isDirectory(caseDir.resolve("adapter")),
+                    caseDir.resolve("adapter") + " is missing: run tests-java/peft/peft_compare.py");
             try (PromptModule loaded = PromptAdapter.load(caseDir.resolve("adapter"), model)) {
                 double diff = maxDiff(OurPeftAdapters.logits(model, loaded),
                         readLogits(caseDir.resolve("expected_logits.json")), name);
