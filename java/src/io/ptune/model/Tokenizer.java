@@ -3,8 +3,11 @@ package io.ptune.model;
 import ai.djl.huggingface.tokenizers.Encoding;
 import ai.djl.huggingface.tokenizers.HuggingFaceTokenizer;
 import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.node.ArrayNode;
+import com.fasterxml.jackson.databind.node.ObjectNode;
 import io.ptune.ModelFormatException;
 import io.ptune.internal.JsonFiles;
+import java.io.ByteArrayInputStream;
 import java.io.IOException;
 import java.io.InputStream;
 import java.nio.file.Files;
@@ -26,6 +29,13 @@ import org.slf4j.LoggerFactory;
  * as transformers' Llama tokenizer does; where the file does not say, the {@code tokenizer.json}
  * post-processor decides. The tokenizer never truncates or pads on its own: ptune's data pipeline
  * does both explicitly.
+ *
+ * <p>For Llama tokenizers ({@code tokenizer_class} LlamaTokenizer / LlamaTokenizerFast) the text
+ * pipeline is the one transformers 5 builds for that class, not the file's: transformers takes only
+ * the vocabulary, merges and post-processor from {@code tokenizer.json} and sets no normalizer, a
+ * Metaspace pre-tokenizer (prefix space "always" when {@code legacy} is true, else "first"; none
+ * when {@code add_prefix_space} is false) and the matching decoder. The two differ only on text that
+ * starts with a space: the file's {@code Prepend} normalizer adds a second "▁", Metaspace does not.
  *
  * <p>Never touches the network: DJL's offline mode is switched on before the native library is
  * loaded, so DJL uses the CPU build bundled in its jar instead of downloading another flavour.
@@ -110,7 +120,7 @@ public final class Tokenizer implements AutoCloseable {
         Boolean addBos = optionalBoolean(config, "add_bos_token", dir);
         Boolean addEos = optionalBoolean(config, "add_eos_token", dir);
 
-        HuggingFaceTokenizer djl = openDjl(tokenizerJson);
+        HuggingFaceTokenizer djl = openDjl(tokenizerJson, asTransformersBuildsIt(tokenizerRoot, config, dir));
         try {
             return new Tokenizer(djl, tokenizerJson, bos, eos, pad, addBos, addEos, vocabSize);
         } catch (RuntimeException e) {
@@ -210,7 +220,49 @@ public final class Tokenizer implements AutoCloseable {
         }
     }
 
-    private static HuggingFaceTokenizer openDjl(Path tokenizerJson) {
+    /**
+     * tokenizer.json as transformers 5 builds the tokenizer from it: unchanged, except for the Llama
+     * tokenizer class, whose normalizer, pre-tokenizer and decoder transformers replaces (see
+     * {@code LlamaTokenizer.__init__} and {@code convert_slow_tokenizer._get_prepend_scheme}).
+     */
+    private static JsonNode asTransformersBuildsIt(JsonNode root, JsonNode config, Path dir) {
+        String tokenizerClass = config == null ? null : config.path("tokenizer_class").asText(null);
+        boolean llama = "LlamaTokenizer".equals(tokenizerClass) || "LlamaTokenizerFast".equals(tokenizerClass);
+        if (!llama || !"BPE".equals(root.path("model").path("type").asText())) {
+            return root;
+        }
+        Boolean addPrefixSpace = optionalBoolean(config, "add_prefix_space", dir);
+        Boolean legacy = optionalBoolean(config, "legacy", dir);
+        boolean prefix = addPrefixSpace == null || addPrefixSpace;
+        String prependScheme = !prefix ? "never" : (legacy != null && legacy ? "always" : "first");
+
+        ObjectNode rebuilt = root.deepCopy();
+        rebuilt.putNull("normalizer");
+        ObjectNode metaspace = rebuilt.putObject("pre_tokenizer");
+        metaspace.put("type", "Metaspace");
+        metaspace.put("replacement", "\u2581");
+        metaspace.put("prepend_scheme", prependScheme);
+        metaspace.put("split", false);
+        ObjectNode decoder = rebuilt.putObject("decoder");
+        decoder.put("type", "Sequence");
+        ArrayNode steps = decoder.putArray("decoders");
+        ObjectNode replace = steps.addObject();
+        replace.put("type", "Replace");
+        replace.putObject("pattern").put("String", "\u2581");
+        replace.put("content", " ");
+        steps.addObject().put("type", "ByteFallback");
+        steps.addObject().put("type", "Fuse");
+        if (prefix) {
+            ObjectNode strip = steps.addObject();
+            strip.put("type", "Strip");
+            strip.put("content", " ");
+            strip.put("start", 1);
+            strip.put("stop", 0);
+        }
+        return rebuilt;
+    }
+
+    private static HuggingFaceTokenizer openDjl(Path tokenizerJson, JsonNode root) {
         // Offline: the bundled CPU library is used, DJL never downloads a library or a tokenizer.
         if (System.getProperty("ai.djl.offline") == null) {
             System.setProperty("ai.djl.offline", "true");
@@ -219,7 +271,7 @@ public final class Tokenizer implements AutoCloseable {
         options.put("addSpecialTokens", "true");
         options.put("truncation", "false");
         options.put("padding", "false");
-        try (InputStream in = Files.newInputStream(tokenizerJson)) {
+        try (InputStream in = new ByteArrayInputStream(JsonFiles.MAPPER.writeValueAsBytes(root))) {
             return HuggingFaceTokenizer.newInstance(in, options);
         } catch (IOException e) {
             throw new ModelFormatException("cannot read " + tokenizerJson + ": " + e, e);
