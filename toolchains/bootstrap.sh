@@ -4,7 +4,7 @@
 # the CPU peer used by bench/ and the reference scripts; the build does not need it).
 set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
-packages=(libtorch-dev libgtest-dev nlohmann-json3-dev libopenblas0-pthread cmake g++ make maven openjdk-17-jdk-headless)
+packages=(libtorch-dev libgtest-dev nlohmann-json3-dev libopenblas0-pthread libopenblas0-openmp cmake g++ make maven openjdk-17-jdk-headless)
 [[ "${1:-}" == "--with-python" ]] && packages+=(python3-torch python3-numpy)
 missing=()
 for p in "${packages[@]}"; do

@@ -77,6 +77,11 @@ struct GenerateOptions {
   int64_t pad_token_id;  // written after a row has finished
 };
 
+/// Threads of libtorch's intra-op pool (elementwise ops, reductions, attention), process-wide
+/// like torch.set_num_threads. The BLAS library keeps its own threads.
+int32_t intraOpThreads();
+void setIntraOpThreads(int32_t threads);  // threads >= 1
+
 /// Prompt-learning methods. Composite prompts are prompt tuning with several blocks.
 enum class PromptMethod : int32_t {
   kPromptTuning = 0,  // P (P, C) prepended to the token embeddings (Lester et al. 2021)

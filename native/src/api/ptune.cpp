@@ -2,6 +2,7 @@
 #include "ptune/ptune.h"
 
 #include <ATen/ATen.h>
+#include <ATen/Parallel.h>
 
 #include <cmath>
 #include <cstring>
@@ -444,6 +445,17 @@ void PromptTrainer::setOptimizerStep(int64_t step) {
     for (auto& [name, m] : impl_->moments) m.step = step;
     // A half-accumulated gradient belongs to the run being replaced: discard it.
     impl_->prompt.discardGradients();
+  });
+}
+
+int32_t intraOpThreads() {
+  return api::translated("reading the thread count", [] { return static_cast<int32_t>(at::get_num_threads()); });
+}
+
+void setIntraOpThreads(int32_t threads) {
+  api::translated("setting the thread count", [&] {
+    PTUNE_CHECK(threads >= 1, "the thread count must be >= 1, got ", threads);
+    at::set_num_threads(threads);
   });
 }
 

@@ -1,5 +1,6 @@
 package io.ptune.cli;
 
+import io.ptune.ComputeThreads;
 import io.ptune.InvalidConfigException;
 import io.ptune.PtuneException;
 import java.io.PrintWriter;
@@ -11,7 +12,7 @@ import picocli.CommandLine.Option;
 import picocli.CommandLine.Spec;
 
 /**
- * What every subcommand shares: {@code --verbose}, and turning any failure into
+ * What every subcommand shares: {@code --verbose}, {@code --threads}, and turning any failure into
  * {@code error: <message>} on stderr with exit code 1 (a stack trace only with --verbose).
  */
 abstract class CliCommand implements Callable<Integer> {
@@ -21,6 +22,10 @@ abstract class CliCommand implements Callable<Integer> {
     @Option(names = "--verbose", description = "Debug logging, and stack traces on errors.")
     boolean verbose;
 
+    @Option(names = "--threads", paramLabel = "N",
+            description = "Threads for tensor operations (default: the number of processors; PTUNE_THREADS).")
+    Integer threads;
+
     @Override
     public final Integer call() {
         if (verbose) {
@@ -28,9 +33,12 @@ abstract class CliCommand implements Callable<Integer> {
             System.setProperty("org.slf4j.simpleLogger.defaultLogLevel", "debug");
         }
         try {
+            if (threads != null) {
+                ComputeThreads.set(threads);
+            }
             return run();
         } catch (InvalidConfigException e) {
-            String flag = flagNames().get(e.field());
+            String flag = e.field().equals("threads") ? "--threads" : flagNames().get(e.field());
             String message = flag == null ? e.getMessage()
                     : flag + e.getMessage().substring(e.field().length());
             return fail(message, e);

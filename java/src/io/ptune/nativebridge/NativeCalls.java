@@ -30,7 +30,48 @@ final class NativeCalls {
                         e);
             }
             loaded = true;
+            applyDefaultThreads();
         }
+    }
+
+    /**
+     * libtorch's intra-op pool starts with as many threads as the JVM has processors, as
+     * PyTorch 2 does (Debian's libtorch 1.13 starts with one on some machines, which leaves
+     * cores idle; 1.3x on the medium benchmark). {@code -Dptune.threads=N} or
+     * {@code PTUNE_THREADS=N} choose another count; with {@code OMP_NUM_THREADS} set, libtorch's
+     * own choice stands.
+     */
+    private static void applyDefaultThreads() {
+        String configured = System.getProperty("ptune.threads", System.getenv("PTUNE_THREADS"));
+        int threads;
+        if (configured != null && !configured.isBlank()) {
+            try {
+                threads = Integer.parseInt(configured.strip());
+            } catch (NumberFormatException e) {
+                throw new PtuneException("ptune.threads / PTUNE_THREADS must be a whole number >= 1, got '"
+                        + configured + "'");
+            }
+        } else if (System.getenv("OMP_NUM_THREADS") != null) {
+            return;
+        } else {
+            threads = Runtime.getRuntime().availableProcessors();
+        }
+        setThreads(threads);
+    }
+
+    static void setThreads(int threads) {
+        if (threads < 1) {
+            throw new PtuneException("the thread count must be >= 1, got " + threads);
+        }
+        try {
+            PtuneNative.setIntraOpThreads(threads);
+        } catch (RuntimeException e) {
+            throw new PtuneException(e.getMessage(), e);
+        }
+    }
+
+    static int threads() {
+        return call(PtuneNative::intraOpThreads);
     }
 
     /** Runs a native call; a C++ exception (a RuntimeException from JavaCPP) becomes a PtuneException. */

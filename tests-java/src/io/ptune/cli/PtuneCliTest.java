@@ -48,6 +48,11 @@ class PtuneCliTest {
     }
 
     @Test
+    void nonPositiveThreadCountFails() {
+        assertFails(run("logits", "--model", "m", "--ids", "1", "--json", "--threads", "0"), "--threads: must be >= 1");
+    }
+
+    @Test
     void unknownOrMissingFlagsFail() {
         assertFails(run("generate", "--model", "m", "--prompt", "x", "--frobnicate"), "--frobnicate");
         assertFails(run("train", "--data", "d.json", "--out", "o"), "--model");
