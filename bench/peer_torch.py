@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """The PyTorch peer: Hugging Face LlamaForCausalLM semantics + PEFT prompt tuning, written in
-plain PyTorch (transformers/peft are not installable here; this mirrors their eager code path:
-full (B, T, V) logits, CrossEntropyLoss, torch.optim.AdamW, clip_grad_norm_).
+plain PyTorch on Debian's torch 1.13 (the libtorch ptune links), mirroring their eager code path:
+full (B, T, V) logits, CrossEntropyLoss, torch.optim.AdamW, clip_grad_norm_. It isolates ptune's
+design from the library version; bench/peer_peft.py runs transformers + PEFT themselves.
 
   peer_torch.py train  --model DIR --batch-size 8 --seq-len 256 --virtual-tokens 20 --steps 10
       prints one JSON line: tokens/s (median of the timed steps), peak RSS, step times

@@ -9,7 +9,8 @@ import re
 import statistics
 
 MODELS = ("small", "medium")
-IMPLS = (("ptune", "ptune (C++/libtorch via JVM)"), ("peer", "PyTorch eager peer"))
+IMPLS = (("ptune", "ptune (C++/libtorch via JVM)"), ("peer", "PyTorch eager peer (torch 1.13)"),
+         ("hf", "transformers + PEFT"))
 
 
 def time_v(path):
@@ -65,18 +66,24 @@ def main():
     sgemm = json.loads((raw / "sgemm.json").read_text())
     rate = sgemm["rate_flops"]
 
+    impls = [(i, l) for i, l in IMPLS if all((raw / f"{m}.{i}.time").exists() for m in MODELS)]
+    hf_versions = None
     rows = []
     for model in MODELS:
         flops = json.loads((raw / f"{model}.flops.json").read_text())
         floor_dense = rate * tokens_per_step / flops["step_flops_dense"]
         floor_labels = rate * tokens_per_step / flops["step_flops_label_rows"]
-        for impl, label in IMPLS:
+        for impl, label in impls:
             name = f"{model}.{impl}"
             if impl == "ptune":
                 perf = ptune_steps(raw / f"{name}.metrics.jsonl", a.warmup, tokens_per_step)
             else:
                 peer = json.loads((raw / f"{name}.stdout").read_text().strip().splitlines()[-1])
                 perf = {k: peer[k] for k in ("tokens_per_s", "step_s_median", "step_s_min", "step_s_max")}
+                if impl == "hf":
+                    hf_versions = peer
+                    label = (f"transformers {peer['transformers']} + PEFT {peer['peft']} (torch {peer['torch']}, "
+                             f"{peer['attn_implementation']} attention)")
             rows.append({"model": model, "impl": impl, "label": label, "params": flops["params_total"],
                          "params_matmul": flops["params_matmul"], **perf, **time_v(raw / f"{name}.time"),
                          "floor_tokens_per_s": floor_dense, "fraction_of_floor": perf["tokens_per_s"] / floor_dense,
@@ -90,7 +97,7 @@ def main():
     by = {(r["model"], r["impl"]): r for r in rows}
     date = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     summary = {"date": date, "machine": machine, "sgemm": sgemm, "rows": rows, "wall_s": a.wall_s,
-               "prompt_len": a.prompt_len}
+               "prompt_len": a.prompt_len, "hf": hf_versions}
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
 
     def mib(x):
@@ -105,9 +112,12 @@ def main():
         f"Task: prompt tuning, {a.virtual_tokens} virtual tokens, batch {a.batch_size} x {a.seq_len} "
         f"real tokens (every row full, no padding), so {a.batch_size} x {a.seq_len + a.virtual_tokens} "
         f"positions a step; fp32; weights frozen, AdamW on the prompt. Tokens/s counts the "
-        f"{tokens_per_step} real input tokens of a step (both tools count this way), median over the "
-        f"steps after the first {a.warmup}. Both run with the glibc settings ptune's launcher uses "
-        "(`MALLOC_MMAP_THRESHOLD_=33554432 MALLOC_TRIM_THRESHOLD_=1073741824`, exported by run.sh).",
+        f"{tokens_per_step} real input tokens of a step (every tool counts this way), median over the "
+        f"steps after the first {a.warmup}. All run with the glibc settings ptune's launcher uses "
+        "(`MALLOC_MMAP_THRESHOLD_=33554432 MALLOC_TRIM_THRESHOLD_=1073741824`) and "
+        f"`OMP_NUM_THREADS={machine['nproc']}`, exported by run.sh; ptune and the torch 1.13 peer use the same "
+        "libtorch and OpenBLAS (its OpenMP build); transformers + PEFT run on the PyTorch wheel "
+        "(its own BLAS) from `toolchains/peft-env.sh`.",
         "",
         "| model | params | implementation | tokens/s (median) | step s (min / max) | peak RSS MiB | fraction of floor |",
         "|---|---|---|---:|---:|---:|---:|",
@@ -142,7 +152,8 @@ def main():
         "",
         f"- CPU: {machine['cpu']}; nproc {machine['nproc']}; {machine['mem_gib']} GiB; kernel {machine['kernel']}",
         f"- torch {machine['torch']} (Debian, the same libtorch ptune links), torch intra-op threads "
-        f"{machine['torch_threads']}, OpenBLAS (pthreads) threads {machine['openblas_threads']}; {machine['java']}",
+        f"{machine['torch_threads']}, OpenBLAS ({machine.get('openblas_parallel')}) threads "
+        f"{machine['openblas_threads']}; {machine['java']}",
         f"- fp32 matmul rate (torch, weights (out, in) as `x @ W.t()`), GFLOP/s: {shapes}. "
         "The first shape sets the floor.",
         "",
@@ -255,8 +266,7 @@ def interpretation(by, a):
               f"measured {rate / 1e9:.0f} (LM-head shapes {head_rate / 1e9:.0f}). Besides contention, the rest of "
               "a step is what the floor leaves out: the attention products are small batched matmuls (head_dim "
               "64) that run well below the sgemm rate, and RMSNorm, rotary, the bias add and softmax over the "
-              "(B, H, S, S) scores and their backward are memory-bound passes on one thread here (torch's "
-              "intra-op pool is 1 thread, while OpenBLAS uses 2).")
+              "(B, H, S, S) scores and their backward are memory-bound passes.")
     third = (f"- Small (stories260k, hidden 64, head_dim 8) is nowhere near its floor (ptune "
              f"{sp['fraction_of_floor']:.3f}, peer {sq['fraction_of_floor']:.3f}): a step is only "
              f"{sp['step_flops_dense'] / 1e9:.1f} GFLOP, and its time goes to per-op overhead and elementwise "
@@ -265,7 +275,29 @@ def interpretation(by, a):
                 "JVM/JNI per-step overhead does not show."
                 if abs(small_ratio - 1) < 0.1 else
                 f"ptune is {small_ratio:.2f}x the peer there."))
-    return [first, second, third, caveat(by)]
+    out = [first, second, third]
+    if ("medium", "hf") in by:
+        mh, sh = by[("medium", "hf")], by[("small", "hf")]
+        medium_hf = mp["tokens_per_s"] / mh["tokens_per_s"]
+        small_hf = sp["tokens_per_s"] / sh["tokens_per_s"]
+        logits_mib = positions * 32000 * 4 / 2**20
+        pace = ("level with them" if abs(medium_hf - 1) < 0.05 else
+                f"{medium_hf:.2f}x their speed")
+        out.append(
+            f"- transformers + PEFT themselves (torch {hf_torch(a)}, its own BLAS, fused scaled-dot-product "
+            f"attention): on medium ptune is {pace} (median tokens/s, {medium_hf:.2f}x) and peaks at "
+            f"{mp['peak_rss_mib']:,.0f} MiB against {mh['peak_rss_mib']:,.0f}: transformers holds the "
+            f"full-vocabulary logits and their gradient ({logits_mib:,.0f} MiB each), ptune's fused loss never "
+            "does, while the newer PyTorch runs attention and the elementwise passes faster than Debian's "
+            f"libtorch 1.13. On small, where those passes and per-op overhead are the whole step, ptune is "
+            f"{small_hf:.2f}x their speed. Building ptune on a PyTorch 2 libtorch is what would close that gap; "
+            "the Debian 1.13 package is the only libtorch with headers that the build installs today.")
+    return out + [caveat(by)]
+
+
+def hf_torch(a):
+    summary = json.loads((pathlib.Path(a.out) / "summary.json").read_text())
+    return (summary.get("hf") or {}).get("torch", "?")
 
 
 if __name__ == "__main__":

@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
-# Throughput / memory benchmark: ptune's prompt-tuning step against the PyTorch peer
-# (bench/peer_torch.py), both on the same Debian libtorch 1.13 + OpenBLAS, next to a FLOP floor.
+# Throughput / memory benchmark: ptune's prompt-tuning step against two peers, next to a FLOP floor:
+# bench/peer_torch.py (HF + PEFT semantics in plain PyTorch on the same Debian libtorch 1.13 +
+# OpenBLAS as ptune, the same threads) and bench/peer_peft.py (transformers + PEFT themselves, on
+# the PyTorch wheel of the environment toolchains/peft-env.sh makes; skipped, with a note, when
+# that environment cannot be made).
 #
 #   bench/run.sh            (from any directory; needs `mvn -B -q -DskipTests package` done first)
 #
@@ -20,8 +23,14 @@ root=$(cd "$here/.." && pwd)
 out="$here/out"
 raw="$out/raw"
 py=/usr/bin/python3
-# Both sides run with the glibc allocator settings that target/ptune's launcher sets for itself.
-export MALLOC_MMAP_THRESHOLD_=33554432 MALLOC_TRIM_THRESHOLD_=1073741824
+# Every side runs with the glibc allocator settings that target/ptune's launcher sets for itself,
+# and with one intra-op thread per CPU (ptune's default; PyTorch 2's; Debian's torch 1.13 would
+# pick 1). The torch 1.13 peer also gets the OpenBLAS build ptune links (OpenMP, sharing that pool).
+export MALLOC_MMAP_THRESHOLD_=33554432 MALLOC_TRIM_THRESHOLD_=1073741824 OMP_NUM_THREADS=$(nproc)
+openmp_blas=/usr/lib/x86_64-linux-gnu/openblas-openmp
+py_env=()
+[[ -f "$openmp_blas/libopenblas.so.0" ]] && py_env=(env "LD_LIBRARY_PATH=$openmp_blas")
+hf_py="${PEFT_PYTHON:-$root/target/peft-env/bin/python}"
 ptune="$root/target/ptune"
 alpaca="${ALPACA:-$root/../shared/data/alpaca_en/alpaca_data.json}"
 small_steps=${SMALL_STEPS:-20}
@@ -59,6 +68,12 @@ fi
 "$py" -c "import torch, numpy" 2>/dev/null || die "$py cannot import torch and numpy (apt-get install python3-torch)"
 [[ -f "$alpaca" ]] || die "$alpaca not found (set ALPACA=path/to/alpaca_data.json)"
 [[ -f "$root/examples/stories260k/model.safetensors" ]] || die "examples/stories260k is missing"
+if [[ ! -x "$hf_py" ]]; then
+    echo "bench/run.sh: making the transformers + PEFT environment (toolchains/peft-env.sh)" >&2
+    "$root/toolchains/peft-env.sh" "$root/target/peft-env" >&2 || true
+fi
+with_hf=0
+"$hf_py" -c "import torch, transformers, peft" 2>/dev/null && with_hf=1
 
 bench_start=$(date +%s)
 mkdir -p "$out/models" "$raw"
@@ -88,21 +103,24 @@ instruction=$("$py" -c 'import json,sys; print(json.load(open(sys.argv[1]))["ins
     --max-new-tokens 1 --greedy --json 2>/dev/null | tail -n 1 > "$raw/prompt_ids.json"
 
 # ---- machine ------------------------------------------------------------------------------
-"$py" - > "$raw/machine.json" <<'EOF'
+"${py_env[@]}" "$py" - > "$raw/machine.json" <<'EOF'
 import ctypes, json, os, platform, subprocess, torch
 cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
 try:
-    blas = ctypes.CDLL("libopenblas.so.0").openblas_get_num_threads()
+    lib = ctypes.CDLL("libopenblas.so.0")
+    blas = lib.openblas_get_num_threads()
+    blas_kind = {0: "sequential", 1: "pthreads", 2: "OpenMP"}.get(lib.openblas_get_parallel(), "?")
 except OSError:
-    blas = None
+    blas, blas_kind = None, None
 java = subprocess.run(["java", "-version"], capture_output=True, text=True).stderr.splitlines()[0]
 print(json.dumps({"nproc": os.cpu_count(), "cpu": cpu, "torch": torch.__version__,
                   "torch_threads": torch.get_num_threads(), "openblas_threads": blas,
+                  "openblas_parallel": blas_kind,
                   "kernel": platform.release(), "java": java,
                   "mem_gib": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1)}))
 EOF
 wait_idle
-"$py" "$here/floor.py" sgemm > "$raw/sgemm.json"
+"${py_env[@]}" "$py" "$here/floor.py" sgemm > "$raw/sgemm.json"
 
 # ---- runs ---------------------------------------------------------------------------------
 : > "$raw/commands.txt"
@@ -142,13 +160,18 @@ for model in small medium; do
         --max-steps $((steps + warmup)) "${log_every[@]}" --metrics-out "$raw/$model.ptune.metrics.jsonl" \
         --lr 1e-2
     rm -rf "$tmp"
-    record "$model.peer" "$py" "$here/peer_torch.py" train --model "$dir" --batch-size "$batch" \
+    record "$model.peer" "${py_env[@]}" "$py" "$here/peer_torch.py" train --model "$dir" --batch-size "$batch" \
         --seq-len "$seq" --virtual-tokens "$virtual" --steps "$steps" --warmup "$warmup"
+    if ((with_hf)); then
+        record "$model.hf" "$hf_py" "$here/peer_peft.py" --model "$dir" --batch-size "$batch" \
+            --seq-len "$seq" --virtual-tokens "$virtual" --steps "$steps" --warmup "$warmup"
+    fi
 done
+((with_hf)) || notes+=(--note "transformers + PEFT were not available ($hf_py; toolchains/peft-env.sh failed), so that peer was not run")
 
 # Where the peer's time goes: one profiled medium step (torch.autograd.profiler, self CPU time).
 wait_idle
-"$py" "$here/peer_torch.py" train --model "$out/models/medium" --batch-size "$batch" --seq-len "$seq" \
+"${py_env[@]}" "$py" "$here/peer_torch.py" train --model "$out/models/medium" --batch-size "$batch" --seq-len "$seq" \
     --virtual-tokens "$virtual" --warmup 1 --profile > "$raw/medium.peer.profile.json"
 
 # ---- report -------------------------------------------------------------------------------
