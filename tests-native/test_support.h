@@ -108,6 +108,7 @@ inline ptune::TrainOptions options(double lr, int64_t grad_accum, int64_t total_
   o.total_steps = total_steps;
   o.warmup_steps = 0;
   o.schedule = static_cast<int32_t>(ptune::LrSchedule::kConstant);
+  o.loss_averaging = static_cast<int32_t>(ptune::LossAveraging::kTokens);
   return o;
 }
 

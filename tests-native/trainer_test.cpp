@@ -140,15 +140,32 @@ TEST_F(TrainerTest, FirstStepIsAdamWOnTheAveragedClippedGradient) {
   };
   const auto soft_a = softPrompt(init, P);
   PromptTrainer only_a(*model_, *soft_a, options(0.01, 1, 10));
-  ASSERT_TRUE(train(only_a, a).optimizer_stepped);
+  const StepStats sa = train(only_a, a);
+  ASSERT_TRUE(sa.optimizer_stepped);
   const std::vector<double> ga = gradientOf(only_a);
   const auto soft_b = softPrompt(init, P);
   PromptTrainer only_b(*model_, *soft_b, options(0.01, 1, 10));
-  ASSERT_TRUE(train(only_b, b).optimizer_stepped);
+  const StepStats sb = train(only_b, b);
+  ASSERT_TRUE(sb.optimizer_stepped);
   const std::vector<double> gb = gradientOf(only_b);
+  ASSERT_NE(sa.label_tokens, sb.label_tokens);  // so the two averagings differ
 
-  // grad_accum 2: the gradient is the mean of the micro-batch gradients; weight decay applies.
+  // kTokens (default): the mean over every label token of the cycle, as one batch of a and b.
+  {
+    const auto soft_tokens = softPrompt(init, P);
+    PromptTrainer tokens(*model_, *soft_tokens, options(0.01, 2, 10));
+    train(tokens, a);
+    ASSERT_TRUE(train(tokens, b).optimizer_stepped);
+    const std::vector<double> gt = gradientOf(tokens);
+    const double na = static_cast<double>(sa.label_tokens), nb = static_cast<double>(sb.label_tokens);
+    for (size_t i = 0; i < n; ++i) {
+      EXPECT_NEAR(gt[i], (na * ga[i] + nb * gb[i]) / (na + nb), 1e-4 * std::abs(gt[i]) + 1e-7) << i;
+    }
+  }
+
+  // kMicroBatches: the mean of the micro-batch gradients; weight decay applies.
   TrainOptions o = options(0.01, 2, 10);
+  o.loss_averaging = static_cast<int32_t>(ptune::LossAveraging::kMicroBatches);
   o.weight_decay = 0.5;
   const auto soft_both = softPrompt(init, P);
   PromptTrainer both(*model_, *soft_both, o);
@@ -171,6 +188,7 @@ TEST_F(TrainerTest, FirstStepIsAdamWOnTheAveragedClippedGradient) {
 
   // Clipping: the moments see the clipped gradient, grad_norm reports the norm before it.
   TrainOptions clipped = options(0.01, 2, 10);
+  clipped.loss_averaging = o.loss_averaging;
   clipped.max_grad_norm = 0.1 * std::sqrt(norm);
   const auto soft_c = softPrompt(init, P);
   PromptTrainer c(*model_, *soft_c, clipped);
@@ -247,6 +265,11 @@ TEST_F(TrainerTest, BadInputFailsWithClearMessages) {
   const std::string accum = thrownMessage<std::runtime_error>(
       [&] { PromptTrainer t(*model_, *soft, options(0.1, 0, 10)); });
   EXPECT_NE(accum.find("grad_accum must be >= 1"), std::string::npos) << accum;
+  TrainOptions bad_averaging = options(0.1, 1, 10);
+  bad_averaging.loss_averaging = 7;
+  const std::string averaging = thrownMessage<std::runtime_error>(
+      [&] { PromptTrainer t(*model_, *soft, bad_averaging); });
+  EXPECT_NE(averaging.find("unknown loss averaging 7"), std::string::npos) << averaging;
 
   PromptTrainer trainer(*model_, *soft, options(0.1, 1, 10));
   for (int64_t bad_id : {512, -1}) {

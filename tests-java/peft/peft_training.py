@@ -15,8 +15,10 @@ Writes tests-java/resources/peft/training/:
   save_pretrained, plus the trainable encoder's state_dict in ptune's extra file for P-tuning and
   prefix projection (PEFT's own module names), so ptune can start from exactly PEFT's values;
 - <case>/trajectory.json: the training settings and, for the standard PEFT training loop
-  (torch.optim.AdamW, transformers' get_linear_schedule_with_warmup, clip_grad_norm_, loss / accum
-  per micro-batch), every micro-batch loss, every step's gradient norm (before clipping) and
+  (torch.optim.AdamW, transformers' get_linear_schedule_with_warmup, clip_grad_norm_; with
+  accumulation either loss / accum per micro-batch, as PEFT's examples do, or, for loss_averaging
+  TOKENS, the model's loss with num_items_in_batch = the label tokens of the whole step, exactly as
+  transformers' Trainer calls it), every micro-batch's mean loss, every step's gradient norm (before clipping) and
   learning rate, then PEFT's greedy generation from two prompts with the trained adapter;
 - <case>/final.safetensors: the trainable tensors after training (PEFT's module names) and
   prompt_embeddings as PEFT saves them.
@@ -58,11 +60,13 @@ def cases():
     from peft import PrefixTuningConfig, PromptEncoderConfig, PromptTuningConfig
 
     base = dict(lr=1e-2, weight_decay=0.01, warmup=2, steps=6, max_grad_norm=1.0, accum=1,
-                betas=(0.9, 0.999), eps=1e-8)
+                betas=(0.9, 0.999), eps=1e-8, loss_averaging="MICRO_BATCHES")
     return {
         "prompt_tuning": (21, PromptTuningConfig(task_type="CAUSAL_LM", num_virtual_tokens=4), base),
         "prompt_tuning_accum2": (22, PromptTuningConfig(task_type="CAUSAL_LM", num_virtual_tokens=4),
                                  dict(base, accum=2)),
+        "prompt_tuning_accum2_tokens": (22, PromptTuningConfig(task_type="CAUSAL_LM", num_virtual_tokens=4),
+                                        dict(base, accum=2, loss_averaging="TOKENS")),
         "p_tuning_mlp": (23, PromptEncoderConfig(task_type="CAUSAL_LM", num_virtual_tokens=4,
                                                  encoder_reparameterization_type="MLP", encoder_hidden_size=32),
                          dict(base, lr=3e-3)),
@@ -142,12 +146,21 @@ def train_case(name, seed, config, settings, model_dir, batches, tokenizer):
     losses, grad_norms, lrs = [], [], []
     micro = iter(batches)
     for _ in range(settings["steps"]):
-        for _ in range(settings["accum"]):
-            b = next(micro)
-            out = model(input_ids=torch.tensor(b["ids"]), attention_mask=torch.tensor(b["mask"]),
-                        labels=torch.tensor(b["labels"]))
-            losses.append(out.loss.item())
-            (out.loss / settings["accum"]).backward()
+        window = [next(micro) for _ in range(settings["accum"])]
+        # transformers' Trainer (_get_num_items_in_batch): label tokens of the step, labels[..., 1:].
+        num_items = sum(int((torch.tensor(b["labels"])[..., 1:] != -100).sum()) for b in window)
+        for b in window:
+            labels = torch.tensor(b["labels"])
+            if settings["loss_averaging"] == "TOKENS":
+                out = model(input_ids=torch.tensor(b["ids"]), attention_mask=torch.tensor(b["mask"]),
+                            labels=labels, num_items_in_batch=num_items)
+                losses.append(out.loss.item() * num_items / int((labels[..., 1:] != -100).sum()))
+                out.loss.backward()
+            else:
+                out = model(input_ids=torch.tensor(b["ids"]), attention_mask=torch.tensor(b["mask"]),
+                            labels=labels)
+                losses.append(out.loss.item())
+                (out.loss / settings["accum"]).backward()
         grad_norms.append(torch.nn.utils.clip_grad_norm_(params, settings["max_grad_norm"]).item())
         lrs.append(schedule.get_last_lr()[0])
         optimizer.step()

@@ -36,6 +36,11 @@ struct LlamaConfig {
 /// Learning-rate schedule of the optimizer (Hugging Face's get_*_schedule_with_warmup).
 enum class LrSchedule : int32_t { kConstant = 0, kLinear = 1, kCosine = 2 };
 
+/// How gradient accumulation weighs micro-batches. kTokens: the optimizer step sees the mean loss
+/// over every label token of its micro-batches (transformers' Trainer, num_items_in_batch);
+/// kMicroBatches: the mean of the micro-batches' mean losses (the plain PEFT loop, loss / accum).
+enum class LossAveraging : int32_t { kTokens = 0, kMicroBatches = 1 };
+
 /// AdamW + schedule + clipping + accumulation settings of a training run.
 struct TrainOptions {
   double learning_rate;
@@ -48,6 +53,7 @@ struct TrainOptions {
   int64_t total_steps;    // optimizer steps of the whole run (for the schedule)
   int64_t warmup_steps;
   int32_t schedule;       // LrSchedule
+  int32_t loss_averaging; // LossAveraging
 };
 
 /// What one micro-batch did.

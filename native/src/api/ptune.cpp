@@ -303,6 +303,8 @@ struct PromptTrainer::Impl {
   std::map<std::string, Moments> moments;
   int64_t micro_steps = 0;
   int64_t optimizer_steps = 0;
+  // Label tokens of the accumulation cycle so far (LossAveraging::kTokens divides by them).
+  int64_t cycle_label_tokens = 0;
 
   Moments& momentsOf(const prompt::NamedParameter& p) {
     auto it = moments.find(p.name);
@@ -325,7 +327,9 @@ PromptTrainer::PromptTrainer(const CausalLm& model, PromptModel& prompt, const T
     PTUNE_CHECK(options.total_steps >= 1, "total_steps must be >= 1, got ", options.total_steps);
     PTUNE_CHECK(options.schedule >= 0 && options.schedule <= 2, "unknown schedule ",
                 options.schedule);
-    return std::make_shared<Impl>(Impl{prompt.impl_, *prompt.impl_, options, {}, 0, 0});
+    PTUNE_CHECK(options.loss_averaging >= 0 && options.loss_averaging <= 1, "unknown loss averaging ",
+                options.loss_averaging);
+    return std::make_shared<Impl>(Impl{prompt.impl_, *prompt.impl_, options, {}, 0, 0, 0});
   });
 }
 
@@ -357,10 +361,14 @@ StepStats PromptTrainer::trainMicroBatch(const int64_t* ids, const int64_t* mask
       // Diverged: no backward, and the accumulation cycle is dropped; the caller reports it.
       s.prompt.discardGradients();
       s.micro_steps -= s.micro_steps % s.options.grad_accum;
+      s.cycle_label_tokens = 0;
       stats.optimizer_step = s.optimizer_steps;
       return stats;
     }
-    (loss / static_cast<double>(s.options.grad_accum)).backward();
+    const bool per_token = s.options.loss_averaging == static_cast<int32_t>(LossAveraging::kTokens);
+    // kTokens: gradients of the summed loss now, divided by the cycle's label tokens at the step.
+    (per_token ? loss_sum : loss / static_cast<double>(s.options.grad_accum)).backward();
+    s.cycle_label_tokens += stats.label_tokens;
     s.micro_steps += 1;
     stats.optimizer_step = s.optimizer_steps;
     if (s.micro_steps % s.options.grad_accum != 0) return stats;
@@ -371,6 +379,10 @@ StepStats PromptTrainer::trainMicroBatch(const int64_t* ids, const int64_t* mask
       if (!p->tensor.grad().defined()) p->tensor.mutable_grad() = at::zeros_like(p->tensor);
       grads.push_back(p->tensor.grad());
     }
+    if (per_token) {
+      for (auto& g : grads) g.div_(static_cast<double>(s.cycle_label_tokens));
+    }
+    s.cycle_label_tokens = 0;
     stats.grad_norm = optim::clipGradNorm(grads, s.options.max_grad_norm);
     const double factor =
         optim::scheduleFactor(static_cast<LrSchedule>(s.options.schedule), s.optimizer_steps,
@@ -445,6 +457,7 @@ void PromptTrainer::setOptimizerStep(int64_t step) {
     for (auto& [name, m] : impl_->moments) m.step = step;
     // A half-accumulated gradient belongs to the run being replaced: discard it.
     impl_->prompt.discardGradients();
+    impl_->cycle_label_tokens = 0;
   });
 }
 

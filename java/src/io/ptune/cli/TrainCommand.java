@@ -12,6 +12,7 @@ import io.ptune.prompt.PromptInitSpec;
 import io.ptune.prompt.PromptMethod;
 import io.ptune.prompt.PromptMethodConfig;
 import io.ptune.prompt.PromptTuningConfig;
+import io.ptune.train.LossAveraging;
 import io.ptune.train.LrSchedule;
 import io.ptune.train.MetricsWriter;
 import io.ptune.train.Trainer;
@@ -125,6 +126,12 @@ final class TrainCommand extends CliCommand {
 
     @Option(names = "--warmup-steps", paramLabel = "N", description = "Linear warm-up steps (default: 0).")
     Long warmupSteps;
+
+    @Option(names = "--loss-averaging", paramLabel = "KIND",
+            description = "With --grad-accum: tokens (mean over every label token of a step, as"
+                    + " transformers' Trainer) | micro-batches (mean of the micro-batch means, as the"
+                    + " plain PEFT loop) (default: tokens).")
+    String lossAveraging;
 
     @Option(names = "--schedule", paramLabel = "KIND",
             description = "constant | linear | cosine (default: linear).")
@@ -302,6 +309,15 @@ final class TrainCommand extends CliCommand {
             } catch (IllegalArgumentException e) {
                 throw new IllegalArgumentException("--schedule '" + schedule
                         + "' is not one of constant, linear, cosine");
+            }
+        }
+        if (lossAveraging != null) {
+            try {
+                builder.lossAveraging(LossAveraging.valueOf(
+                        lossAveraging.trim().toUpperCase(Locale.ROOT).replace('-', '_')));
+            } catch (IllegalArgumentException e) {
+                throw new IllegalArgumentException("--loss-averaging '" + lossAveraging
+                        + "' is not one of tokens, micro-batches");
             }
         }
         ifGiven(weightDecay, builder::weightDecay);

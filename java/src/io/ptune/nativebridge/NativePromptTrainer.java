@@ -26,7 +26,8 @@ public final class NativePromptTrainer implements AutoCloseable {
                     .grad_accum(options.gradAccum())
                     .total_steps(options.totalSteps())
                     .warmup_steps(options.warmupSteps())
-                    .schedule(options.schedule().ordinal());
+                    .schedule(options.schedule().ordinal())
+                    .loss_averaging(options.lossAveraging().ordinal());
             this.handle = NativeCalls.call(() -> new PtuneNative.PromptTrainer(model.handle(), prompt.handle(), o));
         }
     }

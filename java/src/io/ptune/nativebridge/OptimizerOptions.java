@@ -11,4 +11,5 @@ public record OptimizerOptions(
         int gradAccum,
         long totalSteps,
         long warmupSteps,
-        LrScheduleKind schedule) {}
+        LrScheduleKind schedule,
+        LossAveragingKind lossAveraging) {}

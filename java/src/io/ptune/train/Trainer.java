@@ -14,6 +14,7 @@ import io.ptune.data.Collator;
 import io.ptune.data.TokenizedExample;
 import io.ptune.model.CausalLm;
 import io.ptune.nativebridge.EvalResult;
+import io.ptune.nativebridge.LossAveragingKind;
 import io.ptune.nativebridge.LrScheduleKind;
 import io.ptune.nativebridge.MicroStepResult;
 import io.ptune.nativebridge.NativePromptTrainer;
@@ -134,7 +135,8 @@ public final class Trainer implements AutoCloseable {
     private OptimizerOptions optimizerOptions(double learningRate, long steps, long warmupSteps) {
         return new OptimizerOptions(learningRate, config.weightDecay(), config.beta1(), config.beta2(),
                 config.epsilon(), config.maxGradNorm(), config.gradAccum(), steps, warmupSteps,
-                LrScheduleKind.valueOf(config.schedule().name()));
+                LrScheduleKind.valueOf(config.schedule().name()),
+                LossAveragingKind.valueOf(config.lossAveraging().name()));
     }
 
     /**
@@ -246,6 +248,7 @@ public final class Trainer implements AutoCloseable {
         long stepStart = System.nanoTime();
         long stageStep = 0;
         double stepLossSum = 0;
+        double stepTokenLossSum = 0;
         int stepMicroBatches = 0;
         long stepTokens = 0;
         long stepLabelTokens = 0;
@@ -269,6 +272,7 @@ public final class Trainer implements AutoCloseable {
                     throw new TrainingDivergedException(offset + stageStep + 1, result.loss());
                 }
                 stepLossSum += result.loss();
+                stepTokenLossSum += result.loss() * result.labelTokens();
                 stepMicroBatches++;
                 stepTokens += batch.realTokens();
                 stepLabelTokens += result.labelTokens();
@@ -282,7 +286,10 @@ public final class Trainer implements AutoCloseable {
                 }
                 long now = System.nanoTime();
                 double seconds = Math.max((now - stepStart) / 1e9, 1e-9);
-                StepMetrics metrics = new StepMetrics(step, total, stepLossSum / stepMicroBatches,
+                // The loss the optimizer step minimised, averaged as the gradients were.
+                double stepLoss = config.lossAveraging() == LossAveraging.TOKENS
+                        ? stepTokenLossSum / Math.max(stepLabelTokens, 1) : stepLossSum / stepMicroBatches;
+                StepMetrics metrics = new StepMetrics(step, total, stepLoss,
                         result.learningRate(), stepTokens / seconds, result.gradNorm(), stepLabelTokens);
                 if (Double.isNaN(progress.firstLoss)) {
                     progress.firstLoss = metrics.loss();
@@ -293,6 +300,7 @@ public final class Trainer implements AutoCloseable {
                 publish(metrics, total, bar);
                 stepStart = now;
                 stepLossSum = 0;
+                stepTokenLossSum = 0;
                 stepMicroBatches = 0;
                 stepTokens = 0;
                 stepLabelTokens = 0;

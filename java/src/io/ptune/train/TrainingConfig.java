@@ -17,6 +17,7 @@ import java.util.Objects;
  *     needed), replacing {@code epochs}
  * @param batchSize examples per micro-batch
  * @param gradAccum micro-batches per optimizer step (effective batch = batchSize x gradAccum)
+ * @param lossAveraging how the micro-batches of a step are weighed (per label token by default)
  * @param maxLength longest tokenised example; longer ones keep their start
  * @param seed seeds shuffling (and nothing else: prompt init has its own seed)
  * @param warmupSteps optimizer steps of linear warm-up from 0 to the peak learning rate
@@ -36,6 +37,7 @@ public record TrainingConfig(
         long maxSteps,
         int batchSize,
         int gradAccum,
+        LossAveraging lossAveraging,
         int maxLength,
         long seed,
         long warmupSteps,
@@ -50,6 +52,7 @@ public record TrainingConfig(
 
     public TrainingConfig {
         Objects.requireNonNull(schedule, "schedule");
+        Objects.requireNonNull(lossAveraging, "lossAveraging");
         if (!(learningRate > 0) || !Double.isFinite(learningRate)) {
             throw new InvalidConfigException("learningRate", "must be a positive number, got "
                     + learningRate + " (prompt tuning typically uses 1e-3 to 3e-1)");
@@ -104,6 +107,7 @@ public record TrainingConfig(
         private Long maxSteps;
         private int batchSize = 8;
         private int gradAccum = 1;
+        private LossAveraging lossAveraging = LossAveraging.TOKENS;
         private int maxLength = 256;
         private long seed = 42;
         private long warmupSteps = 0;
@@ -166,6 +170,12 @@ public record TrainingConfig(
             return this;
         }
 
+        /** Default TOKENS (transformers' Trainer); MICRO_BATCHES is the plain PEFT loop's. */
+        public Builder lossAveraging(LossAveraging lossAveraging) {
+            this.lossAveraging = lossAveraging;
+            return this;
+        }
+
         /** Default LINEAR. */
         public Builder schedule(LrSchedule schedule) {
             this.schedule = schedule;
@@ -224,7 +234,7 @@ public record TrainingConfig(
                 throw new InvalidConfigException("maxSteps", "must be > 0, got " + maxSteps);
             }
             return new TrainingConfig(learningRate, epochs == null ? 1 : epochs,
-                    maxSteps == null ? 0 : maxSteps, batchSize, gradAccum, maxLength, seed, warmupSteps,
+                    maxSteps == null ? 0 : maxSteps, batchSize, gradAccum, lossAveraging, maxLength, seed, warmupSteps,
                     schedule, weightDecay, maxGradNorm, beta1, beta2, epsilon, logEvery, twoStage);
         }
     }

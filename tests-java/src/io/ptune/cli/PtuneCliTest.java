@@ -48,6 +48,12 @@ class PtuneCliTest {
     }
 
     @Test
+    void unknownLossAveragingFails() {
+        assertFails(run("train", "--model", "m", "--data", "d.json", "--out", "o", "--loss-averaging", "sideways"),
+                "--loss-averaging 'sideways' is not one of tokens, micro-batches");
+    }
+
+    @Test
     void nonPositiveThreadCountFails() {
         assertFails(run("logits", "--model", "m", "--ids", "1", "--json", "--threads", "0"), "--threads: must be >= 1");
     }

@@ -13,6 +13,7 @@ import io.ptune.inference.Generation;
 import io.ptune.inference.GenerationConfig;
 import io.ptune.inference.Generator;
 import io.ptune.model.CausalLm;
+import io.ptune.nativebridge.LossAveragingKind;
 import io.ptune.nativebridge.LrScheduleKind;
 import io.ptune.nativebridge.MicroStepResult;
 import io.ptune.nativebridge.NativePromptTrainer;
@@ -46,7 +47,7 @@ class PeftTrainingTest {
     /** Absolute tolerance on the trained tensors (measured: 1.1e-6). */
     private static final double TENSOR_ATOL = 2e-5;
     private static final List<String> CASES = List.of("prompt_tuning", "prompt_tuning_accum2", "p_tuning_mlp",
-            "p_tuning_lstm", "prefix", "prefix_projection");
+            "p_tuning_lstm", "prefix", "prefix_projection", "prompt_tuning_accum2_tokens");
 
     private static CausalLm model;
     private static List<long[][]> batches;
@@ -106,7 +107,8 @@ class PeftTrainingTest {
             int accum = s.get("accum").asInt();
             OptimizerOptions options = new OptimizerOptions(s.get("lr").asDouble(), s.get("weight_decay").asDouble(),
                     s.get("betas").get(0).asDouble(), s.get("betas").get(1).asDouble(), s.get("eps").asDouble(),
-                    s.get("max_grad_norm").asDouble(), accum, steps, s.get("warmup").asLong(), LrScheduleKind.LINEAR);
+                    s.get("max_grad_norm").asDouble(), accum, steps, s.get("warmup").asLong(), LrScheduleKind.LINEAR,
+                    LossAveragingKind.valueOf(s.get("loss_averaging").asText()));
             try (PromptModule prompt = PromptAdapter.loadForTraining(caseDir.resolve("init"), model)) {
                 try (NativePromptTrainer trainer = new NativePromptTrainer(model.nativeModel(), prompt.nativePrompt(),
                         options)) {
