@@ -20,6 +20,8 @@ import io.ptune.train.TrainingConfig;
 import io.ptune.train.TrainingSummary;
 import io.ptune.train.TwoStageConfig;
 import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
 import java.util.Locale;
 import java.util.Map;
 import picocli.CommandLine.Command;
@@ -45,8 +47,8 @@ final class TrainCommand extends CliCommand {
             description = "Where to write the adapter (adapter_config.json, adapter_model.safetensors, extra files).")
     Path out;
 
-    @Option(names = "--method", paramLabel = "METHOD", defaultValue = "prompt-tuning",
-            description = "prompt-tuning | p-tuning | prefix-tuning | composite | dynamic (default: ${DEFAULT-VALUE}).")
+    @Option(names = "--method", paramLabel = "METHOD",
+            description = "prompt-tuning | p-tuning | prefix-tuning | composite | dynamic (default: prompt-tuning).")
     String method;
 
     @Option(names = "--virtual-tokens", paramLabel = "N",
@@ -147,6 +149,25 @@ final class TrainCommand extends CliCommand {
             description = "Log a progress line every N optimizer steps (default: 10).")
     int logEvery = 10;
 
+    @Option(names = "--save-every", paramLabel = "N",
+            description = "Write a training checkpoint (prompt, AdamW moments, data position) every N optimizer"
+                    + " steps into --checkpoint-dir.")
+    Long saveEvery;
+
+    @Option(names = "--checkpoint-dir", paramLabel = "DIR",
+            description = "Where checkpoint-<step> directories go (default: <out>-checkpoints).")
+    Path checkpointDir;
+
+    @Option(names = "--keep-checkpoints", paramLabel = "N",
+            description = "How many of the newest checkpoints to keep (default: 2).")
+    Integer keepCheckpoints;
+
+    @Option(names = "--resume-from", paramLabel = "DIR",
+            description = "Continue the run a checkpoint was taken of (a checkpoint-<step> directory, or the"
+                    + " directory holding them: the newest is used). Give the same data and training flags;"
+                    + " the prompt comes from the checkpoint.")
+    Path resumeFrom;
+
     @Option(names = "--metrics-out", paramLabel = "FILE",
             description = "Write one JSON line per optimizer step: step, loss, lr, tokens_per_s.")
     Path metricsOut;
@@ -176,26 +197,44 @@ final class TrainCommand extends CliCommand {
                 Map.entry("warmupSteps", "--warmup-steps"),
                 Map.entry("weightDecay", "--weight-decay"),
                 Map.entry("logEvery", "--log-every"),
-                Map.entry("maxGradNorm", "--max-grad-norm"));
+                Map.entry("maxGradNorm", "--max-grad-norm"),
+                Map.entry("seed", "--seed"),
+                Map.entry("schedule", "--schedule"),
+                Map.entry("lossAveraging", "--loss-averaging"),
+                Map.entry("examples", "--data examples"),
+                Map.entry("saveEvery", "--save-every"),
+                Map.entry("keepCheckpoints", "--keep-checkpoints"));
     }
 
     @Override
     protected int run() {
         // Validate every flag before the model is loaded, so typos fail fast.
-        PromptMethodConfig promptConfig = promptConfig();
+        PromptMethodConfig promptConfig = resumeFrom == null ? promptConfig() : null;
+        if (resumeFrom != null) {
+            rejectPromptFlags();
+        }
         TrainingConfig trainingConfig = trainingConfig();
+        if ((checkpointDir != null || keepCheckpoints != null) && saveEvery == null) {
+            throw new IllegalArgumentException("--checkpoint-dir and --keep-checkpoints need --save-every N");
+        }
         AlpacaDataset dataset = AlpacaDataset.load(data);
 
         try (CausalLm lm = CausalLm.load(model);
-                Trainer trainer = Trainer.create(lm, promptConfig, trainingConfig, dataset);
+                Trainer trainer = resumeFrom == null ? Trainer.create(lm, promptConfig, trainingConfig, dataset)
+                        : Trainer.resume(lm, resumeFrom, trainingConfig, dataset);
                 MetricsWriter metrics = metricsOut == null ? null : new MetricsWriter(metricsOut)) {
             if (metrics != null) {
                 trainer.addListener(metrics);
             }
+            if (saveEvery != null) {
+                Path dir = checkpointDir != null ? checkpointDir
+                        : out.toAbsolutePath().resolveSibling(out.getFileName() + "-checkpoints");
+                trainer.saveCheckpoints(dir, saveEvery, keepCheckpoints == null ? 2 : keepCheckpoints);
+            }
             TrainingSummary summary = trainer.train();
             PromptAdapter.save(trainer.prompt(), out);
             out().printf(Locale.ROOT, "trained %d steps (%s, %d trainable parameters), loss %.4f -> %.4f, %.0f tokens/s;"
-                    + " adapter written to %s%n", summary.steps(), promptConfig.method().cliName(),
+                    + " adapter written to %s%n", summary.steps(), trainer.prompt().method().cliName(),
                     trainer.prompt().trainableParameterCount(), summary.firstLoss(), summary.lastLoss(),
                     summary.tokensPerSecond(), out);
             out().flush();
@@ -205,7 +244,7 @@ final class TrainCommand extends CliCommand {
 
     /** The method's config from the flags; flags of another method are an error, not ignored. */
     PromptMethodConfig promptConfig() {
-        PromptMethod kind = PromptMethod.parse(method);
+        PromptMethod kind = PromptMethod.parse(methodName());
         rejectUnless(encoder != null || encoderLayers != null || encoderDropout != null,
                 kind == PromptMethod.P_TUNING, "--encoder, --encoder-layers and --encoder-dropout are", "p-tuning");
         rejectUnless(encoderHiddenSize != null, kind == PromptMethod.P_TUNING || kind == PromptMethod.PREFIX_TUNING,
@@ -261,6 +300,40 @@ final class TrainCommand extends CliCommand {
         };
     }
 
+    private String methodName() {
+        return method == null ? PromptMethod.PROMPT_TUNING.cliName() : method;
+    }
+
+    /** With --resume-from the prompt comes from the checkpoint; flags that would shape another are errors. */
+    private void rejectPromptFlags() {
+        List<String> given = new ArrayList<>();
+        if (method != null) {
+            given.add("--method");
+        }
+        if (virtualTokens != null) {
+            given.add("--virtual-tokens");
+        }
+        if (init != null) {
+            given.add("--init");
+        }
+        if (encoder != null || encoderLayers != null || encoderDropout != null || encoderHiddenSize != null) {
+            given.add("--encoder*");
+        }
+        if (prefixProjection) {
+            given.add("--prefix-projection");
+        }
+        if (generatorHiddenSize != null) {
+            given.add("--generator-hidden-size");
+        }
+        if (blocks != null) {
+            given.add("--blocks");
+        }
+        if (!given.isEmpty()) {
+            throw new IllegalArgumentException(String.join(", ", given) + ": the prompt of a resumed run comes"
+                    + " from the checkpoint (--resume-from); remove these flags");
+        }
+    }
+
     private PromptEncoderType encoderType() {
         if (encoder == null) {
             return PromptEncoderType.MLP;
@@ -275,7 +348,7 @@ final class TrainCommand extends CliCommand {
     private void rejectUnless(boolean given, boolean allowed, String flags, String methods) {
         if (given && !allowed) {
             throw new IllegalArgumentException(flags + " only used with --method " + methods + ", not with --method "
-                    + method + "; remove it or choose that method");
+                    + methodName() + "; remove it or choose that method");
         }
     }
 

@@ -62,6 +62,14 @@ public final class BatchIterator implements Iterator<Batch> {
         return batch;
     }
 
+    /** Passes over the next {@code batches} batches without padding them (a resumed run). */
+    public void skip(long batches) {
+        if (batches < 0) {
+            throw new IllegalArgumentException("cannot skip " + batches + " batches");
+        }
+        next = (int) Math.min(order.size(), next + batches * batchSize);
+    }
+
     /** The examples of this epoch in the order they are served. */
     public List<TokenizedExample> order() {
         return Collections.unmodifiableList(order);

@@ -1,5 +1,7 @@
 package io.ptune.nativebridge;
 
+import io.ptune.PtuneException;
+
 /**
  * Trains the trainable parameters of a {@link NativePrompt} in front of a frozen {@link
  * NativeModel}; holds the AdamW moments and step counters natively. Model and prompt must stay
@@ -55,6 +57,38 @@ public final class NativePromptTrainer implements AutoCloseable {
         try (PtuneNative.EvalStats s = NativeCalls.call(() -> handle.evaluate(ids, mask, labels, B, T))) {
             return new EvalResult(s.loss_sum(), s.label_tokens());
         }
+    }
+
+    /** AdamW's first and second moments of parameter {@code name}: {exp_avg, exp_avg_sq}. */
+    public float[][] readMoments(String name) {
+        int numel = prompt.read(name).length;
+        float[] expAvg = new float[numel];
+        float[] expAvgSq = new float[numel];
+        NativeCalls.run(() -> handle.readMoments(name, expAvg, expAvgSq));
+        return new float[][] {expAvg, expAvgSq};
+    }
+
+    /** Replaces the moments of {@code name} (a checkpoint being restored). */
+    public void writeMoments(String name, float[] expAvg, float[] expAvgSq) {
+        int numel = prompt.read(name).length;
+        if (expAvg == null || expAvgSq == null || expAvg.length != numel || expAvgSq.length != numel) {
+            throw new PtuneException("the AdamW moments of " + name + " must hold " + numel + " values each, got "
+                    + (expAvg == null ? "null" : expAvg.length) + " and " + (expAvgSq == null ? "null" : expAvgSq.length));
+        }
+        NativeCalls.run(() -> handle.writeMoments(name, expAvg, expAvgSq));
+    }
+
+    /** Optimizer steps taken so far (the schedule's position). */
+    public long optimizerStep() {
+        return NativeCalls.call(handle::optimizerStep);
+    }
+
+    /**
+     * Continues from {@code step} optimizer steps: the schedule, the micro-step count and every
+     * parameter's bias correction; a half-accumulated gradient is dropped.
+     */
+    public void setOptimizerStep(long step) {
+        NativeCalls.run(() -> handle.setOptimizerStep(step));
     }
 
     @Override

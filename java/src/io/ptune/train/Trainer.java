@@ -21,9 +21,13 @@ import io.ptune.nativebridge.NativePromptTrainer;
 import io.ptune.nativebridge.OptimizerOptions;
 import io.ptune.prompt.PromptMethodConfig;
 import io.ptune.prompt.PromptModule;
+import io.ptune.adapter.PromptAdapter;
+import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
+import java.util.LinkedHashMap;
 import java.util.List;
+import java.util.Map;
 import java.util.Objects;
 import java.util.concurrent.CopyOnWriteArrayList;
 import me.tongfei.progressbar.ConsoleProgressBarConsumer;
@@ -65,6 +69,11 @@ public final class Trainer implements AutoCloseable {
     private final long stage2Steps;
     private NativePromptTrainer nativeTrainer;
     private final List<TrainingListener> listeners = new CopyOnWriteArrayList<>();
+    /** Where the run resumes (null for a new run). */
+    private final TrainingCheckpoint.State resumeState;
+    private Path checkpointDir;
+    private long checkpointEvery;
+    private int checkpointsKept;
     private boolean trained;
     private boolean closed;
 
@@ -78,16 +87,17 @@ public final class Trainer implements AutoCloseable {
      *     two-stage settings do not fit the model
      */
     public Trainer(CausalLm model, PromptModule prompt, TrainingConfig config, AlpacaDataset data) {
-        this(model, prompt, false, config, data);
+        this(model, prompt, false, config, data, null, null);
     }
 
     private Trainer(CausalLm model, PromptModule prompt, boolean ownsPrompt, TrainingConfig config,
-            AlpacaDataset data) {
+            AlpacaDataset data, TrainingCheckpoint.State resume, Path resumeDir) {
         try {
             this.model = Objects.requireNonNull(model, "model");
             this.prompt = Objects.requireNonNull(prompt, "prompt");
             this.ownsPrompt = ownsPrompt;
             this.config = Objects.requireNonNull(config, "config");
+            this.resumeState = resume;
             Objects.requireNonNull(data, "data");
             model.checkPromptModule(prompt);
             if (prompt.trainableParameterCount() == 0) {
@@ -102,7 +112,7 @@ public final class Trainer implements AutoCloseable {
                     throw new InvalidConfigException("stage2Layers", "is " + twoStage.layers() + " but the model has"
                             + " only " + layers + " layers");
                 }
-                if (prompt.unfrozenLayers() > 0) {
+                if (prompt.unfrozenLayers() > 0 && (resume == null || resume.stage() != 2)) {
                     throw new InvalidConfigException("stage2Layers", "the prompt already has its top "
                             + prompt.unfrozenLayers() + " layers unfrozen (a stage-2 adapter); drop the second stage"
                             + " to continue training it");
@@ -113,9 +123,23 @@ public final class Trainer implements AutoCloseable {
             this.examples = encode(data, "training");
             this.stage1Steps = totalSteps(examples.size(), config);
             this.stage2Steps = twoStage == null ? 0 : stage2Steps(examples.size(), config);
-            this.nativeTrainer = new NativePromptTrainer(model.nativeModel(), prompt.nativePrompt(),
-                    optimizerOptions(config.learningRate(), stage1Steps, config.warmupSteps()));
+            if (resume == null) {
+                this.nativeTrainer = new NativePromptTrainer(model.nativeModel(), prompt.nativePrompt(),
+                        optimizerOptions(config.learningRate(), stage1Steps, config.warmupSteps()));
+            } else {
+                TrainingCheckpoint.checkSettings(resume, settings(), resumeDir);
+                this.nativeTrainer = new NativePromptTrainer(model.nativeModel(), prompt.nativePrompt(),
+                        resume.stage() == 2 ? optimizerOptions(config.learningRate(), stage2Steps, 0)
+                                : optimizerOptions(config.learningRate(), stage1Steps, config.warmupSteps()));
+                TrainingCheckpoint.restoreMoments(resumeDir, prompt, nativeTrainer);
+                nativeTrainer.setOptimizerStep(resume.stageStep());
+                LOG.info("resuming from {}: stage {}, step {} of {}", resumeDir, resume.stage(), resume.step(),
+                        stage1Steps + stage2Steps);
+            }
         } catch (RuntimeException e) {
+            if (nativeTrainer != null) {
+                nativeTrainer.close();
+            }
             if (ownsPrompt) {
                 prompt.close();
             }
@@ -129,7 +153,68 @@ public final class Trainer implements AutoCloseable {
      */
     public static Trainer create(CausalLm model, PromptMethodConfig promptConfig, TrainingConfig config,
             AlpacaDataset data) {
-        return new Trainer(model, PromptModule.create(model, promptConfig), true, config, data);
+        return new Trainer(model, PromptModule.create(model, promptConfig), true, config, data, null, null);
+    }
+
+    /**
+     * A trainer that continues the run a checkpoint was taken of ({@link #saveCheckpoints}): the
+     * prompt, AdamW moments, schedule position and data position are restored, so {@link #train()}
+     * ends where the uninterrupted run would have (bit for bit, but for LSTM dropout). {@code
+     * checkpoint} is a {@code checkpoint-<step>} directory or the directory holding them (the
+     * newest is used). The trainer owns the prompt.
+     *
+     * @throws InvalidConfigException naming the first setting (or the data size) that differs from
+     *     the checkpoint's
+     */
+    public static Trainer resume(CausalLm model, Path checkpoint, TrainingConfig config, AlpacaDataset data) {
+        Path dir = TrainingCheckpoint.resolve(checkpoint);
+        TrainingCheckpoint.State state = TrainingCheckpoint.readState(dir);
+        PromptModule prompt = PromptAdapter.loadForTraining(dir.resolve(TrainingCheckpoint.ADAPTER_DIR), model);
+        return new Trainer(model, prompt, true, config, data, state, dir);
+    }
+
+    /**
+     * Writes a checkpoint ({@link TrainingCheckpoint}) into {@code dir/checkpoint-<step>} after every
+     * {@code everySteps} optimizer steps, keeping the newest {@code keepLast}. Call before
+     * {@link #train()}.
+     */
+    public Trainer saveCheckpoints(Path dir, long everySteps, int keepLast) {
+        ensureOpen();
+        if (everySteps <= 0) {
+            throw new InvalidConfigException("saveEvery", "must be > 0, got " + everySteps);
+        }
+        if (keepLast <= 0) {
+            throw new InvalidConfigException("keepCheckpoints", "must be > 0, got " + keepLast);
+        }
+        this.checkpointDir = Objects.requireNonNull(dir, "dir");
+        this.checkpointEvery = everySteps;
+        this.checkpointsKept = keepLast;
+        return this;
+    }
+
+    /** What a resumed run must share with the checkpoint (builder field names -> values). */
+    private Map<String, String> settings() {
+        Map<String, String> s = new LinkedHashMap<>();
+        s.put("examples", Integer.toString(examples.size()));
+        s.put("batchSize", Integer.toString(config.batchSize()));
+        s.put("gradAccum", Integer.toString(config.gradAccum()));
+        s.put("lossAveraging", config.lossAveraging().name());
+        s.put("maxLength", Integer.toString(config.maxLength()));
+        s.put("seed", Long.toString(config.seed()));
+        s.put("learningRate", Double.toString(config.learningRate()));
+        s.put("schedule", config.schedule().name());
+        s.put("warmupSteps", Long.toString(config.warmupSteps()));
+        s.put("weightDecay", Double.toString(config.weightDecay()));
+        s.put("maxGradNorm", Double.toString(config.maxGradNorm()));
+        s.put("beta1", Double.toString(config.beta1()));
+        s.put("beta2", Double.toString(config.beta2()));
+        s.put("epsilon", Double.toString(config.epsilon()));
+        s.put("maxSteps", Long.toString(stage1Steps));
+        TwoStageConfig twoStage = config.twoStage();
+        s.put("stage2Layers", twoStage == null ? "none" : Integer.toString(twoStage.layers()));
+        s.put("stage2LearningRate", twoStage == null ? "none" : Double.toString(twoStage.learningRate()));
+        s.put("stage2Steps", Long.toString(stage2Steps));
+        return s;
     }
 
     private OptimizerOptions optimizerOptions(double learningRate, long steps, long warmupSteps) {
@@ -210,11 +295,30 @@ public final class Trainer implements AutoCloseable {
                 config.batchSize(), config.gradAccum(), config.learningRate(), config.schedule(),
                 config.warmupSteps());
         Progress progress = new Progress();
+        EpochCursor resumeCursor = null;
+        int startStage = 1;
+        long startStageStep = 0;
+        if (resumeState != null) {
+            progress.step = resumeState.step();
+            progress.firstLoss = resumeState.firstLoss();
+            progress.lastLoss = resumeState.lastLoss();
+            progress.epoch = resumeState.epoch() + 1;
+            progress.tokensBefore = resumeState.totalTokens();
+            resumeCursor = new EpochCursor(batchesOf(resumeState.epoch()), resumeState.epoch(),
+                    resumeState.consumedMicroBatches());
+            resumeCursor.batches.skip(resumeState.consumedMicroBatches());
+            startStage = resumeState.stage();
+            startStageStep = resumeState.stageStep();
+        }
         long loopStart = System.nanoTime();
         try (ProgressBar bar = progressBar(total)) {
-            runStage(stage1Steps, 0, total, progress, bar);
+            if (startStage == 1) {
+                runStage(1, stage1Steps, 0, total, progress, bar, startStageStep, resumeCursor);
+            }
             TwoStageConfig twoStage = config.twoStage();
-            if (twoStage != null) {
+            if (twoStage != null && startStage == 2) {
+                runStage(2, stage2Steps, stage1Steps, total, progress, bar, startStageStep, resumeCursor);
+            } else if (twoStage != null) {
                 prompt.unfreezeTopLayers(twoStage.layers(), twoStage.learningRate());
                 nativeTrainer.close();
                 nativeTrainer = null;
@@ -222,7 +326,7 @@ public final class Trainer implements AutoCloseable {
                         optimizerOptions(config.learningRate(), stage2Steps, 0));
                 LOG.info("stage 2: top {} layers unfrozen at lr {} ({} trainable parameters), {} more steps",
                         twoStage.layers(), twoStage.learningRate(), prompt.trainableParameterCount(), stage2Steps);
-                runStage(stage2Steps, stage1Steps, total, progress, bar);
+                runStage(2, stage2Steps, stage1Steps, total, progress, bar, 0, null);
             }
         }
         Duration elapsed = Duration.ofNanos(System.nanoTime() - loopStart);
@@ -234,77 +338,109 @@ public final class Trainer implements AutoCloseable {
                 tokensPerSecond, elapsed);
     }
 
+    /** The batches of one epoch and how many of them have been used. */
+    private static final class EpochCursor {
+        final BatchIterator batches;
+        final int epoch;
+        long consumed;
+
+        EpochCursor(BatchIterator batches, int epoch, long consumed) {
+            this.batches = batches;
+            this.epoch = epoch;
+            this.consumed = consumed;
+        }
+    }
+
+    private BatchIterator batchesOf(int epoch) {
+        return new BatchIterator(examples, config.batchSize(), collator, config.seed(), epoch, true);
+    }
+
     /** Counters carried across the stages. */
     private static final class Progress {
         long step;
         int epoch;
         long totalTokens;
+        /** Tokens of the run before it was resumed (for checkpoints, not for this run's tokens/s). */
+        long tokensBefore;
         double firstLoss = Double.NaN;
         double lastLoss = Double.NaN;
     }
 
-    /** {@code steps} optimizer steps with the current native trainer; metrics count from {@code offset}. */
-    private void runStage(long steps, long offset, long total, Progress progress, ProgressBar bar) {
+    /**
+     * Optimizer steps of stage {@code stage} with the current native trainer, from
+     * {@code startStageStep} to {@code steps}; metrics count from {@code offset}. {@code cursor} is
+     * the partly used epoch of a resumed run, or null.
+     */
+    private void runStage(int stage, long steps, long offset, long total, Progress progress, ProgressBar bar,
+            long startStageStep, EpochCursor cursor) {
         long stepStart = System.nanoTime();
-        long stageStep = 0;
+        long stageStep = startStageStep;
         double stepLossSum = 0;
         double stepTokenLossSum = 0;
         int stepMicroBatches = 0;
         long stepTokens = 0;
         long stepLabelTokens = 0;
         long microBatches = 0;
-        long microBatchLimit = (steps + 1) * config.gradAccum();
+        long microBatchLimit = (steps - startStageStep + 1) * config.gradAccum();
         while (stageStep < steps) {
-            BatchIterator batches = new BatchIterator(examples, config.batchSize(), collator,
-                    config.seed(), progress.epoch, true);
-            progress.epoch++;
-            while (batches.hasNext() && stageStep < steps) {
-                Batch batch = batches.next();
-                if (++microBatches > microBatchLimit) {
-                    // A native trainer that never reports a step would otherwise loop forever.
-                    throw new PtuneException("the native trainer made " + stageStep + " optimizer steps in "
-                            + (microBatches - 1) + " micro-batches with gradAccum " + config.gradAccum()
-                            + "; expected " + steps);
-                }
-                MicroStepResult result = nativeTrainer.trainMicroBatch(batch.ids(), batch.mask(),
-                        batch.labels(), batch.batchSize(), batch.seqLen());
-                if (!Double.isFinite(result.loss())) {
-                    throw new TrainingDivergedException(offset + stageStep + 1, result.loss());
-                }
-                stepLossSum += result.loss();
-                stepTokenLossSum += result.loss() * result.labelTokens();
-                stepMicroBatches++;
-                stepTokens += batch.realTokens();
-                stepLabelTokens += result.labelTokens();
-                if (!result.optimizerStepped()) {
-                    continue;
-                }
-                stageStep = result.optimizerStep();
-                long step = offset + stageStep;
-                if (!Double.isFinite(result.gradNorm())) {
-                    throw new TrainingDivergedException(step, result.gradNorm());
-                }
-                long now = System.nanoTime();
-                double seconds = Math.max((now - stepStart) / 1e9, 1e-9);
-                // The loss the optimizer step minimised, averaged as the gradients were.
-                double stepLoss = config.lossAveraging() == LossAveraging.TOKENS
-                        ? stepTokenLossSum / Math.max(stepLabelTokens, 1) : stepLossSum / stepMicroBatches;
-                StepMetrics metrics = new StepMetrics(step, total, stepLoss,
-                        result.learningRate(), stepTokens / seconds, result.gradNorm(), stepLabelTokens);
-                if (Double.isNaN(progress.firstLoss)) {
-                    progress.firstLoss = metrics.loss();
-                }
-                progress.lastLoss = metrics.loss();
-                progress.totalTokens += stepTokens;
-                progress.step = step;
-                publish(metrics, total, bar);
-                stepStart = now;
-                stepLossSum = 0;
-                stepTokenLossSum = 0;
-                stepMicroBatches = 0;
-                stepTokens = 0;
-                stepLabelTokens = 0;
+            if (cursor == null || !cursor.batches.hasNext()) {
+                cursor = new EpochCursor(batchesOf(progress.epoch), progress.epoch, 0);
+                progress.epoch++;
             }
+            Batch batch = cursor.batches.next();
+            cursor.consumed++;
+            if (++microBatches > microBatchLimit) {
+                // A native trainer that never reports a step would otherwise loop forever.
+                throw new PtuneException("the native trainer made " + stageStep + " optimizer steps in "
+                        + (microBatches - 1) + " micro-batches with gradAccum " + config.gradAccum()
+                        + "; expected " + steps);
+            }
+            MicroStepResult result = nativeTrainer.trainMicroBatch(batch.ids(), batch.mask(),
+                    batch.labels(), batch.batchSize(), batch.seqLen());
+            if (!Double.isFinite(result.loss())) {
+                throw new TrainingDivergedException(offset + stageStep + 1, result.loss());
+            }
+            stepLossSum += result.loss();
+            stepTokenLossSum += result.loss() * result.labelTokens();
+            stepMicroBatches++;
+            stepTokens += batch.realTokens();
+            stepLabelTokens += result.labelTokens();
+            if (!result.optimizerStepped()) {
+                continue;
+            }
+            stageStep = result.optimizerStep();
+            long step = offset + stageStep;
+            if (!Double.isFinite(result.gradNorm())) {
+                throw new TrainingDivergedException(step, result.gradNorm());
+            }
+            long now = System.nanoTime();
+            double seconds = Math.max((now - stepStart) / 1e9, 1e-9);
+            // The loss the optimizer step minimised, averaged as the gradients were.
+            double stepLoss = config.lossAveraging() == LossAveraging.TOKENS
+                    ? stepTokenLossSum / Math.max(stepLabelTokens, 1) : stepLossSum / stepMicroBatches;
+            StepMetrics metrics = new StepMetrics(step, total, stepLoss,
+                    result.learningRate(), stepTokens / seconds, result.gradNorm(), stepLabelTokens);
+            if (Double.isNaN(progress.firstLoss)) {
+                progress.firstLoss = metrics.loss();
+            }
+            progress.lastLoss = metrics.loss();
+            progress.totalTokens += stepTokens;
+            progress.step = step;
+            publish(metrics, total, bar);
+            if (checkpointDir != null && step % checkpointEvery == 0) {
+                Path written = TrainingCheckpoint.write(checkpointDir, prompt, nativeTrainer,
+                        new TrainingCheckpoint.State(stage, step, stageStep, cursor.epoch, cursor.consumed,
+                                progress.firstLoss, progress.lastLoss, progress.tokensBefore + progress.totalTokens,
+                                settings()),
+                        checkpointsKept);
+                LOG.info("step {}: checkpoint written to {}", step, written);
+            }
+            stepStart = now;
+            stepLossSum = 0;
+            stepTokenLossSum = 0;
+            stepMicroBatches = 0;
+            stepTokens = 0;
+            stepLabelTokens = 0;
         }
     }
 

@@ -10,6 +10,7 @@ import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import io.ptune.TestPaths;
 import io.ptune.adapter.PromptAdapter;
+import io.ptune.adapter.Safetensors;
 import io.ptune.cli.PtuneCli;
 import io.ptune.model.CausalLm;
 import io.ptune.prompt.PromptModule;
@@ -58,6 +59,51 @@ class CliEndToEndTest {
         assertEquals(20, json.get("generated_ids").size());
         assertTrue(json.get("text").asText().startsWith(", there was a little girl named Lily."), result.out());
         assertEquals(1, result.out().strip().lines().count(), "exactly one line on stdout");
+    }
+
+    @Test
+    void checkpointsThenResumeGiveTheUninterruptedAdapter() throws Exception {
+        Path data = dir.resolve("data.jsonl");
+        Files.writeString(data, """
+                {"instruction": "Tell a story about a cat.", "input": "", "output": "The cat was happy."}
+                {"instruction": "Tell a story about a dog.", "input": "", "output": "The dog was happy."}
+                {"instruction": "Name a color.", "input": "", "output": "Red."}
+                """);
+        String[] common = {"--model", MODEL, "--data", data.toString(), "--max-steps", "4", "--batch-size", "2",
+            "--lr", "0.05", "--warmup-steps", "1"};
+        Path straight = dir.resolve("straight");
+        Result first = run(concat(new String[] {"train", "--out", straight.toString(), "--virtual-tokens", "4",
+            "--save-every", "2", "--keep-checkpoints", "1"}, common));
+        assertEquals(0, first.exitCode(), first.err());
+        Path checkpoints = dir.resolve("straight-checkpoints");
+        assertEquals(List.of("checkpoint-4"), Files.list(checkpoints).map(p -> p.getFileName().toString()).toList());
+
+        Path shortRun = dir.resolve("short");
+        Result interrupted = run(concat(new String[] {"train", "--out", shortRun.toString(), "--virtual-tokens", "4",
+            "--save-every", "2", "--checkpoint-dir", dir.resolve("mine").toString()}, common));
+        assertEquals(0, interrupted.exitCode(), interrupted.err());
+        Path resumedOut = dir.resolve("resumed");
+        Result resumed = run(concat(new String[] {"train", "--out", resumedOut.toString(), "--resume-from",
+            dir.resolve("mine").resolve("checkpoint-2").toString()}, common));
+        assertEquals(0, resumed.exitCode(), resumed.err());
+        assertTrue(resumed.out().contains("trained 4 steps"), resumed.out());
+        assertArrayEquals(Safetensors.open(straight.resolve("adapter_model.safetensors")).readFloat("prompt_embeddings").data(),
+                Safetensors.open(resumedOut.resolve("adapter_model.safetensors")).readFloat("prompt_embeddings").data());
+
+        Result mixed = run(concat(new String[] {"train", "--out", resumedOut.toString(), "--resume-from",
+            checkpoints.toString(), "--method", "p-tuning"}, common));
+        assertEquals(1, mixed.exitCode());
+        assertTrue(mixed.err().contains("--method: the prompt of a resumed run comes from the checkpoint"), mixed.err());
+        Result otherBatch = run(concat(new String[] {"train", "--out", resumedOut.toString(), "--resume-from",
+            checkpoints.toString(), "--grad-accum", "2"}, common));
+        assertEquals(1, otherBatch.exitCode());
+        assertTrue(otherBatch.err().contains("--grad-accum: is 2 here but 1 in the checkpoint"), otherBatch.err());
+    }
+
+    private static String[] concat(String[] a, String[] b) {
+        String[] out = java.util.Arrays.copyOf(a, a.length + b.length);
+        System.arraycopy(b, 0, out, a.length, b.length);
+        return out;
     }
 
     @Test
