@@ -43,9 +43,9 @@ inline std::unique_ptr<ptune::prompt::PromptMethodImpl> promptTuningWith(const a
 /// method may be null; ids, mask, labels are (B, T).
 inline at::Tensor methodLoss(const ptune::models::Llama& model,
                              const ptune::prompt::PromptMethodImpl* method, const at::Tensor& ids,
-                             const at::Tensor& mask, const at::Tensor& labels) {
+                             const at::Tensor& mask, const at::Tensor& labels, bool training = false) {
   namespace prompt = ptune::prompt;
-  prompt::PreparedInput in = prompt::prepareInput(model, method, ids, mask, /*training=*/false);
+  prompt::PreparedInput in = prompt::prepareInput(model, method, ids, mask, training);
   const at::Tensor hidden = model.forward(in.embeds, in.positions, in.key_mask, &in.cache);
   const at::Tensor padded = prompt::padLabels(labels, in.input_virtual_tokens);  // (B, Pin+T)
   const int64_t S = hidden.size(1), C = hidden.size(2);

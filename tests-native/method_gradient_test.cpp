@@ -71,8 +71,16 @@ class MethodGradientTest : public ::testing::Test {
   /// Autograd against central differences on `per_tensor` random components of each checked
   /// tensor; also that backward reaches exactly the checked tensors (nothing frozen, nothing
   /// missed) and that every one of them gets a non-zero gradient.
-  static FdReport check(const Llama& model, const prompt::PromptMethodImpl& method,
-                        const std::vector<Checked>& checked, int per_tensor, uint32_t seed) {
+  /// With `dropout_step` >= 0 the loss is taken in training mode, the dropout masks reseeded to
+  /// that step before every evaluation (so every evaluation uses the same masks).
+  static FdReport check(const Llama& model, prompt::PromptMethodImpl& method,
+                        const std::vector<Checked>& checked, int per_tensor, uint32_t seed,
+                        int64_t dropout_step = -1) {
+    const bool training = dropout_step >= 0;
+    const auto loss_of = [&](const at::Tensor& ids, const at::Tensor& mask, const at::Tensor& labels) {
+      if (training) method.seedDropout(dropout_step);
+      return ptune_test::methodLoss(model, &method, ids, mask, labels, training);
+    };
     at::Tensor ids, mask, labels;
     ptune_test::paddedBatch(ids, mask, labels);
     for (const Checked& c : checked) {
@@ -80,7 +88,7 @@ class MethodGradientTest : public ::testing::Test {
       EXPECT_TRUE(c.tensor.requires_grad()) << c.name;
       c.tensor.mutable_grad() = at::Tensor();
     }
-    const at::Tensor loss = ptune_test::methodLoss(model, &method, ids, mask, labels);
+    const at::Tensor loss = loss_of(ids, mask, labels);
     std::set<const void*> leaves, expected;
     for (const at::Tensor& leaf : ptune_test::gradientLeaves(loss)) leaves.insert(leaf.unsafeGetTensorImpl());
     for (const Checked& c : checked) expected.insert(c.tensor.unsafeGetTensorImpl());
@@ -89,7 +97,7 @@ class MethodGradientTest : public ::testing::Test {
 
     at::NoGradGuard no_grad;
     const auto lossAt = [&] {
-      return ptune_test::methodLoss(model, &method, ids, mask, labels).item<double>();
+      return loss_of(ids, mask, labels).item<double>();
     };
     FdReport report;
     std::mt19937 rng(seed);
@@ -185,6 +193,28 @@ TEST_F(MethodGradientTest, PTuningLstm) {
     EXPECT_EQ(names.count(n), 1u) << n;
   }
   print("P-tuning LSTM (2 layers)", check(*model_, *method, checked, 8, 5));
+}
+
+TEST_F(MethodGradientTest, PTuningLstmWithDropout) {
+  ptune::PromptSpec spec = makeSpec(PromptMethod::kPTuning, 4, 8, PromptEncoderType::kLstm, 3, false, 4);
+  spec.encoder_dropout = 0.4;
+  auto method = create(spec);
+  print("P-tuning LSTM (3 layers, dropout 0.4, fixed masks)", check(*model_, *method, parametersOf(*method), 6, 7, 11));
+
+  // Masks are a function of (seed, micro-step): the same step repeats them, another step does not,
+  // and evaluation has none.
+  at::Tensor ids, mask, labels;
+  ptune_test::paddedBatch(ids, mask, labels);
+  at::NoGradGuard no_grad;
+  const auto train_loss = [&](int64_t step) {
+    method->seedDropout(step);
+    return ptune_test::methodLoss(*model_, method.get(), ids, mask, labels, true).item<double>();
+  };
+  EXPECT_EQ(train_loss(3), train_loss(3));
+  EXPECT_NE(train_loss(3), train_loss(4));
+  const double eval = ptune_test::methodLoss(*model_, method.get(), ids, mask, labels).item<double>();
+  EXPECT_NE(eval, train_loss(3));
+  EXPECT_EQ(eval, ptune_test::methodLoss(*model_, method.get(), ids, mask, labels).item<double>());
 }
 
 TEST_F(MethodGradientTest, PrefixTuning) {

@@ -344,6 +344,7 @@ StepStats PromptTrainer::trainMicroBatch(const int64_t* ids, const int64_t* mask
       if (p->trainable) trainable.push_back(p);
     }
     PTUNE_CHECK(!trainable.empty(), "nothing to train: every prompt parameter is frozen");
+    s.prompt.method->seedDropout(s.micro_steps);
     int64_t virtual_tokens = 0;
     const at::Tensor hidden =
         s.prompt.hidden(view(ids, B, T, "ids"), view(mask, B, T, "mask"), true, virtual_tokens);

@@ -3,6 +3,7 @@
 // bi-LSTM + MLP head  (LSTM C->h x num_layers, both directions; Linear 2h->2h, ReLU,
 // Linear 2h->C). PEFT saves only the encoder output (P, C).
 #include <ATen/ATen.h>
+#include <ATen/CPUGeneratorImpl.h>
 
 #include "core/check.h"
 #include "prompt/methods.h"
@@ -15,7 +16,9 @@ class PTuning final : public PromptMethodImpl {
   PTuning(const PromptSpec& spec, const ModelDims& dims, at::Generator& gen)
       : lstm_(static_cast<PromptEncoderType>(spec.encoder_type) == PromptEncoderType::kLstm),
         lstm_layers_(spec.encoder_num_layers),
-        dropout_(spec.encoder_dropout) {
+        dropout_(spec.encoder_dropout),
+        seed_(static_cast<uint64_t>(spec.seed)),
+        dropout_gen_(at::make_generator<at::CPUGeneratorImpl>(seed_)) {
     const int64_t C = dims.hidden, P = spec.num_virtual_tokens, h = spec.encoder_hidden_size;
     PTUNE_CHECK(h > 0, "encoder_hidden_size must be positive, got ", h);
     embedding_ = add("embedding", normalInit({P, C}, gen, dims.dtype));
@@ -56,6 +59,11 @@ class PTuning final : public PromptMethodImpl {
     return out;
   }
 
+  void seedDropout(int64_t micro_step) override {
+    // Golden-ratio mixing keeps the streams of neighbouring steps (and seeds) apart.
+    dropout_gen_.set_current_seed(seed_ * 0x9E3779B97F4A7C15ULL + static_cast<uint64_t>(micro_step));
+  }
+
   at::Tensor peftEmbeddings() const override { return encode(false); }
   int64_t numVirtualTokens() const override { return embedding_.size(0); }
 
@@ -67,19 +75,32 @@ class PTuning final : public PromptMethodImpl {
       x = at::relu(at::linear(x, mlp_[2], mlp_[3]));
       return at::linear(x, mlp_[4], mlp_[5]);
     }
-    // (1, P, C) batch-first through the bi-LSTM -> (1, P, 2h); zero initial states.
+    // (1, P, C) batch-first through the bi-LSTM -> (1, P, 2h); zero initial states. One layer at
+    // a time, so the dropout between layers (nn.LSTM's) draws from our seeded generator rather
+    // than libtorch's global one.
     const int64_t h = lstm_params_[1].size(1);
-    const at::Tensor zeros = at::zeros({2 * lstm_layers_, 1, h}, embedding_.options().requires_grad(false));
-    const auto result = at::lstm(embedding_.unsqueeze(0), {zeros, zeros}, lstm_params_,
-                                 /*has_biases=*/true, lstm_layers_, dropout_, training,
-                                 /*bidirectional=*/true, /*batch_first=*/true);
-    const at::Tensor x = at::relu(at::linear(std::get<0>(result).squeeze(0), mlp_[0], mlp_[1]));
-    return at::linear(x, mlp_[2], mlp_[3]);
+    const at::Tensor zeros = at::zeros({2, 1, h}, embedding_.options().requires_grad(false));
+    at::Tensor x = embedding_.unsqueeze(0);
+    for (int64_t layer = 0; layer < lstm_layers_; ++layer) {
+      if (layer > 0 && training && dropout_ > 0) {
+        const at::Tensor keep = at::empty_like(x, x.options().requires_grad(false))
+                                    .bernoulli_(1.0 - dropout_, dropout_gen_);
+        x = x * keep / (1.0 - dropout_);
+      }
+      const std::vector<at::Tensor> weights(lstm_params_.begin() + 8 * layer,
+                                            lstm_params_.begin() + 8 * (layer + 1));
+      x = std::get<0>(at::lstm(x, {zeros, zeros}, weights, /*has_biases=*/true, /*num_layers=*/1,
+                               /*dropout=*/0.0, training, /*bidirectional=*/true, /*batch_first=*/true));
+    }
+    const at::Tensor y = at::relu(at::linear(x.squeeze(0), mlp_[0], mlp_[1]));
+    return at::linear(y, mlp_[2], mlp_[3]);
   }
 
   bool lstm_;
   int64_t lstm_layers_;
   double dropout_;
+  uint64_t seed_;
+  mutable at::Generator dropout_gen_;  // LSTM dropout masks, reseeded per training micro-step
   at::Tensor embedding_;                 // (P, C)
   std::vector<at::Tensor> lstm_params_;  // nn.LSTM flat weights
   std::vector<at::Tensor> mlp_;          // weight, bias pairs

@@ -39,6 +39,9 @@ class PromptMethodImpl {
   /// token_embeds is (B, T, C); mask is (B, T) bool. training enables dropout.
   virtual PromptInputs build(const at::Tensor& token_embeds, const at::Tensor& mask,
                              bool training) const = 0;
+  /// Seeds the dropout masks of the next training forward passes. The trainer passes its
+  /// micro-step, so masks depend only on (spec.seed, micro-step) and a resumed run draws the same.
+  virtual void seedDropout(int64_t micro_step) {}
   /// PEFT's saved `prompt_embeddings`, or undefined when PEFT has no such tensor.
   virtual at::Tensor peftEmbeddings() const = 0;
   virtual int64_t numVirtualTokens() const = 0;

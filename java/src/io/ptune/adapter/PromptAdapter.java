@@ -92,6 +92,7 @@ public final class PromptAdapter {
 
     private static final String LAYERS_METADATA = "ptune_unfrozen_layers";
     private static final String LAYER_RATE_METADATA = "ptune_layer_learning_rate";
+    private static final String SEED_METADATA = "ptune_seed";
     private static final Pattern LAYER_NAME = Pattern.compile("model\\.layers\\.(\\d+)\\..+");
 
     /** Keys of every PEFT version's prompt-learning configs; others are ignored with a warning. */
@@ -142,7 +143,9 @@ public final class PromptAdapter {
             json.put("encoder_num_layers", c.encoderNumLayers());
             json.put("encoder_reparameterization_type", c.encoderType().name());
             files.put(WEIGHTS_FILE, peftWeights(prompt));
-            files.put(P_TUNING_ENCODER_FILE, parameterFile(prompt, prompt.methodParameterNames(), Map.of()));
+            // The seed also drives LSTM dropout masks: kept so a resumed run draws the same ones.
+            files.put(P_TUNING_ENCODER_FILE, parameterFile(prompt, prompt.methodParameterNames(),
+                    Map.of(SEED_METADATA, Long.toString(c.seed()))));
         } else if (config instanceof PrefixTuningConfig c) {
             int tokenDim = PromptModule.prefixTokenDim(arch);
             // PEFT overwrites token_dim and num_attention_heads with the key/value shape (GQA).
@@ -238,6 +241,19 @@ public final class PromptAdapter {
         metadata.put("format", "pt");
         metadata.putAll(extraMetadata);
         return file -> Safetensors.write(file, tensors, metadata);
+    }
+
+    /** The seed recorded in an extra file's metadata (42, the default, for files without one). */
+    private static long savedSeed(Path file) {
+        String seed = AdapterFiles.open(file, "").metadata().get(SEED_METADATA);
+        if (seed == null) {
+            return 42;
+        }
+        try {
+            return Long.parseLong(seed);
+        } catch (NumberFormatException e) {
+            throw new AdapterException(file + ": metadata " + SEED_METADATA + " '" + seed + "' is not a whole number");
+        }
     }
 
     /** The native "embedding" parameter is PEFT's module {@code embedding} (an nn.Embedding). */
@@ -399,7 +415,7 @@ public final class PromptAdapter {
         try {
             config = new PTuningConfig(n, encoderType, hidden,
                     layers == null ? PTuningConfig.DEFAULT_ENCODER_NUM_LAYERS : layers,
-                    dropout == null ? 0.0 : dropout, PromptInitSpec.random(), 42);
+                    dropout == null ? 0.0 : dropout, PromptInitSpec.random(), savedSeed(encoderFile));
         } catch (InvalidConfigException e) {
             throw new AdapterException(configFile + ": " + e.getMessage(), e);
         }

@@ -159,7 +159,7 @@ public final class Trainer implements AutoCloseable {
     /**
      * A trainer that continues the run a checkpoint was taken of ({@link #saveCheckpoints}): the
      * prompt, AdamW moments, schedule position and data position are restored, so {@link #train()}
-     * ends where the uninterrupted run would have (bit for bit, but for LSTM dropout). {@code
+     * ends where the uninterrupted run would have (bit for bit). {@code
      * checkpoint} is a {@code checkpoint-<step>} directory or the directory holding them (the
      * newest is used). The trainer owns the prompt.
      *

@@ -13,6 +13,9 @@ import io.ptune.TestMethods;
 import io.ptune.TestPaths;
 import io.ptune.data.AlpacaDataset;
 import io.ptune.data.BatchIterator;
+import io.ptune.prompt.PTuningConfig;
+import io.ptune.prompt.PromptEncoderType;
+import io.ptune.prompt.PromptMethodConfig;
 import io.ptune.prompt.PromptModule;
 import java.io.IOException;
 import java.nio.file.Files;
@@ -66,11 +69,21 @@ class TrainingCheckpointTest extends Stories260kTest {
     @ParameterizedTest
     @ValueSource(strings = {"prompt-tuning", "p-tuning-mlp", "prefix-projection", "dynamic"})
     void resumingFromACheckpointEndsWhereTheUninterruptedRunEnds(String method) {
+        assertResumeIsExact(TestMethods.get(method));
+    }
+
+    @Test
+    void lstmDropoutMasksAreReproducedOnResume() {
+        assertResumeIsExact(PTuningConfig.builder().numVirtualTokens(4).encoderType(PromptEncoderType.LSTM)
+                .encoderHiddenSize(16).encoderNumLayers(2).encoderDropout(0.5).seed(9).build());
+    }
+
+    private void assertResumeIsExact(PromptMethodConfig method) {
         TrainingConfig cfg = config().build();
         List<Double> straightLosses = new ArrayList<>();
         Map<String, float[]> straight;
         Path checkpoints = dir.resolve("checkpoints");
-        try (Trainer trainer = Trainer.create(model, TestMethods.get(method), cfg, data)) {
+        try (Trainer trainer = Trainer.create(model, method, cfg, data)) {
             trainer.saveCheckpoints(checkpoints, 3, 5);
             straight = train(trainer, straightLosses);
         }
