@@ -5,26 +5,18 @@ import io.ptune.AdapterException;
 import io.ptune.ModelFormatException;
 import io.ptune.adapter.Safetensors.FloatTensor;
 import io.ptune.adapter.Safetensors.SafetensorsFile;
+import io.ptune.internal.FileTrees;
 import io.ptune.internal.JsonFiles;
 import java.io.IOException;
-import java.io.UncheckedIOException;
-import java.nio.file.AtomicMoveNotSupportedException;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.nio.file.StandardCopyOption;
-import java.util.ArrayList;
 import java.util.Arrays;
-import java.util.Comparator;
-import java.util.List;
 import java.util.Map;
 import java.util.Set;
 import java.util.stream.Stream;
-import org.slf4j.Logger;
-import org.slf4j.LoggerFactory;
 
 /** Reading and atomically writing the files of an adapter directory. Not part of the API. */
 final class AdapterFiles {
-    private static final Logger LOG = LoggerFactory.getLogger(AdapterFiles.class);
 
     static final String CONFIG_FILE = "adapter_config.json";
     static final String WEIGHTS_FILE = "adapter_model.safetensors";
@@ -64,7 +56,7 @@ final class AdapterFiles {
             }
             if (!Files.exists(target) || isEmptyDirectory(target)) {
                 Files.deleteIfExists(target);
-                moveAtomically(temp, target);
+                FileTrees.moveAtomically(temp, target);
                 temp = null;
             } else {
                 for (String stale : MANAGED_FILES) {
@@ -74,18 +66,18 @@ final class AdapterFiles {
                 }
                 for (String name : files.keySet()) {
                     if (!name.equals(CONFIG_FILE)) {
-                        moveAtomically(temp.resolve(name), target.resolve(name));
+                        FileTrees.moveAtomically(temp.resolve(name), target.resolve(name));
                     }
                 }
                 if (files.containsKey(CONFIG_FILE)) {
-                    moveAtomically(temp.resolve(CONFIG_FILE), target.resolve(CONFIG_FILE));
+                    FileTrees.moveAtomically(temp.resolve(CONFIG_FILE), target.resolve(CONFIG_FILE));
                 }
             }
         } catch (IOException e) {
             throw new AdapterException("cannot write the adapter to " + target + ": " + e, e);
         } finally {
             if (temp != null) {
-                deleteRecursively(temp);
+                FileTrees.deleteOrWarn(temp);
             }
         }
     }
@@ -201,26 +193,6 @@ final class AdapterFiles {
     private static boolean isEmptyDirectory(Path dir) throws IOException {
         try (Stream<Path> entries = Files.list(dir)) {
             return entries.findAny().isEmpty();
-        }
-    }
-
-    private static void moveAtomically(Path from, Path to) throws IOException {
-        try {
-            Files.move(from, to, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
-        } catch (AtomicMoveNotSupportedException e) {
-            Files.move(from, to, StandardCopyOption.REPLACE_EXISTING);
-        }
-    }
-
-    private static void deleteRecursively(Path root) {
-        try (Stream<Path> paths = Files.walk(root)) {
-            List<Path> all = new ArrayList<>(paths.toList());
-            all.sort(Comparator.reverseOrder());
-            for (Path path : all) {
-                Files.deleteIfExists(path);
-            }
-        } catch (IOException | UncheckedIOException e) {
-            LOG.warn("could not remove temporary directory {}: {}", root, e.toString());
         }
     }
 }

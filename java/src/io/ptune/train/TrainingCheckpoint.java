@@ -8,16 +8,14 @@ import io.ptune.adapter.PromptAdapter;
 import io.ptune.adapter.Safetensors;
 import io.ptune.adapter.Safetensors.FloatTensor;
 import io.ptune.adapter.Safetensors.SafetensorsFile;
+import io.ptune.internal.FileTrees;
 import io.ptune.internal.JsonFiles;
 import io.ptune.nativebridge.NativePromptTrainer;
 import io.ptune.prompt.PromptModule;
 import java.io.IOException;
 import java.io.UncheckedIOException;
-import java.nio.file.AtomicMoveNotSupportedException;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.nio.file.StandardCopyOption;
-import java.util.ArrayList;
 import java.util.Comparator;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -99,15 +97,15 @@ public final class TrainingCheckpoint {
             JsonFiles.MAPPER.writerWithDefaultPrettyPrinter().writeValue(temp.resolve(STATE_FILE).toFile(),
                     stateJson(state));
             if (Files.exists(target)) {
-                deleteRecursively(target);
+                FileTrees.delete(target);
             }
-            move(temp, target);
+            FileTrees.moveAtomically(temp, target);
             temp = null;
         } catch (IOException | UncheckedIOException e) {
             throw new PtuneException("cannot write the checkpoint " + target + ": " + e, e);
         } finally {
             if (temp != null) {
-                deleteRecursively(temp);
+                FileTrees.deleteOrWarn(temp);
             }
         }
         prune(target.getParent(), keepLast);
@@ -238,29 +236,13 @@ public final class TrainingCheckpoint {
     }
 
     private static void prune(Path parent, int keepLast) {
-        List<Path> all = new ArrayList<>(checkpoints(parent));
+        List<Path> all = checkpoints(parent);
         for (int i = 0; i < all.size() - keepLast; i++) {
-            deleteRecursively(all.get(i));
-        }
-    }
-
-    private static void move(Path from, Path to) throws IOException {
-        try {
-            Files.move(from, to, StandardCopyOption.ATOMIC_MOVE);
-        } catch (AtomicMoveNotSupportedException e) {
-            Files.move(from, to);
-        }
-    }
-
-    private static void deleteRecursively(Path root) {
-        try (Stream<Path> paths = Files.walk(root)) {
-            List<Path> all = new ArrayList<>(paths.toList());
-            all.sort(Comparator.reverseOrder());
-            for (Path path : all) {
-                Files.deleteIfExists(path);
+            try {
+                FileTrees.delete(all.get(i));
+            } catch (IOException e) {
+                throw new PtuneException("cannot remove the old checkpoint " + all.get(i) + ": " + e, e);
             }
-        } catch (IOException e) {
-            throw new UncheckedIOException("cannot remove " + root, e);
         }
     }
 }
