@@ -5,6 +5,7 @@ import io.ptune.InvalidConfigException;
 import io.ptune.ModelFormatException;
 import io.ptune.PtuneException;
 import io.ptune.TrainingDivergedException;
+import io.ptune.adapter.PromptAdapter;
 import io.ptune.data.AlpacaDataset;
 import io.ptune.data.AlpacaExample;
 import io.ptune.data.Batch;
@@ -21,7 +22,6 @@ import io.ptune.nativebridge.NativePromptTrainer;
 import io.ptune.nativebridge.OptimizerOptions;
 import io.ptune.prompt.PromptMethodConfig;
 import io.ptune.prompt.PromptModule;
-import io.ptune.adapter.PromptAdapter;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
@@ -71,6 +71,8 @@ public final class Trainer implements AutoCloseable {
     private final List<TrainingListener> listeners = new CopyOnWriteArrayList<>();
     /** Where the run resumes (null for a new run). */
     private final TrainingCheckpoint.State resumeState;
+    /** What a resumed run must share with its checkpoint (see {@link #settings()}). */
+    private final Map<String, String> settings;
     private Path checkpointDir;
     private long checkpointEvery;
     private int checkpointsKept;
@@ -123,11 +125,12 @@ public final class Trainer implements AutoCloseable {
             this.examples = encode(data, "training");
             this.stage1Steps = totalSteps(examples.size(), config);
             this.stage2Steps = twoStage == null ? 0 : stage2Steps(examples.size(), config);
+            this.settings = settings();
             if (resume == null) {
                 this.nativeTrainer = new NativePromptTrainer(model.nativeModel(), prompt.nativePrompt(),
                         optimizerOptions(config.learningRate(), stage1Steps, config.warmupSteps()));
             } else {
-                TrainingCheckpoint.checkSettings(resume, settings(), resumeDir);
+                TrainingCheckpoint.checkSettings(resume, settings, resumeDir);
                 this.nativeTrainer = new NativePromptTrainer(model.nativeModel(), prompt.nativePrompt(),
                         resume.stage() == 2 ? optimizerOptions(config.learningRate(), stage2Steps, 0)
                                 : optimizerOptions(config.learningRate(), stage1Steps, config.warmupSteps()));
@@ -431,7 +434,7 @@ public final class Trainer implements AutoCloseable {
                 Path written = TrainingCheckpoint.write(checkpointDir, prompt, nativeTrainer,
                         new TrainingCheckpoint.State(stage, step, stageStep, cursor.epoch, cursor.consumed,
                                 progress.firstLoss, progress.lastLoss, progress.tokensBefore + progress.totalTokens,
-                                settings()),
+                                settings),
                         checkpointsKept);
                 LOG.info("step {}: checkpoint written to {}", step, written);
             }
