@@ -21,7 +21,9 @@ Writes tests-java/resources/peft/training/:
   transformers' Trainer calls it), every micro-batch's mean loss, every step's gradient norm (before clipping) and
   learning rate, then PEFT's greedy generation from two prompts with the trained adapter;
 - <case>/final.safetensors: the trainable tensors after training (PEFT's module names) and
-  prompt_embeddings as PEFT saves them.
+  prompt_embeddings as PEFT saves them;
+- init_text.safetensors: the prompt PEFT's TEXT initialisation gives (PromptTuningInit.TEXT with
+  INIT_TEXT, tokenizer from the model directory) for n = 3 and 8 virtual tokens ("n3", "n8").
 """
 import argparse
 import json
@@ -54,6 +56,7 @@ TOKENIZER_TEXTS = [
 ]
 
 GENERATION_PROMPTS = ["Once upon a time", "The little dog"]
+INIT_TEXT = "Once upon a time"
 
 
 def cases():
@@ -232,6 +235,17 @@ def main():
     with open(os.path.join(OUT, "batches.json"), "w") as f:
         json.dump({"pad_token_id": PAD, "batches": batches}, f, separators=(",", ":"))
         f.write("\n")
+
+    from peft import PromptTuningConfig, get_peft_model
+    from safetensors.torch import save_file
+
+    inits = {}
+    for n in (3, 8):
+        config = PromptTuningConfig(task_type="CAUSAL_LM", num_virtual_tokens=n, prompt_tuning_init="TEXT",
+                                    prompt_tuning_init_text=INIT_TEXT, tokenizer_name_or_path=model_dir)
+        inits[f"n{n}"] = get_peft_model(load_model(model_dir), config).prompt_encoder["default"] \
+            .embedding.weight.detach().clone().contiguous()
+    save_file(inits, os.path.join(OUT, "init_text.safetensors"), metadata={"text": INIT_TEXT})
 
     for name, (seed, config, settings) in cases().items():
         train_case(name, seed, config, settings, model_dir, batches, tokenizer)

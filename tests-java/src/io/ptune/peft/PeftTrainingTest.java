@@ -19,6 +19,7 @@ import io.ptune.nativebridge.MicroStepResult;
 import io.ptune.nativebridge.NativePromptTrainer;
 import io.ptune.nativebridge.OptimizerOptions;
 import io.ptune.prompt.PromptModule;
+import io.ptune.prompt.PromptTuningConfig;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -178,6 +179,19 @@ class PeftTrainingTest {
                 Generation out = generator.generate(List.of(promptIds)).get(0);
                 assertArrayEquals(longs(g.get("new_ids")), out.generatedIds(),
                         name + ": greedy continuation of '" + g.get("text").asText() + "'");
+            }
+        }
+    }
+
+    @Test
+    void textInitialisationGivesPeftsPrompt() {
+        var peft = Safetensors.open(root().resolve("init_text.safetensors"));
+        String text = peft.metadata().get("text");
+        for (int n : new int[] {3, 8}) {
+            try (PromptModule prompt = PromptModule.create(model,
+                    PromptTuningConfig.builder().numVirtualTokens(n).initText(text).build())) {
+                assertArrayEquals(peft.readFloat("n" + n).data(), prompt.read("embedding"),
+                        "TEXT init of '" + text + "' over " + n + " virtual tokens");
             }
         }
     }
