@@ -169,7 +169,8 @@ final class TrainCommand extends CliCommand {
     Path resumeFrom;
 
     @Option(names = "--metrics-out", paramLabel = "FILE",
-            description = "Write one JSON line per optimizer step: step, loss, lr, tokens_per_s.")
+            description = "Write one JSON line per optimizer step: step, loss, lr, tokens_per_s (with"
+                    + " --resume-from the file is continued after the checkpoint's step).")
     Path metricsOut;
 
     @Override
@@ -222,7 +223,9 @@ final class TrainCommand extends CliCommand {
         try (CausalLm lm = CausalLm.load(model);
                 Trainer trainer = resumeFrom == null ? Trainer.create(lm, promptConfig, trainingConfig, dataset)
                         : Trainer.resume(lm, resumeFrom, trainingConfig, dataset);
-                MetricsWriter metrics = metricsOut == null ? null : new MetricsWriter(metricsOut)) {
+                MetricsWriter metrics = metricsOut == null ? null
+                        : resumeFrom == null ? new MetricsWriter(metricsOut)
+                        : MetricsWriter.resumedAfter(metricsOut, trainer.resumedStep())) {
             if (metrics != null) {
                 trainer.addListener(metrics);
             }

@@ -1,5 +1,6 @@
 package io.ptune.train;
 
+import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import io.ptune.PtuneException;
 import io.ptune.internal.JsonFiles;
@@ -9,6 +10,8 @@ import java.io.UncheckedIOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
 
 /**
  * Writes one JSON line per optimizer step: {@code {"step":s,"loss":l,"lr":x,"tokens_per_s":t}}.
@@ -20,6 +23,10 @@ public final class MetricsWriter implements TrainingListener, AutoCloseable {
 
     /** Creates or truncates {@code file} (and its parent directories). */
     public MetricsWriter(Path file) {
+        this(file, List.of());
+    }
+
+    private MetricsWriter(Path file, List<String> kept) {
         this.file = file;
         try {
             Path parent = file.toAbsolutePath().getParent();
@@ -27,9 +34,37 @@ public final class MetricsWriter implements TrainingListener, AutoCloseable {
                 Files.createDirectories(parent);
             }
             this.writer = Files.newBufferedWriter(file, StandardCharsets.UTF_8);
+            for (String line : kept) {
+                writer.write(line);
+                writer.newLine();
+            }
+            writer.flush();
         } catch (IOException e) {
             throw new PtuneException("cannot write metrics to " + file + ": " + e, e);
         }
+    }
+
+    /**
+     * Continues {@code file} for a run resumed after optimizer step {@code step}: its lines up to
+     * that step stay, the later ones (written by the interrupted run after its checkpoint, and
+     * about to be trained again) go.
+     */
+    public static MetricsWriter resumedAfter(Path file, long step) {
+        List<String> kept = new ArrayList<>();
+        if (Files.isRegularFile(file)) {
+            try {
+                for (String line : Files.readAllLines(file, StandardCharsets.UTF_8)) {
+                    JsonNode json = line.isBlank() ? null : JsonFiles.MAPPER.readTree(line);
+                    if (json != null && json.path("step").asLong(Long.MAX_VALUE) <= step) {
+                        kept.add(line);
+                    }
+                }
+            } catch (IOException e) {
+                throw new PtuneException("cannot read the metrics of the interrupted run in " + file + ": " + e
+                        + "; pass another --metrics-out", e);
+            }
+        }
+        return new MetricsWriter(file, kept);
     }
 
     /** The JSON line for one step, without the newline. */

@@ -195,6 +195,11 @@ public final class Trainer implements AutoCloseable {
         return this;
     }
 
+    /** The optimizer step a resumed trainer continues after (0 for a new run). */
+    public long resumedStep() {
+        return resumeState == null ? 0 : resumeState.step();
+    }
+
     /** What a resumed run must share with the checkpoint (builder field names -> values). */
     private Map<String, String> settings() {
         Map<String, String> s = new LinkedHashMap<>();

@@ -31,4 +31,28 @@ class MetricsWriterTest {
         assertEquals(0.005, second.get("lr").asDouble());
         assertEquals(1500.0, second.get("tokens_per_s").asDouble());
     }
+
+    @Test
+    void aResumedRunKeepsTheLinesUpToItsCheckpoint() throws IOException {
+        Path file = dir.resolve("metrics.jsonl");
+        try (MetricsWriter writer = new MetricsWriter(file)) {
+            for (int step = 1; step <= 5; step++) {
+                writer.onStep(new StepMetrics(step, 8, 3.0 - step * 0.1, 0.01, 100, 0.5, 10));
+            }
+        }
+        try (MetricsWriter writer = MetricsWriter.resumedAfter(file, 3)) {
+            writer.onStep(new StepMetrics(4, 8, 1.0, 0.01, 100, 0.5, 10));
+        }
+        List<String> lines = Files.readAllLines(file);
+        assertEquals(4, lines.size());
+        ObjectMapper json = new ObjectMapper();
+        for (int i = 0; i < 4; i++) {
+            assertEquals(i + 1, json.readTree(lines.get(i)).get("step").asInt());
+        }
+        assertEquals(1.0, json.readTree(lines.get(3)).get("loss").asDouble());
+        try (MetricsWriter writer = MetricsWriter.resumedAfter(dir.resolve("new.jsonl"), 3)) {
+            writer.onStep(new StepMetrics(4, 8, 1.0, 0.01, 100, 0.5, 10));
+        }
+        assertEquals(1, Files.readAllLines(dir.resolve("new.jsonl")).size());
+    }
 }
