@@ -10,7 +10,8 @@ Writes tests-java/resources/peft/training/:
 - batches.json: fixed right-padded micro-batches (ids, mask, labels) of alpaca_en rows, tokenised
   with the model's tokenizer through transformers, prompt tokens labelled -100;
 - tokenizer.json: English and Chinese texts with the ids transformers' tokenizer gives them
-  (add_special_tokens=True);
+  (add_special_tokens=True), for the model's tokenizer_config.json as it is and for variants
+  (legacy false; add_prefix_space false) written into tokenizer_variants/<name>/;
 - <case>/init/: a PEFT adapter as PEFT builds it (get_peft_model with a fixed seed), saved with
   save_pretrained, plus the trainable encoder's state_dict in ptune's extra file for P-tuning and
   prefix projection (PEFT's own module names), so ptune can start from exactly PEFT's values;
@@ -28,6 +29,7 @@ Writes tests-java/resources/peft/training/:
 import argparse
 import json
 import os
+import shutil
 import sys
 
 import torch
@@ -225,10 +227,26 @@ def main():
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     os.makedirs(OUT, exist_ok=True)
 
+    variants = {"as_is": {}, "legacy_false": {"legacy": False}, "no_prefix_space": {"add_prefix_space": False}}
+    results = {}
+    for variant, changes in variants.items():
+        variant_dir = os.path.join(OUT, "tokenizer_variants", variant)
+        os.makedirs(variant_dir, exist_ok=True)
+        with open(os.path.join(model_dir, "tokenizer_config.json")) as f:
+            tokenizer_config = json.load(f)
+        tokenizer_config.update(changes)
+        with open(os.path.join(variant_dir, "tokenizer_config.json"), "w") as f:
+            json.dump(tokenizer_config, f, indent=2)
+            f.write("\n")
+        for name in ("tokenizer.json", "special_tokens_map.json"):
+            shutil.copyfile(os.path.join(model_dir, name), os.path.join(variant_dir, name))
+        variant_tokenizer = AutoTokenizer.from_pretrained(variant_dir)
+        results[variant] = [{"text": t, "ids": variant_tokenizer(t, add_special_tokens=True)["input_ids"]}
+                            for t in TOKENIZER_TEXTS]
     with open(os.path.join(OUT, "tokenizer.json"), "w") as f:
-        json.dump({"source": f"transformers {transformers_version()} AutoTokenizer, add_special_tokens=True",
-                   "cases": [{"text": t, "ids": tokenizer(t, add_special_tokens=True)["input_ids"]}
-                             for t in TOKENIZER_TEXTS]}, f, indent=1, ensure_ascii=False)
+        json.dump({"source": f"transformers {transformers_version()} AutoTokenizer, add_special_tokens=True;"
+                   " variants: tokenizer_variants/<name>/ (tokenizer_config.json changed as named)",
+                   "cases": results["as_is"], "variants": results}, f, indent=1, ensure_ascii=False)
         f.write("\n")
 
     batches = make_batches(tokenizer, os.path.join(args.shared, "data", "alpaca_en", "alpaca_data.json"))

@@ -13,6 +13,7 @@ import io.ptune.inference.Generation;
 import io.ptune.inference.GenerationConfig;
 import io.ptune.inference.Generator;
 import io.ptune.model.CausalLm;
+import io.ptune.model.Tokenizer;
 import io.ptune.nativebridge.LossAveragingKind;
 import io.ptune.nativebridge.LrScheduleKind;
 import io.ptune.nativebridge.MicroStepResult;
@@ -198,11 +199,25 @@ class PeftTrainingTest {
 
     @Test
     void tokenizerGivesTransformersIds() throws IOException {
-        JsonNode cases = JsonFiles.MAPPER.readTree(root().resolve("tokenizer.json").toFile()).get("cases");
+        JsonNode reference = JsonFiles.MAPPER.readTree(root().resolve("tokenizer.json").toFile());
+        JsonNode cases = reference.get("cases");
         assertTrue(cases.size() >= 5, "tokenizer cases");
         for (JsonNode c : cases) {
             String text = c.get("text").asText();
             assertArrayEquals(longs(c.get("ids")), model.tokenizer().encode(text, true), "ids of '" + text + "'");
+        }
+        // tokenizer_config.json variants: legacy false (prefix space on the first piece only) and
+        // add_prefix_space false, as transformers builds them.
+        var variants = reference.get("variants").properties();
+        assertEquals(3, variants.size());
+        for (var variant : variants) {
+            try (Tokenizer tokenizer = Tokenizer.load(root().resolve("tokenizer_variants").resolve(variant.getKey()))) {
+                for (JsonNode c : variant.getValue()) {
+                    String text = c.get("text").asText();
+                    assertArrayEquals(longs(c.get("ids")), tokenizer.encode(text, true),
+                            variant.getKey() + ": ids of '" + text + "'");
+                }
+            }
         }
     }
 }
