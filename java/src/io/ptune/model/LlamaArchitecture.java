@@ -32,6 +32,9 @@ import java.util.Set;
  * @param eosTokenIds every id that ends generation (config.json allows an int or a list)
  * @param padTokenId padding id, or null when the config has none
  * @param modelType {@code llama}, {@code mistral} or {@code qwen2}
+ * @param slidingWindow Mistral-style attention window (config {@code sliding_window}, for Qwen2
+ *     only with {@code use_sliding_window}), or null; ptune attends to the whole sequence, which
+ *     equals it only within the window
  */
 public record LlamaArchitecture(
         int vocabSize,
@@ -50,7 +53,8 @@ public record LlamaArchitecture(
         Integer bosTokenId,
         List<Long> eosTokenIds,
         Long padTokenId,
-        String modelType) {
+        String modelType,
+        Integer slidingWindow) {
 
     /** The model families whose layout the native Llama implementation covers. */
     public static final Set<String> SUPPORTED_MODEL_TYPES = Set.of("llama", "mistral", "qwen2");
@@ -136,6 +140,21 @@ public record LlamaArchitecture(
             }
         }
 
+        // transformers 5 writes rope_theta (and the scaling type) into rope_parameters.
+        double ropeTheta = optionalDouble(root, "rope_theta", 10000.0);
+        JsonNode ropeParameters = root.get("rope_parameters");
+        if (!JsonFiles.isAbsent(ropeParameters)) {
+            if (!ropeParameters.isObject()) {
+                throw new ModelFormatException("field 'rope_parameters' must be an object, got " + ropeParameters);
+            }
+            String type = ropeParameters.path("rope_type").asText("default");
+            if (!"default".equals(type)) {
+                throw new ModelFormatException("rope_parameters " + ropeParameters
+                        + " is not supported yet; only rope_type 'default' (plain rotary embeddings) can be loaded");
+            }
+            ropeTheta = optionalDouble(ropeParameters, "rope_theta", ropeTheta);
+        }
+
         int hidden = requiredInt(root, "hidden_size");
         int heads = requiredInt(root, "num_attention_heads");
         int vocab = requiredInt(root, "vocab_size");
@@ -172,14 +191,15 @@ public record LlamaArchitecture(
                 headDim,
                 optionalInt(root, "max_position_embeddings", 2048),
                 optionalDouble(root, "rms_norm_eps", 1e-6),
-                optionalDouble(root, "rope_theta", 10000.0),
+                ropeTheta,
                 optionalBoolean(root, "tie_word_embeddings", false),
                 attentionBias,
                 optionalBoolean(root, "mlp_bias", false),
                 bos == null ? null : Math.toIntExact(bos),
                 tokenIdList(root, "eos_token_id"),
                 pad,
-                modelType);
+                modelType,
+                slidingWindow(root));
     }
 
     /**
@@ -237,6 +257,12 @@ public record LlamaArchitecture(
             throw new ModelFormatException("field '" + field + "' must be an integer, got " + node);
         }
         return node.longValue();
+    }
+
+    private static Integer slidingWindow(JsonNode root) {
+        boolean used = !root.has("use_sliding_window") || root.path("use_sliding_window").asBoolean(false);
+        Integer window = optionalInt(root, "sliding_window", null);
+        return used ? window : null;
     }
 
     private static double optionalDouble(JsonNode root, String field, double fallback) {

@@ -105,6 +105,17 @@ class LlamaArchitectureTest {
     }
 
     @Test
+    void readsTransformers5RopeParameters() throws IOException {
+        LlamaArchitecture arch = LlamaArchitecture.fromConfigJson(write(MINIMAL.formatted(
+                ", \"rope_parameters\": {\"rope_theta\": 1000000.0, \"rope_type\": \"default\"}")));
+        assertEquals(1000000.0, arch.ropeTheta());
+        Path yarn = write(MINIMAL.formatted(", \"rope_parameters\": {\"rope_theta\": 1e6, \"rope_type\": \"yarn\"}"));
+        ModelFormatException e = assertThrows(ModelFormatException.class, () -> LlamaArchitecture.fromConfigJson(yarn));
+        assertTrue(e.getMessage().contains("rope_parameters") && e.getMessage().contains("not supported yet"),
+                e.getMessage());
+    }
+
+    @Test
     void rejectsHeadsNotDivisibleByKvHeads() throws IOException {
         Path file = write(MINIMAL.formatted(", \"num_key_value_heads\": 3"));
         ModelFormatException e = assertThrows(ModelFormatException.class, () -> LlamaArchitecture.fromConfigJson(file));

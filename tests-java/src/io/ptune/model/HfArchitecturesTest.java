@@ -1,0 +1,76 @@
+package io.ptune.model;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import io.ptune.TestPaths;
+import io.ptune.adapter.PromptAdapter;
+import io.ptune.internal.JsonFiles;
+import io.ptune.prompt.PromptModule;
+import java.io.IOException;
+import java.nio.file.Path;
+import java.util.List;
+import java.util.stream.Stream;
+import org.junit.jupiter.api.DynamicTest;
+import org.junit.jupiter.api.TestFactory;
+
+/**
+ * Every architecture ptune reads against transformers 5.17 itself: tiny random Qwen2 (q/k/v
+ * biases), Mistral and Llama-with-biases models and a PEFT prefix adapter for each, written with
+ * transformers' logits by {@code tests-java/peft/hf_architectures.py}.
+ */
+class HfArchitecturesTest {
+    /** Must match INPUTS in hf_architectures.py. */
+    private static final List<long[]> INPUTS = List.of(new long[] {1, 45, 300, 7, 99, 12}, new long[] {1, 260, 12});
+    private static final double TOLERANCE = 1e-4;
+
+    private static Path root() {
+        return TestPaths.root().resolve("tests-java/resources/hf");
+    }
+
+    private static double maxDiff(JsonNode expected, CausalLm model, PromptModule prompt, String what) {
+        double worst = 0;
+        for (int i = 0; i < INPUTS.size(); i++) {
+            float[][] ours = model.logits(prompt, INPUTS.get(i));
+            JsonNode theirs = expected.get(i);
+            assertEquals(theirs.size(), ours.length, what + ": positions of input " + i);
+            for (int t = 0; t < ours.length; t++) {
+                assertEquals(theirs.get(t).size(), ours[t].length, what + ": vocabulary");
+                for (int v = 0; v < ours[t].length; v++) {
+                    worst = Math.max(worst, Math.abs(ours[t][v] - theirs.get(t).get(v).asDouble()));
+                }
+            }
+        }
+        return worst;
+    }
+
+    @TestFactory
+    Stream<DynamicTest> logitsEqualTransformersBareAndWithAPeftPrefix() {
+        return Stream.of("qwen2", "mistral", "llama_biases").map(name -> DynamicTest.dynamicTest(name, () -> {
+            Path dir = root().resolve(name);
+            JsonNode expected = readLogits(dir);
+            try (CausalLm model = CausalLm.load(dir.resolve("model"))) {
+                double bare = maxDiff(expected.get("bare"), model, null, name);
+                assertTrue(bare <= TOLERANCE, name + ": ptune vs transformers logits differ by " + bare);
+                try (PromptModule prefix = PromptAdapter.load(dir.resolve("prefix"), model)) {
+                    double withPrefix = maxDiff(expected.get("prefix"), model, prefix, name + " + prefix");
+                    assertTrue(withPrefix <= TOLERANCE, name + ": with PEFT's prefix, logits differ by " + withPrefix);
+                    System.out.printf("%s: max |logit difference| bare %.2e, with PEFT's prefix %.2e%n", name, bare,
+                            withPrefix);
+                }
+            }
+        }));
+    }
+
+    private static JsonNode readLogits(Path dir) throws IOException {
+        JsonNode json = JsonFiles.MAPPER.readTree(dir.resolve("logits.json").toFile());
+        JsonNode inputs = json.get("inputs");
+        for (int i = 0; i < INPUTS.size(); i++) {
+            for (int t = 0; t < INPUTS.get(i).length; t++) {
+                assertEquals(INPUTS.get(i)[t], inputs.get(i).get(t).asLong(), "inputs of logits.json");
+            }
+        }
+        return json;
+    }
+}
