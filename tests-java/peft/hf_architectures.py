@@ -9,7 +9,7 @@ For each case below, tests-java/resources/hf/<case>/ gets
   stories260K tokenizer files (same 512-token vocabulary);
 - prefix/: a PEFT prefix-tuning adapter for it (get_peft_model with a fixed seed, save_pretrained);
 - logits.json: transformers' fp32 logits for INPUTS, bare ("bare") and through PeftModel with the
-  prefix adapter ("prefix").
+  prefix adapter ("prefix"), and the 12 tokens greedy generate() adds to each input ("greedy").
 
 Weights are drawn at a scale that keeps logits O(1) (the default std 0.02 gives near-uniform
 logits, which would make a 1e-4 comparison say little). Needs torch, transformers and peft
@@ -43,6 +43,11 @@ def cases():
         "qwen2": (31, Qwen2Config(**COMMON, rope_theta=1000000.0, rms_norm_eps=1e-6)),
         # Mistral: head_dim given explicitly, sliding window longer than any input here.
         "mistral": (32, MistralConfig(**COMMON, head_dim=8, sliding_window=4096, rope_theta=10000.0)),
+        # Sliding-window attention shorter than the inputs: every layer (Mistral), the layers from
+        # max_window_layers on (Qwen2).
+        "mistral_window": (34, MistralConfig(**COMMON, head_dim=8, sliding_window=3, rope_theta=10000.0)),
+        "qwen2_window": (35, Qwen2Config(**COMMON, use_sliding_window=True, sliding_window=3, max_window_layers=1,
+                                         rope_theta=10000.0)),
         # Llama with attention_bias (q, k, v and o) and mlp_bias, tied embeddings.
         "llama_biases": (33, LlamaConfig(**dict(COMMON, tie_word_embeddings=True), attention_bias=True,
                                          mlp_bias=True, rope_theta=500000.0)),
@@ -68,6 +73,18 @@ def logits_of(model):
         for ids in INPUTS:
             input_ids = torch.tensor([ids])
             out.append(model(input_ids=input_ids, attention_mask=torch.ones_like(input_ids)).logits[0].tolist())
+    return out
+
+
+def greedy_of(model):
+    """Up to 12 greedy tokens after each input (generate with its KV cache; stops after EOS)."""
+    out = []
+    with torch.no_grad():
+        for ids in INPUTS:
+            input_ids = torch.tensor([ids])
+            generated = model.generate(input_ids=input_ids, attention_mask=torch.ones_like(input_ids),
+                                       max_new_tokens=12, do_sample=False, pad_token_id=0)
+            out.append(generated[0, len(ids):].tolist())
     return out
 
 
@@ -112,7 +129,8 @@ def main():
         with open(os.path.join(case, "logits.json"), "w") as f:
             json.dump({"source": f"torch {torch.__version__}, transformers {transformers.__version__}, "
                                  f"peft {peft.__version__}; {type(reloaded).__name__}",
-                       "inputs": INPUTS, "bare": bare, "prefix": logits_of(prefixed)}, f, separators=(",", ":"))
+                       "inputs": INPUTS, "bare": bare, "prefix": logits_of(prefixed),
+                       "greedy": greedy_of(reloaded)}, f, separators=(",", ":"))
             f.write("\n")
         print(f"{name}: {type(reloaded).__name__}, {sum(p.numel() for p in reloaded.parameters()):,} parameters")
     return 0

@@ -31,6 +31,8 @@ struct LlamaConfig {
   bool tie_word_embeddings;
   bool attention_bias;
   bool mlp_bias;
+  int64_t sliding_window;      // > 0: layers from first_window_layer on see only the last
+  int64_t first_window_layer;  // sliding_window keys (Mistral: all layers; Qwen2: from max_window_layers)
 };
 
 /// Learning-rate schedule of the optimizer (Hugging Face's get_*_schedule_with_warmup).

@@ -44,13 +44,15 @@ at::Tensor applyRotary(const at::Tensor& x, const at::Tensor& cos, const at::Ten
   return x * cos + rotateHalf(x) * sin;
 }
 
-at::Tensor attentionBias(const at::Tensor& key_mask, int64_t new_positions, at::ScalarType dtype) {
+at::Tensor attentionBias(const at::Tensor& key_mask, int64_t new_positions, at::ScalarType dtype,
+                         int64_t window) {
   const int64_t total = key_mask.size(1);
   const int64_t past = total - new_positions;
   const auto long_opts = at::TensorOptions().dtype(at::kLong).device(key_mask.device());
   const at::Tensor query_index = at::arange(past, total, long_opts).view({-1, 1});  // (S, 1)
   const at::Tensor key_index = at::arange(0, total, long_opts).view({1, -1});       // (1, K)
-  const at::Tensor causal = key_index.le(query_index);                             // (S, K)
+  at::Tensor causal = key_index.le(query_index);                                   // (S, K)
+  if (window > 0) causal = causal & key_index.gt(query_index - window);
   const at::Tensor allowed = causal.unsqueeze(0) & key_mask.unsqueeze(1);          // (B, S, K)
   const double lowest = dtype == at::kDouble ? std::numeric_limits<double>::lowest()
                                              : std::numeric_limits<float>::lowest();

@@ -39,7 +39,11 @@ struct KvCache {
 /// Additive attention bias (B, 1, S, L+S): 0 where query t may see key j (key_mask[b, j] and
 /// j <= L + t), the dtype's lowest value elsewhere (never -inf, so fully masked rows stay finite).
 /// key_mask is (B, L+S) bool.
-at::Tensor attentionBias(const at::Tensor& key_mask, int64_t new_positions, at::ScalarType dtype);
+/// Additive attention bias (B, 1, S, K) for the last S of K cache slots: causal, padding keys
+/// hidden, and with window > 0 only the last `window` slots up to each query (q - k < window,
+/// transformers' sliding-window mask, in cache slots as it counts them).
+at::Tensor attentionBias(const at::Tensor& key_mask, int64_t new_positions, at::ScalarType dtype,
+                         int64_t window = 0);
 
 /// Scaled dot-product attention with grouped-query heads. q is (B, H, S, D); k, v are
 /// (B, G, K, D) with H % G == 0; bias is (B, 1, S, K). Returns (B, H, S, D).

@@ -36,6 +36,9 @@ Llama::Llama(const io::WeightStore& weights, const LlamaConfig& config, at::Scal
   const int64_t C = config.hidden_size, V = config.vocab_size, I = config.intermediate_size;
   const int64_t HD = config.num_attention_heads * config.head_dim;
   const int64_t GD = config.num_key_value_heads * config.head_dim;
+  PTUNE_CHECK(config.sliding_window >= 0 && config.first_window_layer >= 0,
+              "sliding_window and first_window_layer must be >= 0, got ", config.sliding_window, " and ",
+              config.first_window_layer);
   embed_tokens_ = weights.load("model.embed_tokens.weight", {V, C}, dtype);
   final_norm_ = weights.load("model.norm.weight", {C}, dtype);
   if (weights.contains("lm_head.weight")) {
@@ -150,11 +153,15 @@ at::Tensor Llama::forward(const at::Tensor& embeds, const at::Tensor& positions,
   rotary_.tables(positions, dtype_, cos, sin);
   const at::Tensor full_mask = cache != nullptr ? at::cat({cache->key_mask, key_mask}, 1) : key_mask;
   const at::Tensor bias = attentionBias(full_mask, S, dtype_);  // (B, 1, S, L+S)
+  const at::Tensor window_bias = config_.sliding_window > 0
+                                     ? attentionBias(full_mask, S, dtype_, config_.sliding_window)
+                                     : bias;
   at::Tensor h = embeds;
   for (size_t i = 0; i < layers_.size(); ++i) {
     const Layer& layer = layers_[i];
+    const bool windowed = static_cast<int64_t>(i) >= config_.first_window_layer;
     h = h + attentionBlock(layer, rmsNorm(h, layer.input_norm, config_.rms_norm_eps), cos, sin,
-                           bias, cache, i);
+                           windowed ? window_bias : bias, cache, i);
     const at::Tensor x = rmsNorm(h, layer.post_norm, config_.rms_norm_eps);
     const at::Tensor gated =
         at::silu(linear(x, layer.gate_proj, layer.gate_bias)) * linear(x, layer.up_proj, layer.up_bias);

@@ -65,13 +65,6 @@ public final class CausalLm implements AutoCloseable {
                     + " model.safetensors.index.json; ptune reads weights in safetensors format" + hint);
         }
         List<Long> eos = eosTokenIds(modelDir, architecture);
-        Integer window = architecture.slidingWindow();
-        if (window != null && window < architecture.maxPositionEmbeddings()) {
-            // Sliding-window attention is not implemented: whole-sequence attention equals it within the window.
-            LOG.warn("{}: config.json sets sliding_window {}; ptune attends to the whole sequence, so sequences"
-                    + " (virtual tokens included) longer than {} tokens give other results than transformers",
-                    modelDir, window, window);
-        }
 
         Tokenizer tokenizer = Tokenizer.load(modelDir);
         NativeModel nativeModel = null;

@@ -32,9 +32,10 @@ import java.util.Set;
  * @param eosTokenIds every id that ends generation (config.json allows an int or a list)
  * @param padTokenId padding id, or null when the config has none
  * @param modelType {@code llama}, {@code mistral} or {@code qwen2}
- * @param slidingWindow Mistral-style attention window (config {@code sliding_window}, for Qwen2
- *     only with {@code use_sliding_window}), or null; ptune attends to the whole sequence, which
- *     equals it only within the window
+ * @param slidingWindow sliding-window attention: a query sees only the last {@code slidingWindow}
+ *     cache slots (itself included) in the layers from {@code firstSlidingLayer} on; 0 for none
+ * @param firstSlidingLayer the first layer with the window (Mistral: 0; Qwen2: max_window_layers,
+ *     or where config.json's layer_types turns to "sliding_attention")
  */
 public record LlamaArchitecture(
         int vocabSize,
@@ -54,7 +55,8 @@ public record LlamaArchitecture(
         List<Long> eosTokenIds,
         Long padTokenId,
         String modelType,
-        Integer slidingWindow) {
+        int slidingWindow,
+        int firstSlidingLayer) {
 
     /** The model families whose layout the native Llama implementation covers. */
     public static final Set<String> SUPPORTED_MODEL_TYPES = Set.of("llama", "mistral", "qwen2");
@@ -175,6 +177,7 @@ public record LlamaArchitecture(
         }
         // Qwen2 has q/k/v biases by construction and no attention_bias key in its config.
         boolean attentionBias = optionalBoolean(root, "attention_bias", modelType.equals("qwen2"));
+        int[] window = slidingWindow(root, modelType, layers);
         Long bos = optionalLong(root, "bos_token_id");
         Long pad = optionalLong(root, "pad_token_id");
         if (pad != null && pad < 0) {
@@ -199,7 +202,8 @@ public record LlamaArchitecture(
                 tokenIdList(root, "eos_token_id"),
                 pad,
                 modelType,
-                slidingWindow(root));
+                window[0],
+                window[1]);
     }
 
     /**
@@ -259,10 +263,51 @@ public record LlamaArchitecture(
         return node.longValue();
     }
 
-    private static Integer slidingWindow(JsonNode root) {
-        boolean used = !root.has("use_sliding_window") || root.path("use_sliding_window").asBoolean(false);
+    /**
+     * {window, first windowed layer} as transformers decides them: config.json's layer_types when
+     * present (full layers first, then sliding ones), else Qwen2's use_sliding_window +
+     * max_window_layers, else Mistral's sliding_window on every layer. {0, layers} for none.
+     */
+    private static int[] slidingWindow(JsonNode root, String modelType, int layers) {
         Integer window = optionalInt(root, "sliding_window", null);
-        return used ? window : null;
+        JsonNode layerTypes = root.get("layer_types");
+        int first;
+        if (!JsonFiles.isAbsent(layerTypes)) {
+            if (!layerTypes.isArray() || layerTypes.size() != layers) {
+                throw new ModelFormatException("field 'layer_types' must list one type per layer (" + layers
+                        + "), got " + layerTypes);
+            }
+            first = layers;
+            for (int i = 0; i < layers; i++) {
+                String type = layerTypes.get(i).asText("");
+                boolean sliding = type.equals("sliding_attention");
+                if (!sliding && !type.equals("full_attention")) {
+                    throw new ModelFormatException("layer_types[" + i + "] '" + type + "' is not supported; ptune"
+                            + " runs full_attention and sliding_attention layers");
+                }
+                if (sliding && first == layers) {
+                    first = i;
+                } else if (!sliding && first < layers) {
+                    throw new ModelFormatException("layer_types " + layerTypes + " alternates full and sliding"
+                            + " attention; ptune supports sliding layers only after all full ones");
+                }
+            }
+        } else if (modelType.equals("qwen2")) {
+            boolean used = root.path("use_sliding_window").asBoolean(false);
+            first = used && window != null ? Math.min(layers, optionalInt(root, "max_window_layers", 28)) : layers;
+        } else if (modelType.equals("mistral")) {
+            first = window != null ? 0 : layers;
+        } else {
+            first = layers;
+        }
+        if (first == layers) {
+            return new int[] {0, layers};
+        }
+        if (window == null || window <= 0) {
+            throw new ModelFormatException("sliding-window layers need a positive 'sliding_window', got "
+                    + root.get("sliding_window"));
+        }
+        return new int[] {window, first};
     }
 
     private static double optionalDouble(JsonNode root, String field, double fallback) {

@@ -33,7 +33,9 @@ public final class NativeModel implements AutoCloseable {
                     .rope_theta(arch.ropeTheta())
                     .tie_word_embeddings(arch.tieWordEmbeddings())
                     .attention_bias(arch.attentionBias())
-                    .mlp_bias(arch.mlpBias());
+                    .mlp_bias(arch.mlpBias())
+                    .sliding_window(arch.slidingWindow())
+                    .first_window_layer(arch.firstSlidingLayer());
             String dir = modelDir.toAbsolutePath().toString();
             return NativeCalls.call(() -> new NativeModel(new PtuneNative.CausalLm(dir, config)));
         }

@@ -1,11 +1,14 @@
 package io.ptune.model;
 
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import io.ptune.TestPaths;
 import io.ptune.adapter.PromptAdapter;
+import io.ptune.inference.GenerationConfig;
+import io.ptune.inference.Generator;
 import io.ptune.internal.JsonFiles;
 import io.ptune.prompt.PromptModule;
 import java.io.IOException;
@@ -18,7 +21,7 @@ import org.junit.jupiter.api.TestFactory;
 /**
  * Every architecture ptune reads against transformers 5.17 itself: tiny random Qwen2 (q/k/v
  * biases), Mistral and Llama-with-biases models and a PEFT prefix adapter for each, written with
- * transformers' logits by {@code tests-java/peft/hf_architectures.py}.
+ * transformers' logits and greedy tokens by {@code tests-java/peft/hf_architectures.py}.
  */
 class HfArchitecturesTest {
     /** Must match INPUTS in hf_architectures.py. */
@@ -47,7 +50,7 @@ class HfArchitecturesTest {
 
     @TestFactory
     Stream<DynamicTest> logitsEqualTransformersBareAndWithAPeftPrefix() {
-        return Stream.of("qwen2", "mistral", "llama_biases").map(name -> DynamicTest.dynamicTest(name, () -> {
+        return Stream.of("qwen2", "mistral", "llama_biases", "mistral_window", "qwen2_window").map(name -> DynamicTest.dynamicTest(name, () -> {
             Path dir = root().resolve(name);
             JsonNode expected = readLogits(dir);
             try (CausalLm model = CausalLm.load(dir.resolve("model"))) {
@@ -58,6 +61,17 @@ class HfArchitecturesTest {
                     assertTrue(withPrefix <= TOLERANCE, name + ": with PEFT's prefix, logits differ by " + withPrefix);
                     System.out.printf("%s: max |logit difference| bare %.2e, with PEFT's prefix %.2e%n", name, bare,
                             withPrefix);
+                }
+                Generator generator = new Generator(model, null,
+                        GenerationConfig.builder().maxNewTokens(12).greedy(true).build());
+                for (int i = 0; i < INPUTS.size(); i++) {
+                    JsonNode theirs = expected.get("greedy").get(i);
+                    long[] want = new long[theirs.size()];
+                    for (int t = 0; t < want.length; t++) {
+                        want[t] = theirs.get(t).asLong();
+                    }
+                    assertArrayEquals(want, generator.generate(List.of(INPUTS.get(i))).get(0).generatedIds(),
+                            name + ": greedy tokens after input " + i);
                 }
             }
         }));
