@@ -105,6 +105,34 @@ class LlamaArchitectureTest {
     }
 
     @Test
+    void slidingWindowFollowsTransformersRules() throws IOException {
+        LlamaArchitecture llama = LlamaArchitecture.fromConfigJson(write(MINIMAL.formatted("")));
+        assertEquals(0, llama.slidingWindow());
+        String mistral = MINIMAL.replace("\"llama\"", "\"mistral\"");
+        LlamaArchitecture everyLayer = LlamaArchitecture.fromConfigJson(write(mistral.formatted(", \"sliding_window\": 16")));
+        assertEquals(16, everyLayer.slidingWindow());
+        assertEquals(0, everyLayer.firstSlidingLayer());
+        assertEquals(0, LlamaArchitecture.fromConfigJson(write(mistral.formatted(", \"sliding_window\": null")))
+                .slidingWindow());
+        String qwen2 = MINIMAL.replace("\"llama\"", "\"qwen2\"");
+        assertEquals(0, LlamaArchitecture.fromConfigJson(write(qwen2.formatted(", \"sliding_window\": 16")))
+                .slidingWindow(), "Qwen2 uses the window only with use_sliding_window");
+        LlamaArchitecture top = LlamaArchitecture.fromConfigJson(write(qwen2.formatted(
+                ", \"sliding_window\": 16, \"use_sliding_window\": true, \"max_window_layers\": 1")));
+        assertEquals(16, top.slidingWindow());
+        assertEquals(1, top.firstSlidingLayer());
+        LlamaArchitecture listed = LlamaArchitecture.fromConfigJson(write(qwen2.formatted(
+                ", \"sliding_window\": 8, \"layer_types\": [\"full_attention\", \"sliding_attention\"]")));
+        assertEquals(8, listed.slidingWindow());
+        assertEquals(1, listed.firstSlidingLayer());
+        Path alternating = write(qwen2.formatted(
+                ", \"sliding_window\": 8, \"layer_types\": [\"sliding_attention\", \"full_attention\"]"));
+        ModelFormatException e = assertThrows(ModelFormatException.class,
+                () -> LlamaArchitecture.fromConfigJson(alternating));
+        assertTrue(e.getMessage().contains("alternates full and sliding"), e.getMessage());
+    }
+
+    @Test
     void readsTransformers5RopeParameters() throws IOException {
         LlamaArchitecture arch = LlamaArchitecture.fromConfigJson(write(MINIMAL.formatted(
                 ", \"rope_parameters\": {\"rope_theta\": 1000000.0, \"rope_type\": \"default\"}")));
