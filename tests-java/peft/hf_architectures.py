@@ -48,6 +48,13 @@ def cases():
         "mistral_window": (34, MistralConfig(**COMMON, head_dim=8, sliding_window=3, rope_theta=10000.0)),
         "qwen2_window": (35, Qwen2Config(**COMMON, use_sliding_window=True, sliding_window=3, max_window_layers=1,
                                          rope_theta=10000.0)),
+        # Rotary scaling: Llama 3.1's banded llama3 (one frequency in the blended band with head_dim 8)
+        # and linear; inputs stay short, but the frequencies differ at every position.
+        "llama3_rope": (36, LlamaConfig(**COMMON, rope_parameters={
+            "rope_type": "llama3", "rope_theta": 500000.0, "factor": 8.0, "low_freq_factor": 1.0,
+            "high_freq_factor": 4.0, "original_max_position_embeddings": 512})),
+        "linear_rope": (37, LlamaConfig(**COMMON, rope_parameters={"rope_type": "linear", "rope_theta": 10000.0,
+                                                                   "factor": 4.0})),
         # Llama with attention_bias (q, k, v and o) and mlp_bias, tied embeddings.
         "llama_biases": (33, LlamaConfig(**dict(COMMON, tie_word_embeddings=True), attention_bias=True,
                                          mlp_bias=True, rope_theta=500000.0)),

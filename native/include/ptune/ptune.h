@@ -15,6 +15,9 @@
 
 namespace ptune {
 
+/// Rotary frequency scaling (transformers' rope_type).
+enum class RopeType : int32_t { kRopeDefault = 0, kRopeLinear = 1, kRopeLlama3 = 2 };
+
 /// Llama-family architecture (LlamaForCausalLM; Mistral/Qwen2-style configs map onto it).
 /// Java reads config.json and fills every field.
 struct LlamaConfig {
@@ -33,6 +36,11 @@ struct LlamaConfig {
   bool mlp_bias;
   int64_t sliding_window;      // > 0: layers from first_window_layer on see only the last
   int64_t first_window_layer;  // sliding_window keys (Mistral: all layers; Qwen2: from max_window_layers)
+  int32_t rope_type;                   // RopeType
+  double rope_factor;                  // kRopeLinear, kRopeLlama3: frequencies divided by it
+  double rope_low_freq_factor;         // kRopeLlama3
+  double rope_high_freq_factor;        // kRopeLlama3
+  int64_t rope_original_max_position;  // kRopeLlama3: original_max_position_embeddings
 };
 
 /// Learning-rate schedule of the optimizer (Hugging Face's get_*_schedule_with_warmup).

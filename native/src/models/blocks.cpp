@@ -4,6 +4,8 @@
 
 #include <limits>
 
+#include "core/check.h"
+
 namespace ptune::models {
 
 at::Tensor rmsNorm(const at::Tensor& x, const at::Tensor& weight, double eps) {
@@ -14,12 +16,41 @@ at::Tensor rmsNorm(const at::Tensor& x, const at::Tensor& weight, double eps) {
   return weight * (xf * at::rsqrt(variance + eps)).to(x.scalar_type());
 }
 
-Rotary::Rotary(int64_t head_dim, double theta) {
+Rotary::Rotary(int64_t head_dim, const LlamaConfig& config) {
   // inv_freq = 1 / theta^(2i/D), computed in fp32 exactly as transformers does.
   const at::Tensor exponents =
       at::arange(0, head_dim, 2, at::TensorOptions().dtype(at::kLong)).to(at::kFloat) /
       static_cast<double>(head_dim);
-  inv_freq_ = 1.0 / at::pow(theta, exponents);
+  const at::Tensor inv_freq = 1.0 / at::pow(config.rope_theta, exponents);
+  switch (static_cast<RopeType>(config.rope_type)) {
+    case RopeType::kRopeDefault:
+      inv_freq_ = inv_freq;
+      break;
+    case RopeType::kRopeLinear:
+      PTUNE_CHECK(config.rope_factor > 0, "rope factor must be positive, got ", config.rope_factor);
+      inv_freq_ = inv_freq / config.rope_factor;
+      break;
+    case RopeType::kRopeLlama3: {
+      // Llama 3.1: long wavelengths slowed by `factor`, short ones kept, a smooth blend between.
+      const double factor = config.rope_factor, low = config.rope_low_freq_factor,
+                   high = config.rope_high_freq_factor;
+      const double old_context = static_cast<double>(config.rope_original_max_position);
+      PTUNE_CHECK(factor > 0 && low > 0 && high > low && old_context > 0,
+                  "llama3 rope scaling needs factor > 0, 0 < low_freq_factor < high_freq_factor and "
+                  "original_max_position_embeddings > 0");
+      const double low_freq_wavelen = old_context / low, high_freq_wavelen = old_context / high;
+      constexpr double kPi = 3.14159265358979323846;
+      const at::Tensor wavelen = 2 * kPi / inv_freq;
+      at::Tensor scaled = at::where(wavelen > low_freq_wavelen, inv_freq / factor, inv_freq);
+      const at::Tensor smooth = (old_context / wavelen - low) / (high - low);
+      const at::Tensor smoothed = (1 - smooth) * scaled / factor + smooth * scaled;
+      const at::Tensor medium = wavelen.ge(high_freq_wavelen) & wavelen.le(low_freq_wavelen);
+      inv_freq_ = at::where(medium, smoothed, scaled);
+      break;
+    }
+    default:
+      PTUNE_CHECK(false, "unknown rope type ", config.rope_type);
+  }
 }
 
 void Rotary::tables(const at::Tensor& positions, at::ScalarType dtype, at::Tensor& cos,

@@ -8,6 +8,8 @@
 
 #include <vector>
 
+#include "ptune/ptune.h"
+
 namespace ptune::models {
 
 /// x is (..., C), weight is (C). Normalises in fp32 at least, as transformers' LlamaRMSNorm.
@@ -16,7 +18,8 @@ at::Tensor rmsNorm(const at::Tensor& x, const at::Tensor& weight, double eps);
 /// Rotary position embedding tables (rotate_half convention).
 class Rotary {
  public:
-  Rotary(int64_t head_dim, double theta);
+  /// inv_freq as transformers' rope init for config.rope_type computes it.
+  Rotary(int64_t head_dim, const LlamaConfig& config);
   /// positions is (B, S) int64; cos and sin are (B, 1, S, D) in dtype.
   void tables(const at::Tensor& positions, at::ScalarType dtype, at::Tensor& cos,
               at::Tensor& sin) const;

@@ -32,7 +32,7 @@ at::Tensor linear(const at::Tensor& x, const at::Tensor& weight, const at::Tenso
 }  // namespace
 
 Llama::Llama(const io::WeightStore& weights, const LlamaConfig& config, at::ScalarType dtype)
-    : config_(config), dtype_(dtype), rotary_((validate(config), config.head_dim), config.rope_theta) {
+    : config_(config), dtype_(dtype), rotary_((validate(config), config.head_dim), config) {
   const int64_t C = config.hidden_size, V = config.vocab_size, I = config.intermediate_size;
   const int64_t HD = config.num_attention_heads * config.head_dim;
   const int64_t GD = config.num_key_value_heads * config.head_dim;

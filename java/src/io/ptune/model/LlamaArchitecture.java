@@ -24,6 +24,7 @@ import java.util.Set;
  * @param maxPositionEmbeddings the longest sequence the model was trained for
  * @param rmsNormEps epsilon of every RMSNorm
  * @param ropeTheta base of the rotary embedding frequencies
+ * @param ropeScaling how the rotary frequencies are scaled (transformers' rope_type)
  * @param tieWordEmbeddings whether the LM head reuses the embedding table
  * @param attentionBias whether the attention projections carry biases. For {@code qwen2}, whose
  *     config has no such key, this is true and means q/k/v biases only (as in transformers' Qwen2)
@@ -48,6 +49,7 @@ public record LlamaArchitecture(
         int maxPositionEmbeddings,
         double rmsNormEps,
         double ropeTheta,
+        RopeScaling ropeScaling,
         boolean tieWordEmbeddings,
         boolean attentionBias,
         boolean mlpBias,
@@ -57,6 +59,53 @@ public record LlamaArchitecture(
         String modelType,
         int slidingWindow,
         int firstSlidingLayer) {
+
+    /**
+     * Rotary frequency scaling, as transformers' rope init functions define it.
+     *
+     * @param type default, linear (frequencies / factor) or llama3 (Llama 3.1's banded scaling)
+     * @param factor linear and llama3 scaling factor (1 for default)
+     * @param lowFreqFactor llama3 {@code low_freq_factor}
+     * @param highFreqFactor llama3 {@code high_freq_factor}
+     * @param originalMaxPosition llama3 {@code original_max_position_embeddings}
+     */
+    public record RopeScaling(String type, double factor, double lowFreqFactor, double highFreqFactor,
+            int originalMaxPosition) {
+        public static final RopeScaling DEFAULT = new RopeScaling("default", 1, 0, 0, 0);
+
+        /** The scaling that {@code node} (rope_parameters / rope_scaling, or null) describes. */
+        static RopeScaling fromJson(JsonNode node) {
+            if (JsonFiles.isAbsent(node)) {
+                return DEFAULT;
+            }
+            String type = node.path("rope_type").asText(node.path("type").asText("default"));
+            return switch (type) {
+                case "default" -> DEFAULT;
+                case "linear" -> new RopeScaling(type, positive(node, "factor"), 0, 0, 0);
+                case "llama3" -> {
+                    double low = positive(node, "low_freq_factor");
+                    double high = positive(node, "high_freq_factor");
+                    if (!(high > low)) {
+                        throw new ModelFormatException("rope scaling " + node + ": high_freq_factor must exceed"
+                                + " low_freq_factor");
+                    }
+                    yield new RopeScaling(type, positive(node, "factor"), low, high,
+                            (int) positive(node, "original_max_position_embeddings"));
+                }
+                default -> throw new ModelFormatException("rope scaling " + node + " is not supported yet; ptune"
+                        + " implements rope_type default, linear and llama3");
+            };
+        }
+
+        private static double positive(JsonNode node, String field) {
+            JsonNode value = node.get(field);
+            if (value == null || !value.isNumber() || !(value.doubleValue() > 0)) {
+                throw new ModelFormatException("rope scaling " + node + ": field '" + field
+                        + "' must be a positive number");
+            }
+            return value.doubleValue();
+        }
+    }
 
     /** The model families whose layout the native Llama implementation covers. */
     public static final Set<String> SUPPORTED_MODEL_TYPES = Set.of("llama", "mistral", "qwen2");
@@ -132,30 +181,18 @@ public record LlamaArchitecture(
             throw new ModelFormatException("model_type '" + modelType + "' is not supported; ptune"
                     + " runs Llama-family decoders: " + SUPPORTED_MODEL_TYPES.stream().sorted().toList());
         }
-        JsonNode ropeScaling = root.get("rope_scaling");
-        if (!JsonFiles.isAbsent(ropeScaling)) {
-            String type = ropeScaling.path("rope_type").asText(ropeScaling.path("type").asText(""));
-            if (!"default".equals(type)) {
-                throw new ModelFormatException("rope_scaling " + ropeScaling
-                        + " is not supported yet; only models without rope_scaling (or with type"
-                        + " 'default') can be loaded");
-            }
-        }
-
-        // transformers 5 writes rope_theta (and the scaling type) into rope_parameters.
+        // transformers 5 writes rope_theta and the scaling into rope_parameters; older configs have
+        // rope_theta at the top and the scaling in rope_scaling.
         double ropeTheta = optionalDouble(root, "rope_theta", 10000.0);
         JsonNode ropeParameters = root.get("rope_parameters");
         if (!JsonFiles.isAbsent(ropeParameters)) {
             if (!ropeParameters.isObject()) {
                 throw new ModelFormatException("field 'rope_parameters' must be an object, got " + ropeParameters);
             }
-            String type = ropeParameters.path("rope_type").asText("default");
-            if (!"default".equals(type)) {
-                throw new ModelFormatException("rope_parameters " + ropeParameters
-                        + " is not supported yet; only rope_type 'default' (plain rotary embeddings) can be loaded");
-            }
             ropeTheta = optionalDouble(ropeParameters, "rope_theta", ropeTheta);
         }
+        JsonNode scalingNode = !JsonFiles.isAbsent(ropeParameters) ? ropeParameters : root.get("rope_scaling");
+        RopeScaling ropeScaling = RopeScaling.fromJson(scalingNode);
 
         int hidden = requiredInt(root, "hidden_size");
         int heads = requiredInt(root, "num_attention_heads");
@@ -195,6 +232,7 @@ public record LlamaArchitecture(
                 optionalInt(root, "max_position_embeddings", 2048),
                 optionalDouble(root, "rms_norm_eps", 1e-6),
                 ropeTheta,
+                ropeScaling,
                 optionalBoolean(root, "tie_word_embeddings", false),
                 attentionBias,
                 optionalBoolean(root, "mlp_bias", false),

@@ -35,7 +35,16 @@ public final class NativeModel implements AutoCloseable {
                     .attention_bias(arch.attentionBias())
                     .mlp_bias(arch.mlpBias())
                     .sliding_window(arch.slidingWindow())
-                    .first_window_layer(arch.firstSlidingLayer());
+                    .first_window_layer(arch.firstSlidingLayer())
+                    .rope_type(switch (arch.ropeScaling().type()) {
+                        case "linear" -> 1;
+                        case "llama3" -> 2;
+                        default -> 0;
+                    })
+                    .rope_factor(arch.ropeScaling().factor())
+                    .rope_low_freq_factor(arch.ropeScaling().lowFreqFactor())
+                    .rope_high_freq_factor(arch.ropeScaling().highFreqFactor())
+                    .rope_original_max_position(arch.ropeScaling().originalMaxPosition());
             String dir = modelDir.toAbsolutePath().toString();
             return NativeCalls.call(() -> new NativeModel(new PtuneNative.CausalLm(dir, config)));
         }

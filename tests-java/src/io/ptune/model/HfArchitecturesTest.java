@@ -50,7 +50,8 @@ class HfArchitecturesTest {
 
     @TestFactory
     Stream<DynamicTest> logitsEqualTransformersBareAndWithAPeftPrefix() {
-        return Stream.of("qwen2", "mistral", "llama_biases", "mistral_window", "qwen2_window").map(name -> DynamicTest.dynamicTest(name, () -> {
+        return Stream.of("qwen2", "mistral", "llama_biases", "mistral_window", "qwen2_window", "llama3_rope",
+                "linear_rope").map(name -> DynamicTest.dynamicTest(name, () -> {
             Path dir = root().resolve(name);
             JsonNode expected = readLogits(dir);
             try (CausalLm model = CausalLm.load(dir.resolve("model"))) {

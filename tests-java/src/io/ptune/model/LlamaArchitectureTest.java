@@ -95,13 +95,24 @@ class LlamaArchitectureTest {
     }
 
     @Test
-    void rejectsRopeScalingButAcceptsDefault() throws IOException {
-        Path scaled = write(MINIMAL.formatted(", \"rope_scaling\": {\"rope_type\": \"llama3\", \"factor\": 8.0}"));
-        ModelFormatException e = assertThrows(ModelFormatException.class, () -> LlamaArchitecture.fromConfigJson(scaled));
-        assertTrue(e.getMessage().contains("rope_scaling") && e.getMessage().contains("not supported yet"),
-                e.getMessage());
-        LlamaArchitecture.fromConfigJson(write(MINIMAL.formatted(", \"rope_scaling\": {\"type\": \"default\"}")));
-        LlamaArchitecture.fromConfigJson(write(MINIMAL.formatted(", \"rope_scaling\": null")));
+    void readsRopeScalingItImplementsAndRefusesTheRest() throws IOException {
+        LlamaArchitecture llama3 = LlamaArchitecture.fromConfigJson(write(MINIMAL.formatted(", \"rope_scaling\":"
+                + " {\"rope_type\": \"llama3\", \"factor\": 8.0, \"low_freq_factor\": 1.0, \"high_freq_factor\": 4.0,"
+                + " \"original_max_position_embeddings\": 8192}")));
+        assertEquals(new LlamaArchitecture.RopeScaling("llama3", 8, 1, 4, 8192), llama3.ropeScaling());
+        assertEquals("linear", LlamaArchitecture.fromConfigJson(write(MINIMAL.formatted(
+                ", \"rope_scaling\": {\"type\": \"linear\", \"factor\": 2.0}"))).ropeScaling().type());
+        Path incomplete = write(MINIMAL.formatted(", \"rope_scaling\": {\"rope_type\": \"llama3\", \"factor\": 8.0}"));
+        ModelFormatException missing = assertThrows(ModelFormatException.class,
+                () -> LlamaArchitecture.fromConfigJson(incomplete));
+        assertTrue(missing.getMessage().contains("low_freq_factor"), missing.getMessage());
+        Path dynamic = write(MINIMAL.formatted(", \"rope_scaling\": {\"type\": \"dynamic\", \"factor\": 2.0}"));
+        ModelFormatException e = assertThrows(ModelFormatException.class, () -> LlamaArchitecture.fromConfigJson(dynamic));
+        assertTrue(e.getMessage().contains("not supported yet"), e.getMessage());
+        assertEquals(LlamaArchitecture.RopeScaling.DEFAULT, LlamaArchitecture.fromConfigJson(
+                write(MINIMAL.formatted(", \"rope_scaling\": {\"type\": \"default\"}"))).ropeScaling());
+        assertEquals(LlamaArchitecture.RopeScaling.DEFAULT, LlamaArchitecture.fromConfigJson(
+                write(MINIMAL.formatted(", \"rope_scaling\": null"))).ropeScaling());
     }
 
     @Test
@@ -139,7 +150,7 @@ class LlamaArchitectureTest {
         assertEquals(1000000.0, arch.ropeTheta());
         Path yarn = write(MINIMAL.formatted(", \"rope_parameters\": {\"rope_theta\": 1e6, \"rope_type\": \"yarn\"}"));
         ModelFormatException e = assertThrows(ModelFormatException.class, () -> LlamaArchitecture.fromConfigJson(yarn));
-        assertTrue(e.getMessage().contains("rope_parameters") && e.getMessage().contains("not supported yet"),
+        assertTrue(e.getMessage().contains("rope scaling") && e.getMessage().contains("not supported yet"),
                 e.getMessage());
     }
 
