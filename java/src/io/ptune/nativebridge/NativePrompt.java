@@ -75,8 +75,13 @@ public final class NativePrompt implements AutoCloseable {
         return java.util.Arrays.copyOf(dims, rank);
     }
 
+    /** The number of values parameter {@code name} holds. */
+    public int numel(String name) {
+        return Math.toIntExact(NativeCalls.call(() -> handle.parameterNumel(name)));
+    }
+
     public float[] read(String name) {
-        float[] out = new float[Math.toIntExact(NativeCalls.call(() -> handle.parameterNumel(name)))];
+        float[] out = new float[numel(name)];
         NativeCalls.run(() -> handle.readParameter(name, out));
         return out;
     }

@@ -61,7 +61,7 @@ public final class NativePromptTrainer implements AutoCloseable {
 
     /** AdamW's first and second moments of parameter {@code name}: {exp_avg, exp_avg_sq}. */
     public float[][] readMoments(String name) {
-        int numel = prompt.read(name).length;
+        int numel = prompt.numel(name);
         float[] expAvg = new float[numel];
         float[] expAvgSq = new float[numel];
         NativeCalls.run(() -> handle.readMoments(name, expAvg, expAvgSq));
@@ -70,7 +70,7 @@ public final class NativePromptTrainer implements AutoCloseable {
 
     /** Replaces the moments of {@code name} (a checkpoint being restored). */
     public void writeMoments(String name, float[] expAvg, float[] expAvgSq) {
-        int numel = prompt.read(name).length;
+        int numel = prompt.numel(name);
         if (expAvg == null || expAvgSq == null || expAvg.length != numel || expAvgSq.length != numel) {
             throw new PtuneException("the AdamW moments of " + name + " must hold " + numel + " values each, got "
                     + (expAvg == null ? "null" : expAvg.length) + " and " + (expAvgSq == null ? "null" : expAvgSq.length));
