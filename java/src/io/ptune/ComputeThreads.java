@@ -9,6 +9,9 @@ import io.ptune.nativebridge.NativeThreads;
  * sets it. The BLAS library (OpenBLAS) keeps its own pool ({@code OPENBLAS_NUM_THREADS}).
  */
 public final class ComputeThreads {
+    /** More threads than this is a typo, not a machine: refused before libtorch spawns them. */
+    public static final int MAX_THREADS = 1024;
+
     private ComputeThreads() {}
 
     /** The current count. */
@@ -19,11 +22,12 @@ public final class ComputeThreads {
     /**
      * Sets the count for calls made from now on.
      *
-     * @throws InvalidConfigException if {@code threads} is below 1
+     * @throws InvalidConfigException if {@code threads} is below 1 or above {@link #MAX_THREADS}
      */
     public static void set(int threads) {
-        if (threads < 1) {
-            throw new InvalidConfigException("threads", "must be >= 1, got " + threads);
+        if (threads < 1 || threads > MAX_THREADS) {
+            throw new InvalidConfigException("threads", "must be between 1 and " + MAX_THREADS + ", got " + threads
+                    + " (this machine has " + Runtime.getRuntime().availableProcessors() + " processors)");
         }
         NativeThreads.set(threads);
     }

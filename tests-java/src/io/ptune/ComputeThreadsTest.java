@@ -25,8 +25,10 @@ class ComputeThreadsTest {
     }
 
     @Test
-    void rejectsNonPositiveCounts() {
+    void rejectsCountsOutOfRange() {
         InvalidConfigException e = assertThrows(InvalidConfigException.class, () -> ComputeThreads.set(0));
         assertEquals("threads", e.field());
+        InvalidConfigException huge = assertThrows(InvalidConfigException.class, () -> ComputeThreads.set(100_000));
+        assertEquals("threads", huge.field());
     }
 }
