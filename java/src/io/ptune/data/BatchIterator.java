@@ -18,6 +18,7 @@ public final class BatchIterator implements Iterator<Batch> {
     private final List<TokenizedExample> order;
     private final int batchSize;
     private final Collator collator;
+    private final int epoch;
     private int next;
 
     /**
@@ -34,6 +35,7 @@ public final class BatchIterator implements Iterator<Batch> {
         }
         this.batchSize = batchSize;
         this.collator = collator;
+        this.epoch = epoch;
     }
 
     /** The number of batches an epoch of {@code examples} examples has. */
@@ -60,6 +62,16 @@ public final class BatchIterator implements Iterator<Batch> {
         Batch batch = collator.collate(order.subList(next, end));
         next = end;
         return batch;
+    }
+
+    /** The epoch whose order this is. */
+    public int epoch() {
+        return epoch;
+    }
+
+    /** How many batches have been served (or skipped) so far. */
+    public long served() {
+        return (next + batchSize - 1) / batchSize;
     }
 
     /** Passes over the next {@code batches} batches without padding them (a resumed run). */

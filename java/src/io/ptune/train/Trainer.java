@@ -303,7 +303,7 @@ public final class Trainer implements AutoCloseable {
                 config.batchSize(), config.gradAccum(), config.learningRate(), config.schedule(),
                 config.warmupSteps());
         Progress progress = new Progress();
-        EpochCursor resumeCursor = null;
+        BatchIterator resumeBatches = null;
         int startStage = 1;
         long startStageStep = 0;
         if (resumeState != null) {
@@ -312,20 +312,19 @@ public final class Trainer implements AutoCloseable {
             progress.lastLoss = resumeState.lastLoss();
             progress.epoch = resumeState.epoch() + 1;
             progress.tokensBefore = resumeState.totalTokens();
-            resumeCursor = new EpochCursor(batchesOf(resumeState.epoch()), resumeState.epoch(),
-                    resumeState.consumedMicroBatches());
-            resumeCursor.batches.skip(resumeState.consumedMicroBatches());
+            resumeBatches = batchesOf(resumeState.epoch());
+            resumeBatches.skip(resumeState.consumedMicroBatches());
             startStage = resumeState.stage();
             startStageStep = resumeState.stageStep();
         }
         long loopStart = System.nanoTime();
         try (ProgressBar bar = progressBar(total)) {
             if (startStage == 1) {
-                runStage(1, stage1Steps, 0, total, progress, bar, startStageStep, resumeCursor);
+                runStage(1, stage1Steps, 0, total, progress, bar, startStageStep, resumeBatches);
             }
             TwoStageConfig twoStage = config.twoStage();
             if (twoStage != null && startStage == 2) {
-                runStage(2, stage2Steps, stage1Steps, total, progress, bar, startStageStep, resumeCursor);
+                runStage(2, stage2Steps, stage1Steps, total, progress, bar, startStageStep, resumeBatches);
             } else if (twoStage != null) {
                 prompt.unfreezeTopLayers(twoStage.layers(), twoStage.learningRate());
                 nativeTrainer.close();
@@ -346,19 +345,6 @@ public final class Trainer implements AutoCloseable {
                 tokensPerSecond, elapsed);
     }
 
-    /** The batches of one epoch and how many of them have been used. */
-    private static final class EpochCursor {
-        final BatchIterator batches;
-        final int epoch;
-        long consumed;
-
-        EpochCursor(BatchIterator batches, int epoch, long consumed) {
-            this.batches = batches;
-            this.epoch = epoch;
-            this.consumed = consumed;
-        }
-    }
-
     private BatchIterator batchesOf(int epoch) {
         return new BatchIterator(examples, config.batchSize(), collator, config.seed(), epoch, true);
     }
@@ -376,11 +362,11 @@ public final class Trainer implements AutoCloseable {
 
     /**
      * Optimizer steps of stage {@code stage} with the current native trainer, from
-     * {@code startStageStep} to {@code steps}; metrics count from {@code offset}. {@code cursor} is
+     * {@code startStageStep} to {@code steps}; metrics count from {@code offset}. {@code batches} is
      * the partly used epoch of a resumed run, or null.
      */
     private void runStage(int stage, long steps, long offset, long total, Progress progress, ProgressBar bar,
-            long startStageStep, EpochCursor cursor) {
+            long startStageStep, BatchIterator batches) {
         long stepStart = System.nanoTime();
         long stageStep = startStageStep;
         double stepLossSum = 0;
@@ -391,12 +377,11 @@ public final class Trainer implements AutoCloseable {
         long microBatches = 0;
         long microBatchLimit = (steps - startStageStep + 1) * config.gradAccum();
         while (stageStep < steps) {
-            if (cursor == null || !cursor.batches.hasNext()) {
-                cursor = new EpochCursor(batchesOf(progress.epoch), progress.epoch, 0);
+            if (batches == null || !batches.hasNext()) {
+                batches = batchesOf(progress.epoch);
                 progress.epoch++;
             }
-            Batch batch = cursor.batches.next();
-            cursor.consumed++;
+            Batch batch = batches.next();
             if (++microBatches > microBatchLimit) {
                 // A native trainer that never reports a step would otherwise loop forever.
                 throw new PtuneException("the native trainer made " + stageStep + " optimizer steps in "
@@ -437,7 +422,7 @@ public final class Trainer implements AutoCloseable {
             publish(metrics, total, bar);
             if (checkpointDir != null && step % checkpointEvery == 0) {
                 Path written = TrainingCheckpoint.write(checkpointDir, prompt, nativeTrainer,
-                        new TrainingCheckpoint.State(stage, step, stageStep, cursor.epoch, cursor.consumed,
+                        new TrainingCheckpoint.State(stage, step, stageStep, batches.epoch(), batches.served(),
                                 progress.firstLoss, progress.lastLoss, progress.tokensBefore + progress.totalTokens,
                                 settings),
                         checkpointsKept);
