@@ -63,15 +63,25 @@ public record LlamaArchitecture(
     /**
      * Rotary frequency scaling, as transformers' rope init functions define it.
      *
-     * @param type default, linear (frequencies / factor) or llama3 (Llama 3.1's banded scaling)
+     * @param type the rope_type
      * @param factor linear and llama3 scaling factor (1 for default)
      * @param lowFreqFactor llama3 {@code low_freq_factor}
      * @param highFreqFactor llama3 {@code high_freq_factor}
      * @param originalMaxPosition llama3 {@code original_max_position_embeddings}
      */
-    public record RopeScaling(String type, double factor, double lowFreqFactor, double highFreqFactor,
+    public record RopeScaling(Type type, double factor, double lowFreqFactor, double highFreqFactor,
             int originalMaxPosition) {
-        public static final RopeScaling DEFAULT = new RopeScaling("default", 1, 0, 0, 0);
+        public static final RopeScaling DEFAULT = new RopeScaling(Type.DEFAULT, 1, 0, 0, 0);
+
+        /** transformers' rope types that ptune implements (in the native RopeType's order). */
+        public enum Type {
+            /** Plain rotary frequencies. */
+            DEFAULT,
+            /** Frequencies divided by {@code factor}. */
+            LINEAR,
+            /** Llama 3.1's banded scaling. */
+            LLAMA3
+        }
 
         /** The scaling that {@code node} (rope_parameters / rope_scaling, or null) describes. */
         static RopeScaling fromJson(JsonNode node) {
@@ -81,7 +91,7 @@ public record LlamaArchitecture(
             String type = node.path("rope_type").asText(node.path("type").asText("default"));
             return switch (type) {
                 case "default" -> DEFAULT;
-                case "linear" -> new RopeScaling(type, positive(node, "factor"), 0, 0, 0);
+                case "linear" -> new RopeScaling(Type.LINEAR, positive(node, "factor"), 0, 0, 0);
                 case "llama3" -> {
                     double low = positive(node, "low_freq_factor");
                     double high = positive(node, "high_freq_factor");
@@ -89,7 +99,7 @@ public record LlamaArchitecture(
                         throw new ModelFormatException("rope scaling " + node + ": high_freq_factor must exceed"
                                 + " low_freq_factor");
                     }
-                    yield new RopeScaling(type, positive(node, "factor"), low, high,
+                    yield new RopeScaling(Type.LLAMA3, positive(node, "factor"), low, high,
                             (int) positive(node, "original_max_position_embeddings"));
                 }
                 default -> throw new ModelFormatException("rope scaling " + node + " is not supported yet; ptune"

@@ -36,11 +36,7 @@ public final class NativeModel implements AutoCloseable {
                     .mlp_bias(arch.mlpBias())
                     .sliding_window(arch.slidingWindow())
                     .first_window_layer(arch.firstSlidingLayer())
-                    .rope_type(switch (arch.ropeScaling().type()) {
-                        case "linear" -> 1;
-                        case "llama3" -> 2;
-                        default -> 0;
-                    })
+                    .rope_type(arch.ropeScaling().type().ordinal())
                     .rope_factor(arch.ropeScaling().factor())
                     .rope_low_freq_factor(arch.ropeScaling().lowFreqFactor())
                     .rope_high_freq_factor(arch.ropeScaling().highFreqFactor())

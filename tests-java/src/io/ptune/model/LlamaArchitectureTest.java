@@ -99,8 +99,8 @@ class LlamaArchitectureTest {
         LlamaArchitecture llama3 = LlamaArchitecture.fromConfigJson(write(MINIMAL.formatted(", \"rope_scaling\":"
                 + " {\"rope_type\": \"llama3\", \"factor\": 8.0, \"low_freq_factor\": 1.0, \"high_freq_factor\": 4.0,"
                 + " \"original_max_position_embeddings\": 8192}")));
-        assertEquals(new LlamaArchitecture.RopeScaling("llama3", 8, 1, 4, 8192), llama3.ropeScaling());
-        assertEquals("linear", LlamaArchitecture.fromConfigJson(write(MINIMAL.formatted(
+        assertEquals(new LlamaArchitecture.RopeScaling(LlamaArchitecture.RopeScaling.Type.LLAMA3, 8, 1, 4, 8192), llama3.ropeScaling());
+        assertEquals(LlamaArchitecture.RopeScaling.Type.LINEAR, LlamaArchitecture.fromConfigJson(write(MINIMAL.formatted(
                 ", \"rope_scaling\": {\"type\": \"linear\", \"factor\": 2.0}"))).ropeScaling().type());
         Path incomplete = write(MINIMAL.formatted(", \"rope_scaling\": {\"rope_type\": \"llama3\", \"factor\": 8.0}"));
         ModelFormatException missing = assertThrows(ModelFormatException.class,
