@@ -141,17 +141,17 @@ public final class TrainingCheckpoint {
             throw new PtuneException(file + ": format '" + format + "' is not " + FORMAT
                     + " (a checkpoint of another ptune version?)");
         }
-        try {
-            Map<String, String> settings = new LinkedHashMap<>();
-            json.get("settings").properties().forEach(e -> settings.put(e.getKey(), e.getValue().asText()));
-            return new State(required(json, "stage", file).asInt(), required(json, "step", file).asLong(),
-                    required(json, "stage_step", file).asLong(), required(json, "epoch", file).asInt(),
-                    required(json, "consumed_micro_batches", file).asLong(),
-                    required(json, "first_loss", file).asDouble(), required(json, "last_loss", file).asDouble(),
-                    required(json, "total_tokens", file).asLong(), settings);
-        } catch (NullPointerException e) {
-            throw new PtuneException(file + " has no 'settings' object; the checkpoint is damaged", e);
+        JsonNode settingsNode = json.get("settings");
+        if (settingsNode == null || !settingsNode.isObject()) {
+            throw new PtuneException(file + " has no 'settings' object; the checkpoint is damaged");
         }
+        Map<String, String> settings = new LinkedHashMap<>();
+        settingsNode.properties().forEach(e -> settings.put(e.getKey(), e.getValue().asText()));
+        return new State(required(json, "stage", file).asInt(), required(json, "step", file).asLong(),
+                required(json, "stage_step", file).asLong(), required(json, "epoch", file).asInt(),
+                required(json, "consumed_micro_batches", file).asLong(),
+                required(json, "first_loss", file).asDouble(), required(json, "last_loss", file).asDouble(),
+                required(json, "total_tokens", file).asLong(), settings);
     }
 
     /** Loads every trainable parameter's moments from {@code dir/optimizer.safetensors}. */
