@@ -14,6 +14,7 @@
 #include "core/check.h"
 #include "optim/adamw.h"
 #include "test_support.h"
+#include "tolerance.h"
 
 namespace {
 
@@ -42,6 +43,8 @@ TEST(AdamWTest, MatchesTorchAdamWOverTenSteps) {
                         .weight_decay(hyper.weight_decay));
   double worst_update = 0.0, worst_v = 0.0;
   for (int64_t step = 1; step <= 10; ++step) {
+    // fp32, the same elementwise formulas in another order: a few ulps per step, accumulated.
+    const double tol = static_cast<double>(step) * ptune_test::fp32Tolerance(1.0, ptune_test::kElementwiseUlps);
     for (size_t i = 0; i < ours.size(); ++i) {
       const at::Tensor grad = at::randn(ours[i].sizes()) * (0.1 * static_cast<double>(i + 1));
       adamwStep(ours[i], grad, exp_avg[i], exp_avg_sq[i], step, hyper);
@@ -54,10 +57,10 @@ TEST(AdamWTest, MatchesTorchAdamWOverTenSteps) {
       // relative error meaningless), and elementwise on entries of magnitude >= 0.1
       const double update_rel = (ours[i] - expected).norm().item<double>() /
                                 (expected - initial[i]).norm().item<double>();
-      EXPECT_LE(update_rel, 1e-5) << "parameter " << i << " after step " << step;
+      EXPECT_LE(update_rel, tol) << "parameter " << i << " after step " << step;
       const at::Tensor big = expected.abs().ge(0.1);
       const double rel = ((ours[i] - expected).abs() / expected.abs()).masked_select(big).max().item<double>();
-      EXPECT_LE(rel, 1e-5) << "parameter " << i << " after step " << step;
+      EXPECT_LE(rel, tol) << "parameter " << i << " after step " << step;
       // The moments agree too (torch forms 1 - beta in double, then rounds once to fp32).
       const auto& state = static_cast<const torch::optim::AdamWParamState&>(
           *reference.state().at(c10::guts::to_string(torch_params[i].unsafeGetTensorImpl())));
@@ -65,8 +68,8 @@ TEST(AdamWTest, MatchesTorchAdamWOverTenSteps) {
                            state.exp_avg().norm().item<double>();
       const double v_rel = (exp_avg_sq[i] - state.exp_avg_sq()).norm().item<double>() /
                            state.exp_avg_sq().norm().item<double>();
-      EXPECT_LE(m_rel, 1e-6) << "exp_avg of parameter " << i << " after step " << step;
-      EXPECT_LE(v_rel, 1e-6) << "exp_avg_sq of parameter " << i << " after step " << step;
+      EXPECT_LE(m_rel, tol) << "exp_avg of parameter " << i << " after step " << step;
+      EXPECT_LE(v_rel, tol) << "exp_avg_sq of parameter " << i << " after step " << step;
       worst_update = std::max(worst_update, update_rel);
       worst_v = std::max(worst_v, v_rel);
     }
@@ -87,9 +90,11 @@ TEST(AdamWTest, FirstStepClosedFormInDouble) {
   adamwStep(p, g, m, v, 1, hyper);
   for (int i = 0; i < 4; ++i) {
     const double expected = p0[i] * (1 - 0.1 * 0.5) - 0.1 * g0[i] / (std::abs(g0[i]) + 1e-3);
-    EXPECT_NEAR(p[i].item<double>(), expected, 1e-14) << i;
-    EXPECT_NEAR(m[i].item<double>(), 0.2 * g0[i], 1e-15) << i;
-    EXPECT_NEAR(v[i].item<double>(), 0.01 * g0[i] * g0[i], 1e-15) << i;
+    // double, a handful of elementwise operations: a few ulps of the values' magnitude.
+    const auto tol = [](double x) { return ptune_test::fp64Tolerance(std::max(1.0, std::abs(x)), ptune_test::kElementwiseUlps); };
+    EXPECT_NEAR(p[i].item<double>(), expected, tol(expected)) << i;
+    EXPECT_NEAR(m[i].item<double>(), 0.2 * g0[i], tol(g0[i])) << i;
+    EXPECT_NEAR(v[i].item<double>(), 0.01 * g0[i] * g0[i], tol(g0[i] * g0[i])) << i;
   }
 }
 
@@ -116,23 +121,25 @@ TEST(ClipGradNormTest, ScalesOnlyAboveMaxAndReturnsNormBeforeClipping) {
   auto grads = [] {
     return std::vector<at::Tensor>{at::tensor({3.0f, 4.0f}), at::tensor({12.0f})};
   };
+  // fp32 norms and scales of a few values: a few ulps of their magnitude.
+  const double tol = ptune_test::fp32Tolerance(13.0, ptune_test::kElementwiseUlps);
   std::vector<at::Tensor> below = grads();
-  EXPECT_NEAR(clipGradNorm(below, 20.0), 13.0, 1e-6);
+  EXPECT_NEAR(clipGradNorm(below, 20.0), 13.0, tol);
   EXPECT_EQ(below[0][1].item<float>(), 4.0f);  // untouched
   EXPECT_EQ(below[1][0].item<float>(), 12.0f);
 
   std::vector<at::Tensor> above = grads();
-  EXPECT_NEAR(clipGradNorm(above, 6.5), 13.0, 1e-6);
+  EXPECT_NEAR(clipGradNorm(above, 6.5), 13.0, tol);
   const double coef = 6.5 / (13.0 + 1e-6);  // torch.nn.utils.clip_grad_norm_
-  EXPECT_NEAR(above[0][0].item<float>(), 3.0 * coef, 1e-6);
-  EXPECT_NEAR(above[0][1].item<float>(), 4.0 * coef, 1e-6);
-  EXPECT_NEAR(above[1][0].item<float>(), 12.0 * coef, 1e-6);
+  EXPECT_NEAR(above[0][0].item<float>(), 3.0 * coef, tol);
+  EXPECT_NEAR(above[0][1].item<float>(), 4.0 * coef, tol);
+  EXPECT_NEAR(above[1][0].item<float>(), 12.0 * coef, tol);
   double clipped = 0.0;
   for (const auto& g : above) clipped += g.pow(2).sum().item<double>();
-  EXPECT_NEAR(std::sqrt(clipped), 6.5, 1e-5);
+  EXPECT_NEAR(std::sqrt(clipped), 6.5 * 13.0 / (13.0 + 1e-6), tol);
 
   std::vector<at::Tensor> disabled = grads();
-  EXPECT_NEAR(clipGradNorm(disabled, 0.0), 13.0, 1e-6);
+  EXPECT_NEAR(clipGradNorm(disabled, 0.0), 13.0, tol);
   EXPECT_EQ(disabled[1][0].item<float>(), 12.0f);
 
   // A random case against the manual norm.
@@ -148,8 +155,10 @@ TEST(ClipGradNormTest, ScalesOnlyAboveMaxAndReturnsNormBeforeClipping) {
   }
   manual = std::sqrt(manual);
   const at::Tensor before = random[1].clone();
-  EXPECT_NEAR(clipGradNorm(random, 1.0), manual, 1e-5 * manual);
-  EXPECT_LE((random[1] - before * (1.0 / (manual + 1e-6))).abs().max().item<double>(), 1e-6);
+  // An fp32 norm of 67 values against a double one, relative to its magnitude.
+  EXPECT_NEAR(clipGradNorm(random, 1.0), manual, ptune_test::fp32Tolerance(manual));
+  EXPECT_LE((random[1] - before * (1.0 / (manual + 1e-6))).abs().max().item<double>(),
+            ptune_test::fp32Tolerance(before.abs().max().item<double>() / manual, ptune_test::kElementwiseUlps));
 }
 
 TEST(ScheduleTest, TransformersFormulasWithWarmup) {
@@ -157,7 +166,8 @@ TEST(ScheduleTest, TransformersFormulasWithWarmup) {
   // 60 (middle), 109 (last), 110 (past the end).
   const int64_t W = 10, N = 110;
   const auto f = [&](LrSchedule kind, int64_t step) { return scheduleFactor(kind, step, W, N); };
-  const double tol = 1e-12;
+  // Scalar double formulas of values <= 1 (no BLAS): a few ulps.
+  const double tol = ptune_test::fp64Tolerance(1.0, ptune_test::kElementwiseUlps);
   // get_constant_schedule_with_warmup: step / max(1, W) during warmup, then 1
   EXPECT_NEAR(f(LrSchedule::kConstant, 0), 0.0, tol);
   EXPECT_NEAR(f(LrSchedule::kConstant, 5), 0.5, tol);
@@ -179,21 +189,22 @@ TEST(ScheduleTest, TransformersFormulasWithWarmup) {
   EXPECT_NEAR(f(LrSchedule::kCosine, 10), 1.0, tol);
   EXPECT_NEAR(f(LrSchedule::kCosine, 35), 0.8535533905932737, tol);  // (1 + 1/sqrt 2) / 2
   EXPECT_NEAR(f(LrSchedule::kCosine, 60), 0.5, tol);
-  EXPECT_NEAR(f(LrSchedule::kCosine, 109), 0.00024671981713420, 1e-14);  // (1 - cos(pi/100)) / 2
+  EXPECT_NEAR(f(LrSchedule::kCosine, 109), 0.00024671981713420, tol);  // (1 - cos(pi/100)) / 2
   EXPECT_NEAR(f(LrSchedule::kCosine, 110), 0.0, tol);
 }
 
 TEST(ScheduleTest, WithoutWarmup) {
-  EXPECT_NEAR(scheduleFactor(LrSchedule::kConstant, 0, 0, 4), 1.0, 1e-12);
-  EXPECT_NEAR(scheduleFactor(LrSchedule::kLinear, 0, 0, 4), 1.0, 1e-12);
-  EXPECT_NEAR(scheduleFactor(LrSchedule::kLinear, 1, 0, 4), 0.75, 1e-12);
-  EXPECT_NEAR(scheduleFactor(LrSchedule::kLinear, 3, 0, 4), 0.25, 1e-12);
-  EXPECT_NEAR(scheduleFactor(LrSchedule::kCosine, 0, 0, 4), 1.0, 1e-12);
-  EXPECT_NEAR(scheduleFactor(LrSchedule::kCosine, 2, 0, 4), 0.5, 1e-12);
-  EXPECT_NEAR(scheduleFactor(LrSchedule::kCosine, 3, 0, 4), 0.14644660940672624, 1e-12);
+  const double tol = ptune_test::fp64Tolerance(1.0, ptune_test::kElementwiseUlps);  // as above
+  EXPECT_NEAR(scheduleFactor(LrSchedule::kConstant, 0, 0, 4), 1.0, tol);
+  EXPECT_NEAR(scheduleFactor(LrSchedule::kLinear, 0, 0, 4), 1.0, tol);
+  EXPECT_NEAR(scheduleFactor(LrSchedule::kLinear, 1, 0, 4), 0.75, tol);
+  EXPECT_NEAR(scheduleFactor(LrSchedule::kLinear, 3, 0, 4), 0.25, tol);
+  EXPECT_NEAR(scheduleFactor(LrSchedule::kCosine, 0, 0, 4), 1.0, tol);
+  EXPECT_NEAR(scheduleFactor(LrSchedule::kCosine, 2, 0, 4), 0.5, tol);
+  EXPECT_NEAR(scheduleFactor(LrSchedule::kCosine, 3, 0, 4), 0.14644660940672624, tol);
   // A single-step run must not divide by zero.
-  EXPECT_NEAR(scheduleFactor(LrSchedule::kLinear, 0, 0, 1), 1.0, 1e-12);
-  EXPECT_NEAR(scheduleFactor(LrSchedule::kLinear, 0, 1, 1), 0.0, 1e-12);
+  EXPECT_NEAR(scheduleFactor(LrSchedule::kLinear, 0, 0, 1), 1.0, tol);
+  EXPECT_NEAR(scheduleFactor(LrSchedule::kLinear, 0, 1, 1), 0.0, tol);
 }
 
 }  // namespace

@@ -87,6 +87,7 @@ class CliEndToEndTest {
             dir.resolve("mine").resolve("checkpoint-2").toString()}, common));
         assertEquals(0, resumed.exitCode(), resumed.err());
         assertTrue(resumed.out().contains("trained 4 steps"), resumed.out());
+        // A resumed run on the same machine ends bit for bit where the straight run ends.
         assertArrayEquals(Safetensors.open(straight.resolve("adapter_model.safetensors")).readFloat("prompt_embeddings").data(),
                 Safetensors.open(resumedOut.resolve("adapter_model.safetensors")).readFloat("prompt_embeddings").data());
 
@@ -155,6 +156,7 @@ class CliEndToEndTest {
                 for (int v = 0; v < 512; v++) {
                     parsed[v] = Float.parseFloat(printed.get(v).decimalValue().toString());
                 }
+                // The CLI process computes on the same machine, shapes and thread count: bit-identical.
                 assertArrayEquals(expected[row], parsed, "row " + row);
             }
         }

@@ -103,6 +103,7 @@ class MethodsCliTest {
                 for (int v = 0; v < parsed.length; v++) {
                     parsed[v] = Float.parseFloat(printed.get(v).decimalValue().toString());
                 }
+                // The CLI process computes on the same machine, shapes and thread count: bit-identical.
                 assertArrayEquals(expected[row], parsed, name + " row " + row);
             }
         }

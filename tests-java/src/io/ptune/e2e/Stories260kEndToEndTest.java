@@ -7,6 +7,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.ptune.Stories260kTest;
 import io.ptune.TestPaths;
+import io.ptune.Tolerances;
 import io.ptune.adapter.PromptAdapter;
 import io.ptune.data.AlpacaDataset;
 import io.ptune.inference.Generation;
@@ -102,10 +103,15 @@ class Stories260kEndToEndTest extends Stories260kTest {
                 Generator generator = new Generator(model, prompt, GenerationConfig.builder().maxNewTokens(24).build());
                 List<Generation> batched = generator.generate(prompts);
                 for (int row = 0; row < prompts.size(); row++) {
-                    Generation alone = generator.generate(List.of(prompts.get(row))).get(0);
-                    assertArrayEquals(alone.generatedIds(), batched.get(row).generatedIds(),
+                    long[] input = prompts.get(row);
+                    Generation alone = generator.generate(List.of(input)).get(0);
+                    // Another batch shape rounds differently: identical unless a near-tie (Tolerances).
+                    Tolerances.assertSameGreedyTokens(alone.generatedIds(), batched.get(row).generatedIds(),
+                            i -> Tolerances.last(model.logits(prompt, Tolerances.prefixed(input, alone.generatedIds(), i))),
                             "row " + row + (prompt == null ? "" : " behind a soft prompt"));
-                    assertEquals(alone.text(), batched.get(row).text());
+                    if (Arrays.equals(alone.generatedIds(), batched.get(row).generatedIds())) {
+                        assertEquals(alone.text(), batched.get(row).text());
+                    }
                 }
             }
         }
@@ -118,6 +124,7 @@ class Stories260kEndToEndTest extends Stories260kTest {
         Generator generator = new Generator(model, null, sampled);
         List<long[]> bos = List.<long[]>of(new long[] {1});
         Generation first = generator.generate(bos).get(0);
+        // Same seed, shapes and machine: the same draws.
         assertArrayEquals(first.generatedIds(), generator.generate(bos).get(0).generatedIds(), "same seed, same text");
         long[] ids = first.generatedIds();
         for (int i = 0; i < ids.length - 1; i++) {
@@ -160,7 +167,7 @@ class Stories260kEndToEndTest extends Stories260kTest {
                 assertTrue(step.learningRate() < steps.get(i - 1).learningRate(), "linear decay");
             }
         }
-        assertTrue(steps.get(0).learningRate() <= 0.03 + 1e-12);
+        assertTrue(steps.get(0).learningRate() <= 0.03 + 1e-12);  // a double formula: a few ulps of 0.03
         assertEquals(20, Files.readAllLines(metricsFile).size());
 
         // The saved adapter loads back to the same prompt and bit-identical logits.
@@ -192,7 +199,7 @@ class Stories260kEndToEndTest extends Stories260kTest {
         }
         assertEquals(List.of(1L, 2L, 3L, 4L), steps.stream().map(StepMetrics::step).toList());
         for (StepMetrics step : steps) {
-            assertEquals(0.01, step.learningRate(), 1e-9, "constant schedule");
+            assertEquals(0.01, step.learningRate(), 1e-12, "constant schedule");  // lr x 1.0 in double
         }
     }
 
@@ -218,7 +225,7 @@ class Stories260kEndToEndTest extends Stories260kTest {
             }
             mean[j] = (float) (sum / happy.length);
         }
-        assertArrayEquals(mean, fromLabels.row(0), 1e-6f);
+        assertArrayEquals(mean, fromLabels.row(0), 1e-6f);  // a mean of a few fp32 values ~0.1-1: a few ulps
         assertArrayEquals(fromLabels.row(0), fromLabels.row(2), "class i % k");
 
         SoftPrompt vocab = PromptInitializer.initialize(PromptTuningConfig.builder().numVirtualTokens(4)

@@ -59,6 +59,8 @@ class CompositePromptTest extends Stories260kTest {
             trainer.train();
             assertArrayEquals(base, prompt.read("block.0"), "frozen block unchanged after training");
             assertFalse(Arrays.equals(domain, prompt.read("block.1")), "trainable block moved");
+            // AdamW moves an entry by at most lr = 1e-12 a step: far below the 1e-6 bound, far above zero
+            // in exact arithmetic, so the block may also stay bit-identical after fp32 rounding.
             assertArrayEquals(instance, prompt.read("block.2"), 1e-6f, "a block at lr 1e-12 barely moves");
             assertFalse(prompt.isTrainable("block.0"));
         }

@@ -11,6 +11,7 @@ import io.ptune.InvalidConfigException;
 import io.ptune.TestMethods;
 import io.ptune.Stories260kTest;
 import io.ptune.TestPaths;
+import io.ptune.Tolerances;
 import io.ptune.adapter.PromptAdapter;
 import io.ptune.adapter.Safetensors;
 import io.ptune.adapter.Safetensors.FloatTensor;
@@ -83,7 +84,9 @@ class TwoStageTrainingTest extends Stories260kTest {
             PromptAdapter.save(prompt, out);
         }
         assertEquals(List.of(1L, 2L, 3L, 4L, 5L, 6L, 7L), steps.stream().map(StepMetrics::step).toList());
+        // A double formula: a few ulps of 0.03.
         assertEquals(0.03, steps.get(4).learningRate(), 1e-12, "stage 2 restarts its own schedule at the prompt rate");
+        // The same computation on the same machine: bit-identical.
         assertTrue(Arrays.deepEquals(bare, model.logits(null, IDS)), "the base model is untouched");
         assertEquals(checksum, sha256(weights), "the base model file is untouched");
 
@@ -96,6 +99,7 @@ class TwoStageTrainingTest extends Stories260kTest {
         try (PromptModule loaded = PromptAdapter.load(out, model)) {
             assertEquals(2, loaded.unfrozenLayers());
             assertEquals(0, loaded.trainableParameterCount(), "frozen again for inference");
+            // The same values, shapes and machine: bit-identical.
             assertTrue(Arrays.deepEquals(trainedLogits, model.logits(loaded, IDS)), "identical logits");
         }
         try (PromptModule resumed = PromptAdapter.loadForTraining(out, model)) {
@@ -105,7 +109,8 @@ class TwoStageTrainingTest extends Stories260kTest {
         // Without the layer file the prompt alone gives other logits: the layers matter.
         Files.delete(out.resolve(PromptAdapter.LAYERS_FILE));
         try (PromptModule promptOnly = PromptAdapter.load(out, model)) {
-            assertFalse(Arrays.deepEquals(trainedLogits, model.logits(promptOnly, IDS)));
+            assertTrue(Tolerances.maxDiff(trainedLogits, model.logits(promptOnly, IDS))
+                    > 100 * Tolerances.fp32(Tolerances.maxAbs(trainedLogits)), "far more than rounding");
         }
     }
 
@@ -167,6 +172,7 @@ class TwoStageTrainingTest extends Stories260kTest {
             trainer.train();
             assertEquals(straight.keySet(), new java.util.LinkedHashSet<>(resumed.parameterNames()));
             for (Map.Entry<String, float[]> p : straight.entrySet()) {
+                // Last-bit rounding of AdamW's lerp (see PromptMethodsTest) against moves of ~lr.
                 assertArrayEquals(p.getValue(), resumed.read(p.getKey()), 1e-5f, p.getKey());
             }
         }
