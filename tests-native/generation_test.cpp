@@ -16,7 +16,7 @@
 #include "core/check.h"
 #include "generate/generation.h"
 #include "io/safetensors.h"
-#include "models/llama.h"
+#include "models/backbone.h"
 #include "prompt/prompt_method.h"
 #include "prompt/prompted_input.h"
 #include "internal_support.h"
@@ -26,7 +26,7 @@
 namespace {
 
 using ptune::GenerateOptions;
-using ptune::models::Llama;
+using ptune::models::Backbone;
 namespace generate = ptune::generate;
 namespace prompt = ptune::prompt;
 
@@ -62,10 +62,9 @@ std::vector<int64_t> row(const at::Tensor& tokens, int64_t b) {
 class GenerationTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
-    const ptune::io::WeightStore weights(ptune_test::kStoriesDir);
-    model_ = new Llama(weights, ptune_test::stories260kConfig(), at::kFloat);
+    model_ = ptune_test::storiesBackbone(at::kFloat);
   }
-  static void TearDownTestSuite() { delete model_; }
+  static void TearDownTestSuite() { model_.reset(); }
 
   /// Prompt tuning with a random soft prompt (P, C) scaled by 0.1.
   static std::unique_ptr<prompt::PromptMethodImpl> softPrompt(int64_t P, uint64_t seed) {
@@ -78,8 +77,8 @@ class GenerationTest : public ::testing::Test {
     at::NoGradGuard no_grad;
     const at::Tensor t = at::tensor(ids, kLong).unsqueeze(0);  // (1, T)
     prompt::PreparedInput input = prompt::prepareInput(*model_, soft, t, at::ones_like(t), false);
-    const at::Tensor hidden = model_->forward(input.embeds, input.positions, input.key_mask, &input.cache);
-    const at::Tensor logits = at::matmul(hidden.select(1, -1), model_->lmHead().t()).contiguous();  // (1, V)
+    const at::Tensor hidden = model_->forward(input.input, &input.cache);
+    const at::Tensor logits = at::matmul(hidden.select(1, -1), model_->requireHead().weight().t()).contiguous();  // (1, V)
     return std::vector<float>(logits.data_ptr<float>(), logits.data_ptr<float>() + logits.numel());
   }
 
@@ -114,10 +113,10 @@ class GenerationTest : public ::testing::Test {
     return generate::generate(*model_, soft, ids, mask, eos, options, lengths);
   }
 
-  static Llama* model_;
+  static std::unique_ptr<Backbone> model_;
 };
 
-Llama* GenerationTest::model_ = nullptr;
+std::unique_ptr<Backbone> GenerationTest::model_;
 
 TEST_F(GenerationTest, KvCacheGreedyEqualsFullRecompute) {
   const auto soft_method = softPrompt(5, 1);
@@ -245,7 +244,7 @@ TEST_F(GenerationTest, AllRowsFinishedAndEdgeCases) {
 
   const std::string too_long = ptune_test::thrownMessage<ptune::Error>(
       [&] { run(softPrompt(5, 4).get(), ids, at::ones_like(ids), {}, greedy(506), lengths); });
-  EXPECT_NE(too_long.find("513 positions exceed max_position_embeddings 512"), std::string::npos)
+  EXPECT_NE(too_long.find("513 positions exceed the model's 512"), std::string::npos)
       << too_long;
   GenerateOptions bad = sampling(0, 1.5);
   EXPECT_NE(ptune_test::thrownMessage<ptune::Error>(

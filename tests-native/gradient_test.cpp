@@ -15,7 +15,7 @@
 #include "core/check.h"
 #include "io/safetensors.h"
 #include "loss/linear_cross_entropy.h"
-#include "models/llama.h"
+#include "models/backbone.h"
 #include "internal_support.h"
 #include "test_support.h"
 #include "tolerance.h"
@@ -23,20 +23,20 @@
 namespace {
 
 using ptune::loss::linearCrossEntropySum;
-using ptune::models::Llama;
+using ptune::models::Backbone;
 namespace prompt = ptune::prompt;
 
 const auto kDouble = at::TensorOptions().dtype(at::kDouble);
 const auto kLong = at::TensorOptions().dtype(at::kLong);
 
 /// Mean prompt-tuning loss as api/ptune.cpp computes it, for a prompt-tuning method ...
-at::Tensor promptLoss(const Llama& model, const prompt::PromptMethodImpl& method,
+at::Tensor promptLoss(const Backbone& model, const prompt::PromptMethodImpl& method,
                       const at::Tensor& ids, const at::Tensor& mask, const at::Tensor& labels) {
   return ptune_test::methodLoss(model, &method, ids, mask, labels);
 }
 
 /// ... or for the values of a prompt (P, C) (a method holding a copy; no gradient reaches them).
-at::Tensor promptLoss(const Llama& model, const at::Tensor& prompt_embeddings, const at::Tensor& ids,
+at::Tensor promptLoss(const Backbone& model, const at::Tensor& prompt_embeddings, const at::Tensor& ids,
                       const at::Tensor& mask, const at::Tensor& labels) {
   const auto method = ptune_test::promptTuningWith(prompt_embeddings);
   return ptune_test::methodLoss(model, method.get(), ids, mask, labels);
@@ -47,19 +47,18 @@ using ptune_test::gradientLeaves;
 class GradientTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
-    const ptune::io::WeightStore weights(ptune_test::kStoriesDir);
-    model_ = new Llama(weights, ptune_test::stories260kConfig(), at::kDouble);
+    model_ = ptune_test::storiesBackbone(at::kDouble);
   }
-  static void TearDownTestSuite() { delete model_; }
+  static void TearDownTestSuite() { model_.reset(); }
 
   static void batch(at::Tensor& ids, at::Tensor& mask, at::Tensor& labels) {
     ptune_test::paddedBatch(ids, mask, labels);
   }
 
-  static Llama* model_;
+  static std::unique_ptr<Backbone> model_;
 };
 
-Llama* GradientTest::model_ = nullptr;
+std::unique_ptr<Backbone> GradientTest::model_;
 
 TEST_F(GradientTest, PromptGradientMatchesCentralDifferences) {
   at::manual_seed(7);
@@ -144,19 +143,18 @@ TEST_F(GradientTest, FrozenWeightsNeverReceiveGradients) {
   EXPECT_TRUE(leaves[0].is_same(prompt_param));
   loss.backward();
   EXPECT_TRUE(prompt_param.grad().defined());
-  EXPECT_FALSE(model_->lmHead().requires_grad());
-  EXPECT_FALSE(model_->lmHead().grad().defined());
+  EXPECT_FALSE(model_->requireHead().weight().requires_grad());
+  EXPECT_FALSE(model_->requireHead().weight().grad().defined());
 
   // The same holds for the fp32 model whose weights alias the memory-mapped file.
-  const ptune::io::WeightStore weights(ptune_test::kStoriesDir);
-  const Llama fp32(weights, ptune_test::stories260kConfig(), at::kFloat);
+  const auto fp32 = ptune_test::storiesBackbone(at::kFloat);
   const auto method32 = ptune_test::promptTuningWith(prompt_param.detach().to(at::kFloat));
   const at::Tensor p32 = method32->parameter("embedding").tensor;
-  const at::Tensor loss32 = promptLoss(fp32, *method32, ids, mask, labels);
+  const at::Tensor loss32 = promptLoss(*fp32, *method32, ids, mask, labels);
   const std::vector<at::Tensor> leaves32 = gradientLeaves(loss32);
   ASSERT_EQ(leaves32.size(), 1u);
   loss32.backward();
-  EXPECT_FALSE(fp32.lmHead().grad().defined());
+  EXPECT_FALSE(fp32->requireHead().weight().grad().defined());
   // fp32 against fp64: the fp32 rounding of a forward / backward, relative to the magnitude.
   EXPECT_NEAR(loss32.item<double>(), loss.item<double>(), ptune_test::fp32Tolerance(loss.item<double>()));
   EXPECT_LE((p32.grad().to(at::kDouble) - prompt_param.grad()).abs().max().item<double>(),

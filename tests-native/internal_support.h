@@ -11,8 +11,9 @@
 #include <string>
 #include <vector>
 
+#include "io/safetensors.h"
 #include "loss/linear_cross_entropy.h"
-#include "models/llama.h"
+#include "models/backbone.h"
 #include "prompt/prompt_method.h"
 #include "prompt/prompted_input.h"
 #include "ptune/ptune.h"
@@ -22,9 +23,15 @@ namespace ptune_test {
 
 /// ModelDims of stories260K in dtype.
 inline ptune::prompt::ModelDims storiesDims(at::ScalarType dtype) {
-  const ptune::LlamaConfig c = stories260kConfig();
+  const ptune::ModelSpec c = stories260kConfig();
   return ptune::prompt::ModelDims{c.hidden_size, c.num_hidden_layers, c.num_key_value_heads,
                                   c.head_dim, dtype};
+}
+
+/// The stories260K backbone in dtype (fp64 for finite differences).
+inline std::unique_ptr<ptune::models::Backbone> storiesBackbone(at::ScalarType dtype) {
+  const ptune::io::WeightStore weights(kStoriesDir);
+  return ptune::models::loadBackbone(weights, stories260kConfig(), dtype);
 }
 
 /// A prompt-tuning method whose single block ("embedding") holds `prompt` (P, C), in its dtype.
@@ -41,18 +48,18 @@ inline std::unique_ptr<ptune::prompt::PromptMethodImpl> promptTuningWith(const a
 /// cache (prefixes) -> labels padded by the input-level virtual tokens, shifted by one
 /// (position s predicts label s+1) -> fused linear cross-entropy / label tokens.
 /// method may be null; ids, mask, labels are (B, T).
-inline at::Tensor methodLoss(const ptune::models::Llama& model,
+inline at::Tensor methodLoss(const ptune::models::Backbone& model,
                              const ptune::prompt::PromptMethodImpl* method, const at::Tensor& ids,
                              const at::Tensor& mask, const at::Tensor& labels, bool training = false) {
   namespace prompt = ptune::prompt;
   prompt::PreparedInput in = prompt::prepareInput(model, method, ids, mask, training);
-  const at::Tensor hidden = model.forward(in.embeds, in.positions, in.key_mask, &in.cache);
+  const at::Tensor hidden = model.forward(in.input, &in.cache);
   const at::Tensor padded = prompt::padLabels(labels, in.input_virtual_tokens);  // (B, Pin+T)
   const int64_t S = hidden.size(1), C = hidden.size(2);
   const at::Tensor h = hidden.narrow(1, 0, S - 1).reshape({-1, C});  // (B*(S-1), C)
   const at::Tensor y = padded.narrow(1, 1, S - 1).reshape({-1});     // (B*(S-1))
   const int64_t n = y.ne(prompt::kIgnoreIndex).sum().item<int64_t>();
-  return ptune::loss::linearCrossEntropySum(h, model.lmHead(), y) / static_cast<double>(n);
+  return ptune::loss::linearCrossEntropySum(h, model.requireHead().weight(), y) / static_cast<double>(n);
 }
 
 /// Every leaf that backward from `root` would accumulate a gradient into.

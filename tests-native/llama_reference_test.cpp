@@ -1,4 +1,4 @@
-// The key correctness test: ptune::CausalLm (HF safetensors, rotate_half RoPE, batched ATen)
+// The key correctness test: ptune::Model (HF safetensors, rotate_half RoPE, batched ATen)
 // against an independent forward written here in plain loops, in the manner of karpathy's
 // llama2.c run.c, reading the ORIGINAL llama2.c checkpoint (interleaved-pair RoPE, no HF
 // conversion involved). The two share nothing but the numbers in the files.
@@ -217,7 +217,7 @@ class LlamaReferenceTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
     weights_ = new Llama2cWeights(loadLlama2c(ptune_test::kStoriesBin));
-    model_ = new ptune::CausalLm(ptune_test::kStoriesDir.c_str(), stories260kConfig());
+    model_ = new ptune::Model(ptune_test::kStoriesDir.c_str(), stories260kConfig());
   }
   static void TearDownTestSuite() {
     delete model_;
@@ -251,14 +251,14 @@ class LlamaReferenceTest : public ::testing::Test {
   }
 
   static Llama2cWeights* weights_;
-  static ptune::CausalLm* model_;
+  static ptune::Model* model_;
 };
 
 Llama2cWeights* LlamaReferenceTest::weights_ = nullptr;
-ptune::CausalLm* LlamaReferenceTest::model_ = nullptr;
+ptune::Model* LlamaReferenceTest::model_ = nullptr;
 
 TEST_F(LlamaReferenceTest, CheckpointHeaderMatchesConfig) {
-  const ptune::LlamaConfig c = stories260kConfig();
+  const ptune::ModelSpec c = stories260kConfig();
   EXPECT_EQ(weights_->dim, c.hidden_size);
   EXPECT_EQ(weights_->hidden_dim, c.intermediate_size);
   EXPECT_EQ(weights_->n_layers, c.num_hidden_layers);
@@ -287,7 +287,7 @@ TEST_F(LlamaReferenceTest, LogitsMatchLlama2cReference) {
   const int64_t T = static_cast<int64_t>(ids.size()), V = 512;
   const std::vector<int64_t> mask(ids.size(), 1);
   std::vector<float> ours(static_cast<size_t>(T * V));
-  model_->logits(nullptr, ids.data(), mask.data(), 1, T, ours.data());
+  model_->logits(nullptr, ids.data(), mask.data(), nullptr, 1, T, ours.data());
 
   Llama2cRunner runner(*weights_);
   std::vector<std::vector<float>> inputs;
@@ -325,7 +325,7 @@ TEST_F(LlamaReferenceTest, PaddedBatchRowsMatchReference) {
   batch[10] = 77;  // padding ids must not matter
   batch[T] = 311;
   std::vector<float> ours(static_cast<size_t>(2 * T * V));
-  model_->logits(nullptr, batch.data(), mask.data(), 2, T, ours.data());
+  model_->logits(nullptr, batch.data(), mask.data(), nullptr, 2, T, ours.data());
 
   Llama2cRunner row0(*weights_), row1(*weights_);
   std::vector<std::vector<float>> in0, in1;
@@ -382,7 +382,7 @@ TEST_F(LlamaReferenceTest, SoftPromptLogitsMatchReferenceWithVectorInputs) {
   ptune::PromptModel soft(*model_, spec, nullptr, 0);
   soft.writeParameter("embedding", prompt.data());
   ASSERT_EQ(model_->inputVirtualTokens(&soft), P);
-  model_->logits(&soft, ids.data(), mask.data(), 1, T, ours.data());
+  model_->logits(&soft, ids.data(), mask.data(), nullptr, 1, T, ours.data());
 
   Llama2cRunner runner(*weights_);
   std::vector<std::vector<float>> inputs;
@@ -397,7 +397,7 @@ TEST_F(LlamaReferenceTest, SoftPromptLogitsMatchReferenceWithVectorInputs) {
 
   // The prompt really changes the text logits (the comparison above is not vacuous).
   std::vector<float> plain(static_cast<size_t>(T * V));
-  model_->logits(nullptr, ids.data(), mask.data(), 1, T, plain.data());
+  model_->logits(nullptr, ids.data(), mask.data(), nullptr, 1, T, plain.data());
   double moved = 0.0;
   for (int64_t i = 0; i < T * V; ++i) {
     moved = std::max(moved, std::abs(static_cast<double>(plain[static_cast<size_t>(i)]) -
@@ -410,7 +410,7 @@ TEST_F(LlamaReferenceTest, FacadeRejectsBadInputsWithClearMessages) {
   const std::vector<int64_t> ids = {1, 512}, mask = {1, 1};
   std::vector<float> out(2 * 512);
   const std::string vocab = ptune_test::thrownMessage<std::runtime_error>(
-      [&] { model_->logits(nullptr, ids.data(), mask.data(), 1, 2, out.data()); });
+      [&] { model_->logits(nullptr, ids.data(), mask.data(), nullptr, 1, 2, out.data()); });
   EXPECT_NE(vocab.find("token id outside the vocabulary [0, 512)"),
             std::string::npos)
       << vocab;
@@ -420,19 +420,19 @@ TEST_F(LlamaReferenceTest, FacadeRejectsBadInputsWithClearMessages) {
   ptune::PromptSpec spec{};
   spec.method = static_cast<int32_t>(ptune::PromptMethod::kPromptTuning);
   spec.num_virtual_tokens = 2;
-  const ptune::CausalLm other(ptune_test::kStoriesDir.c_str(), stories260kConfig());
+  const ptune::Model other(ptune_test::kStoriesDir.c_str(), stories260kConfig());
   const ptune::PromptModel foreign(other, spec, nullptr, 0);
   const std::string wrong_model = ptune_test::thrownMessage<std::runtime_error>(
-      [&] { model_->logits(&foreign, ok.data(), mask.data(), 1, 2, out.data()); });
+      [&] { model_->logits(&foreign, ok.data(), mask.data(), nullptr, 1, 2, out.data()); });
   EXPECT_NE(wrong_model.find("the prompt belongs to another model"), std::string::npos) << wrong_model;
   const std::string missing_dir = ptune_test::thrownMessage<std::runtime_error>(
-      [&] { ptune::CausalLm m("/nonexistent/model", stories260kConfig()); });
+      [&] { ptune::Model m("/nonexistent/model", stories260kConfig()); });
   EXPECT_NE(missing_dir.find("/nonexistent/model: not a directory"), std::string::npos)
       << missing_dir;
-  ptune::LlamaConfig wrong = stories260kConfig();
+  ptune::ModelSpec wrong = stories260kConfig();
   wrong.intermediate_size = 128;
   const std::string shape = ptune_test::thrownMessage<std::runtime_error>(
-      [&] { ptune::CausalLm m(ptune_test::kStoriesDir.c_str(), wrong); });
+      [&] { ptune::Model m(ptune_test::kStoriesDir.c_str(), wrong); });
   EXPECT_NE(shape.find("config.json and the weights disagree"), std::string::npos) << shape;
 }
 

@@ -1,6 +1,6 @@
 // Generation with every prompt method through the façade: the KV cache that starts from the
 // prefix / prompt gives exactly the tokens that recomputing the whole sequence each step gives
-// (CausalLm::logits on the growing sequence), left-padded rows equal rows alone, and a prompt
+// (Model::logits on the growing sequence), left-padded rows equal rows alone, and a prompt
 // or prefix of length 0 (or less) is rejected with a clear error for every method.
 #include <gtest/gtest.h>
 
@@ -57,7 +57,7 @@ ptune::GenerateOptions greedy(int64_t n) {
 class MethodGenerationTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
-    model_ = new ptune::CausalLm(ptune_test::kStoriesDir.c_str(), ptune_test::stories260kConfig());
+    model_ = new ptune::Model(ptune_test::kStoriesDir.c_str(), ptune_test::stories260kConfig());
   }
   static void TearDownTestSuite() { delete model_; }
 
@@ -75,17 +75,17 @@ class MethodGenerationTest : public ::testing::Test {
     return prompt;
   }
 
-  /// Next-token logits (V) of the whole sequence: CausalLm::logits without a cache.
+  /// Next-token logits (V) of the whole sequence: Model::logits without a cache.
   static std::vector<float> nextLogits(const PromptModel* prompt, const std::vector<int64_t>& ids) {
     const int64_t V = model_->vocabSize();
     const int64_t T = static_cast<int64_t>(ids.size()), S = model_->inputVirtualTokens(prompt) + T;
     const std::vector<int64_t> mask(ids.size(), 1);
     std::vector<float> logits(static_cast<size_t>(S * V));
-    model_->logits(prompt, ids.data(), mask.data(), 1, T, logits.data());
+    model_->logits(prompt, ids.data(), mask.data(), nullptr, 1, T, logits.data());
     return std::vector<float>(logits.end() - V, logits.end());
   }
 
-  /// Greedy decoding without a cache: CausalLm::logits of the whole sequence at every step.
+  /// Greedy decoding without a cache: Model::logits of the whole sequence at every step.
   static std::vector<int64_t> recompute(const PromptModel* prompt, std::vector<int64_t> ids, int n) {
     std::vector<int64_t> out;
     for (int step = 0; step < n; ++step) {
@@ -125,10 +125,10 @@ class MethodGenerationTest : public ::testing::Test {
     return rows;
   }
 
-  static ptune::CausalLm* model_;
+  static ptune::Model* model_;
 };
 
-ptune::CausalLm* MethodGenerationTest::model_ = nullptr;
+ptune::Model* MethodGenerationTest::model_ = nullptr;
 
 TEST_F(MethodGenerationTest, KvCacheGreedyEqualsFullRecomputeForEveryMethod) {
   const std::vector<int64_t> ids = {ptune_test::kBos, 403, 407, 261, 378};
@@ -136,7 +136,7 @@ TEST_F(MethodGenerationTest, KvCacheGreedyEqualsFullRecomputeForEveryMethod) {
   const int N = 30;
   const int64_t T = static_cast<int64_t>(ids.size()), V = model_->vocabSize();
   std::vector<float> plain(static_cast<size_t>(T * V));
-  model_->logits(nullptr, ids.data(), mask.data(), 1, T, plain.data());
+  model_->logits(nullptr, ids.data(), mask.data(), nullptr, 1, T, plain.data());
   const std::vector<int64_t> plain_tokens = generate(nullptr, ids, mask, 1, N)[0];
   int changed = 0;
   for (const MethodCase& c : allMethods()) {
@@ -146,7 +146,7 @@ TEST_F(MethodGenerationTest, KvCacheGreedyEqualsFullRecomputeForEveryMethod) {
     // The prompt enters the computation: the next-token logits move.
     const int64_t S = model_->inputVirtualTokens(prompt.get()) + T;
     std::vector<float> with(static_cast<size_t>(S * V));
-    model_->logits(prompt.get(), ids.data(), mask.data(), 1, T, with.data());
+    model_->logits(prompt.get(), ids.data(), mask.data(), nullptr, 1, T, with.data());
     double moved = 0.0;
     for (int64_t v = 0; v < V; ++v) {
       moved = std::max(moved, std::abs(static_cast<double>(with[static_cast<size_t>((S - 1) * V + v)]) -

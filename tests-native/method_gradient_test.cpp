@@ -19,7 +19,7 @@
 
 #include "internal_support.h"
 #include "io/safetensors.h"
-#include "models/llama.h"
+#include "models/backbone.h"
 #include "prompt/prompt_method.h"
 #include "test_support.h"
 #include "tolerance.h"
@@ -28,7 +28,7 @@ namespace {
 
 using ptune::PromptEncoderType;
 using ptune::PromptMethod;
-using ptune::models::Llama;
+using ptune::models::Backbone;
 using ptune_test::makeSpec;
 namespace prompt = ptune::prompt;
 
@@ -48,10 +48,9 @@ struct FdReport {
 class MethodGradientTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
-    const ptune::io::WeightStore weights(ptune_test::kStoriesDir);
-    model_ = new Llama(weights, ptune_test::stories260kConfig(), at::kDouble);
+    model_ = ptune_test::storiesBackbone(at::kDouble);
   }
-  static void TearDownTestSuite() { delete model_; }
+  static void TearDownTestSuite() { model_.reset(); }
 
   static std::unique_ptr<prompt::PromptMethodImpl> create(const ptune::PromptSpec& spec,
                                                           const std::vector<int64_t>& blocks = {}) {
@@ -69,7 +68,7 @@ class MethodGradientTest : public ::testing::Test {
   /// missed) and that every one of them gets a non-zero gradient.
   /// With `dropout_step` >= 0 the loss is taken in training mode, the dropout masks reseeded to
   /// that step before every evaluation (so every evaluation uses the same masks).
-  static FdReport check(const Llama& model, prompt::PromptMethodImpl& method,
+  static FdReport check(const Backbone& model, prompt::PromptMethodImpl& method,
                         const std::vector<Checked>& checked, int per_tensor, uint32_t seed,
                         int64_t dropout_step = -1) {
     const bool training = dropout_step >= 0;
@@ -134,10 +133,10 @@ class MethodGradientTest : public ::testing::Test {
               << " (over the " << r.large << " with |grad| >= 1e-3)" << std::endl;
   }
 
-  static Llama* model_;
+  static std::unique_ptr<Backbone> model_;
 };
 
-Llama* MethodGradientTest::model_ = nullptr;
+std::unique_ptr<Backbone> MethodGradientTest::model_;
 
 TEST_F(MethodGradientTest, PromptTuning) {
   auto method = create(makeSpec(PromptMethod::kPromptTuning, 4, 0, PromptEncoderType::kMlp, 0, false, 1));
@@ -249,19 +248,19 @@ TEST_F(MethodGradientTest, DynamicPrompt) {
 TEST_F(MethodGradientTest, TwoStageTopLayer) {
   // As PromptModel::unfreezeTopLayers: a copy of the model shares every weight, then the top
   // layer's weights become trainable clones. The prompt stays trainable too.
-  Llama tuned = *model_;
+  const std::unique_ptr<Backbone> tuned = model_->clone();
   const int64_t top = ptune_test::stories260kConfig().num_hidden_layers - 1;
   auto method = create(makeSpec(PromptMethod::kPromptTuning, 4, 0, PromptEncoderType::kMlp, 0, false, 9));
   std::vector<Checked> checked = parametersOf(*method);
-  for (auto& [name, tensor] : tuned.layerWeights(top)) {
+  for (auto& [name, tensor] : tuned->layerWeights(top)) {
     *tensor = tensor->detach().clone();
     tensor->set_requires_grad(true);
     checked.push_back({name, *tensor});
   }
   ASSERT_EQ(checked.size(), 1u + 9u);  // prompt + norms, q/k/v/o, gate/up/down
-  print("two-stage (prompt + layer 4)", check(tuned, *method, checked, 5, 9));
+  print("two-stage (prompt + layer 4)", check(*tuned, *method, checked, 5, 9));
   // The shared, frozen model is untouched and still frozen.
-  for (auto& [name, tensor] : const_cast<Llama*>(model_)->layerWeights(top)) {
+  for (auto& [name, tensor] : model_->layerWeights(top)) {
     EXPECT_FALSE(tensor->requires_grad()) << name;
   }
 }

@@ -35,7 +35,7 @@ constexpr int64_t kLayerWeights = 2 * kC + kC * kC + 2 * kKv * kC + kC * kC + 3 
 class MethodTrainerTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
-    model_ = new ptune::CausalLm(ptune_test::kStoriesDir.c_str(), ptune_test::stories260kConfig());
+    model_ = new ptune::Model(ptune_test::kStoriesDir.c_str(), ptune_test::stories260kConfig());
   }
   static void TearDownTestSuite() { delete model_; }
 
@@ -69,14 +69,14 @@ class MethodTrainerTest : public ::testing::Test {
   static std::vector<float> plainLogits(const std::vector<int64_t>& ids) {
     const std::vector<int64_t> mask(ids.size(), 1);
     std::vector<float> out(ids.size() * 512);
-    model_->logits(nullptr, ids.data(), mask.data(), 1, static_cast<int64_t>(ids.size()), out.data());
+    model_->logits(nullptr, ids.data(), mask.data(), nullptr, 1, static_cast<int64_t>(ids.size()), out.data());
     return out;
   }
 
-  static ptune::CausalLm* model_;
+  static ptune::Model* model_;
 };
 
-ptune::CausalLm* MethodTrainerTest::model_ = nullptr;
+ptune::Model* MethodTrainerTest::model_ = nullptr;
 
 TEST_F(MethodTrainerTest, TrainableParameterCounts) {
   const int64_t P = 6, h = 16;
@@ -176,10 +176,10 @@ TEST_F(MethodTrainerTest, TwoStageTrainsTopLayersAndLeavesTheBaseModelUntouched)
   const std::vector<int64_t> mask(probe.size(), 1);
   const int64_t S = P + static_cast<int64_t>(probe.size());
   std::vector<float> prompted(static_cast<size_t>(S * 512)), unfrozen(prompted.size());
-  model_->logits(p.get(), probe.data(), mask.data(), 1, static_cast<int64_t>(probe.size()), prompted.data());
+  model_->logits(p.get(), probe.data(), mask.data(), nullptr, 1, static_cast<int64_t>(probe.size()), prompted.data());
   p->unfreezeTopLayers(1, 1e-5);
   // The trainable copies start as the checkpoint's weights: nothing changes yet.
-  model_->logits(p.get(), probe.data(), mask.data(), 1, static_cast<int64_t>(probe.size()), unfrozen.data());
+  model_->logits(p.get(), probe.data(), mask.data(), nullptr, 1, static_cast<int64_t>(probe.size()), unfrozen.data());
   EXPECT_EQ(unfrozen, prompted);  // the same values, shapes and machine: bit-identical
   EXPECT_EQ(p->numParameters(), 1 + 9);
   const std::vector<std::string> names = {
@@ -216,7 +216,7 @@ TEST_F(MethodTrainerTest, TwoStageTrainsTopLayersAndLeavesTheBaseModelUntouched)
   EXPECT_LT(stage2_loss, stage1_loss);
 
   // The base model is never modified: plain logits are bit-identical, and a fresh prompt on
-  // the same CausalLm sees the checkpoint's layer.
+  // the same Model sees the checkpoint's layer.
   EXPECT_EQ(plainLogits(probe), base_before);  // same computation, same machine: bit-identical
   const auto fresh = make(makeSpec(PromptMethod::kPromptTuning, P, 0, PromptEncoderType::kMlp, 0, false, 4));
   fresh->unfreezeTopLayers(1, 1e-5);
@@ -276,7 +276,7 @@ TEST_F(MethodTrainerTest, EveryMethodLowersTheTrainingLoss) {
 // Java closes handles in any order (try-with-resources closes the model last, but a user may
 // not): a prompt keeps its model alive and a trainer its prompt, so nothing dangles.
 TEST(HandleLifetimeTest, TrainerOutlivesItsModelAndPromptHandles) {
-  auto model = std::make_unique<ptune::CausalLm>(ptune_test::kStoriesDir.c_str(),
+  auto model = std::make_unique<ptune::Model>(ptune_test::kStoriesDir.c_str(),
                                                  ptune_test::stories260kConfig());
   auto prompt = std::make_unique<PromptModel>(
       *model, makeSpec(PromptMethod::kPrefixTuning, 3), nullptr, 0);

@@ -2,7 +2,7 @@
 // by an independent reference (reference/peft_semantics.py: Hugging Face Llama re-implemented
 // in torch, PEFT's PromptEmbedding / PromptEncoder (MLP, bi-LSTM) / PrefixEncoder built from
 // torch.nn modules, prefix cache as PEFT's get_prompt builds it). Each case loads its
-// parameters into a ptune::PromptModel by name (writeParameter) and compares CausalLm::logits
+// parameters into a ptune::PromptModel by name (writeParameter) and compares Model::logits
 // and exportPeftEmbeddings (PEFT's saved `prompt_embeddings`) with the reference, within fp32
 // rounding of their magnitude (tolerance.h).
 #include <gtest/gtest.h>
@@ -58,13 +58,13 @@ std::vector<int64_t> flat(const json& rows) {
 class PeftGoldenTest : public ::testing::TestWithParam<std::string> {
  protected:
   static void SetUpTestSuite() {
-    model_ = new ptune::CausalLm(ptune_test::kStoriesDir.c_str(), ptune_test::stories260kConfig());
+    model_ = new ptune::Model(ptune_test::kStoriesDir.c_str(), ptune_test::stories260kConfig());
   }
   static void TearDownTestSuite() { delete model_; }
-  static ptune::CausalLm* model_;
+  static ptune::Model* model_;
 };
 
-ptune::CausalLm* PeftGoldenTest::model_ = nullptr;
+ptune::Model* PeftGoldenTest::model_ = nullptr;
 
 /// Writes every golden parameter into prompt (names and shapes must match exactly).
 void loadParameters(ptune::PromptModel& prompt, const json& golden) {
@@ -94,9 +94,9 @@ TEST_P(PeftGoldenTest, LogitsAndSavedEmbeddingsMatchReference) {
   const int64_t vin = model_->inputVirtualTokens(&prompt);
   ASSERT_EQ(vin, golden.at("input_virtual_tokens").get<int64_t>());
   std::vector<float> ours(static_cast<size_t>(B * (vin + T) * V));
-  model_->logits(&prompt, ids.data(), mask.data(), B, T, ours.data());
+  model_->logits(&prompt, ids.data(), mask.data(), nullptr, B, T, ours.data());
   std::vector<float> plain(static_cast<size_t>(B * T * V));
-  model_->logits(nullptr, ids.data(), mask.data(), B, T, plain.data());
+  model_->logits(nullptr, ids.data(), mask.data(), nullptr, B, T, plain.data());
 
   const std::vector<float> reference = golden.at("logits").get<std::vector<float>>();
   const json& rows = golden.at("logit_rows");
@@ -158,7 +158,7 @@ TEST_F(PeftGoldenTest, CompositeBlocksStackInOrder) {
   const std::vector<int64_t> ids = flat(golden.at("ids")), mask = flat(golden.at("mask"));
   const int64_t B = 2, T = static_cast<int64_t>(ids.size()) / B, V = 512, vin = 4;
   std::vector<float> ours(static_cast<size_t>(B * (vin + T) * V));
-  model_->logits(&composite, ids.data(), mask.data(), B, T, ours.data());
+  model_->logits(&composite, ids.data(), mask.data(), nullptr, B, T, ours.data());
   const std::vector<float> reference = golden.at("logits").get<std::vector<float>>();
   const json& positions = golden.at("logit_rows");
   double err = 0.0;

@@ -17,9 +17,11 @@ inline const std::string kStoriesDir = PTUNE_SHARED_DIR "/models/stories260k";
 /// The untouched llama2.c checkpoint of the same model.
 inline const std::string kStoriesBin = PTUNE_SHARED_DIR "/models/stories260k/llama2c/stories260K.bin";
 
-/// The values of stories260k/config.json.
-inline ptune::LlamaConfig stories260kConfig() {
-  ptune::LlamaConfig c{};
+/// The values of stories260k/config.json (a Llama).
+inline ptune::ModelSpec stories260kConfig() {
+  ptune::ModelSpec c{};
+  c.family = static_cast<int32_t>(ptune::ModelFamily::kLlama);
+  c.activation = static_cast<int32_t>(ptune::Activation::kSilu);
   c.vocab_size = 512;
   c.hidden_size = 64;
   c.intermediate_size = 172;
@@ -28,7 +30,7 @@ inline ptune::LlamaConfig stories260kConfig() {
   c.num_key_value_heads = 4;
   c.head_dim = 8;
   c.max_position_embeddings = 512;
-  c.rms_norm_eps = 1e-5;
+  c.norm_eps = 1e-5;
   c.rope_theta = 10000.0;
   c.tie_word_embeddings = true;
   c.attention_bias = false;

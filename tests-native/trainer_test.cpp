@@ -38,7 +38,7 @@ using ptune_test::options;
 class TrainerTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
-    model_ = new ptune::CausalLm(ptune_test::kStoriesDir.c_str(), ptune_test::stories260kConfig());
+    model_ = new ptune::Model(ptune_test::kStoriesDir.c_str(), ptune_test::stories260kConfig());
   }
   static void TearDownTestSuite() { delete model_; }
 
@@ -75,10 +75,10 @@ class TrainerTest : public ::testing::Test {
     return d;
   }
 
-  static ptune::CausalLm* model_;
+  static ptune::Model* model_;
 };
 
-ptune::CausalLm* TrainerTest::model_ = nullptr;
+ptune::Model* TrainerTest::model_ = nullptr;
 
 TEST_F(TrainerTest, LossFallsOverThirtyStepsAndEvaluateAgrees) {
   const int64_t P = 8;

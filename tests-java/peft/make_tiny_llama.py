@@ -5,7 +5,7 @@ A LlamaForCausalLM with grouped-query attention (hidden 64, 4 layers, 8 query he
 heads, head_dim 8, vocab 512, untied LM head), in exactly the layout transformers'
 save_pretrained writes (config.json, generation_config.json, model.safetensors with F32 tensors
 and {"format": "pt"} metadata) plus the stories260K tokenizer files (same 512-token vocabulary),
-so that both `CausalLm.load` and `LlamaForCausalLM.from_pretrained` read it.
+so that both `Model.load` and `LlamaForCausalLM.from_pretrained` read it.
 
 Needs only numpy (no transformers, no safetensors package): the safetensors file is written by
 hand. Weights are drawn with a fixed seed at a scale that keeps activations and logits O(1), so

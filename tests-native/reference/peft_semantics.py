@@ -2,7 +2,7 @@
 """Independent reference of PEFT's prompt-learning semantics on a Hugging Face Llama.
 
 Writes tests-native/golden/<case>.json, which tests-native/peft_golden_test.cpp loads into
-ptune's PromptModel (writeParameter) and compares CausalLm::logits against (<= 1e-4 max abs).
+ptune's PromptModel (writeParameter) and compares Model::logits against (within fp32 rounding).
 
 Nothing here is shared with ptune's C++: the model is re-implemented from transformers'
 modeling_llama.py (rotate_half RoPE, repeat_kv GQA, LlamaRMSNorm in fp32, tied LM head, eager

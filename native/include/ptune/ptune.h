@@ -15,33 +15,61 @@
 
 namespace ptune {
 
+/// Model families, one file each under native/src/models/.
+enum class ModelFamily : int32_t {
+  kLlama = 0,  // LlamaForCausalLM (Mistral, Qwen2): RMSNorm, rotary, GQA, SwiGLU
+  kGpt2 = 1,   // GPT2LMHeadModel: learned positions, LayerNorm, Conv1D weights, tied head
+  kBloom = 2,  // BloomForCausalLM: ALiBi, fused interleaved QKV, embedding LayerNorm, tied head
+  kBert = 3    // BertModel / BertForMaskedLM: bidirectional, post-LN, MLM head when present
+};
+
+/// Activation of the MLP (and of BERT's MLM head transform).
+enum class Activation : int32_t {
+  kSilu = 0,       // Llama's SwiGLU gate
+  kGeluExact = 1,  // erf GELU (BERT "gelu")
+  kGeluTanh = 2,   // tanh approximation (GPT-2 "gelu_new", "gelu_pytorch_tanh")
+  kGeluBloom = 3,  // BLOOM's tanh approximation with its truncated constant
+  kRelu = 4
+};
+
 /// Rotary frequency scaling (transformers' rope_type).
 enum class RopeType : int32_t { kRopeDefault = 0, kRopeLinear = 1, kRopeLlama3 = 2 };
 
-/// Llama-family architecture (LlamaForCausalLM; Mistral/Qwen2-style configs map onto it).
-/// Java reads config.json and fills every field.
-struct LlamaConfig {
-  int64_t vocab_size;
-  int64_t hidden_size;
-  int64_t intermediate_size;
+/// The architecture of a model, family-tagged and flat. Java reads config.json (or inspects an
+/// ONNX export) and fills every field; fields another family does not use are ignored.
+struct ModelSpec {
+  int32_t family;                   // ModelFamily
+  int64_t vocab_size;               // V
+  int64_t hidden_size;              // C
+  int64_t intermediate_size;        // MLP width
   int64_t num_hidden_layers;
-  int64_t num_attention_heads;
-  int64_t num_key_value_heads;
-  int64_t head_dim;
-  int64_t max_position_embeddings;
-  double rms_norm_eps;
+  int64_t num_attention_heads;      // H
+  int64_t num_key_value_heads;      // G (= H but for grouped-query Llama-family models)
+  int64_t head_dim;                 // D
+  int64_t max_position_embeddings;  // 0: no limit (ALiBi)
+  double norm_eps;                  // RMSNorm / LayerNorm epsilon
+  int32_t activation;               // Activation
+  bool tie_word_embeddings;         // the LM head reuses the embedding table
+  // Llama family
   double rope_theta;
-  bool tie_word_embeddings;
-  bool attention_bias;
-  bool mlp_bias;
-  int64_t sliding_window;      // > 0: layers from first_window_layer on see only the last
-  int64_t first_window_layer;  // sliding_window keys (Mistral: all layers; Qwen2: from max_window_layers)
   int32_t rope_type;                   // RopeType
   double rope_factor;                  // kRopeLinear, kRopeLlama3: frequencies divided by it
   double rope_low_freq_factor;         // kRopeLlama3
   double rope_high_freq_factor;        // kRopeLlama3
   int64_t rope_original_max_position;  // kRopeLlama3: original_max_position_embeddings
+  bool attention_bias;
+  bool mlp_bias;
+  int64_t sliding_window;      // > 0: layers from first_window_layer on see only the last
+  int64_t first_window_layer;  // sliding_window keys (Mistral: all layers; Qwen2: from max_window_layers)
+  // BERT family
+  int64_t type_vocab_size;
 };
+
+/// The spec of a BERT-family encoder exported to ONNX (e.g. a sentence-embedding model), read
+/// from its graph: sizes from the weights, heads from the attention's reshapes, epsilon from the
+/// LayerNorms, the activation from the MLP. Throws naming what is missing for a graph ptune does
+/// not recognise.
+ModelSpec describeOnnxEncoder(const char* onnx_path);
 
 /// Learning-rate schedule of the optimizer (Hugging Face's get_*_schedule_with_warmup).
 enum class LrSchedule : int32_t { kConstant = 0, kLinear = 1, kCosine = 2 };
@@ -121,7 +149,7 @@ struct PromptSpec {
   int64_t seed;                 // random init of encoder / generator weights
 };
 
-class CausalLm;
+class Model;
 
 /// The state of one prompt method in front of one model: named fp32 parameters, each
 /// trainable or frozen with its own learning rate. Names follow PEFT's modules where PEFT has
@@ -131,7 +159,7 @@ class PromptModel {
  public:
   /// block_sizes (num_blocks) splits prompt tuning's P rows into named blocks "block.<i>" (a
   /// composite prompt); null / 0 blocks means one block named "embedding".
-  PromptModel(const CausalLm& model, const PromptSpec& spec, const int64_t* block_sizes,
+  PromptModel(const Model& model, const PromptSpec& spec, const int64_t* block_sizes,
               int64_t num_blocks);
   ~PromptModel();
   PromptModel(const PromptModel&) = delete;
@@ -162,40 +190,51 @@ class PromptModel {
   void exportPeftEmbeddings(float* out) const;
 
  private:
-  friend class CausalLm;
+  friend class Model;
   friend class PromptTrainer;
   struct Impl;
   std::shared_ptr<Impl> impl_;  // shared: prompts keep their model alive, trainers their prompt
 };
 
-/// A frozen causal LM loaded from Hugging Face safetensors (fp32/fp16/bf16 on disk;
-/// computed in fp32 on CPU).
-class CausalLm {
+/// A frozen model of any family, loaded from a Hugging Face folder (model.safetensors or its
+/// shards; fp32/fp16/bf16 on disk) and computed in fp32 on CPU.
+class Model {
  public:
-  /// Loads model.safetensors or the shards of model.safetensors.index.json in model_dir.
-  CausalLm(const char* model_dir, const LlamaConfig& config);
-  ~CausalLm();
-  CausalLm(const CausalLm&) = delete;
-  CausalLm& operator=(const CausalLm&) = delete;
+  /// Loads model.safetensors or the shards of model.safetensors.index.json in the folder `path`,
+  /// or the initializers of the BERT-family ONNX export `path` (a file ending in .onnx).
+  Model(const char* path, const ModelSpec& spec);
+  ~Model();
+  Model(const Model&) = delete;
+  Model& operator=(const Model&) = delete;
 
+  int32_t family() const;  // ModelFamily
+  /// Decoders attend causally and can generate; encoders (BERT) attend both ways.
+  bool isCausal() const;
+  /// Whether logits() exists: a decoder's LM head, or an encoder's MLM head.
+  bool hasLmHead() const;
   int64_t vocabSize() const;
   int64_t hiddenSize() const;
   int64_t numLayers() const;
   int64_t numKeyValueHeads() const;
   int64_t headDim() const;
 
-  /// Rows of the input embedding table. ids is (n), out is (n, C).
+  /// Rows of the input embedding table (the space prompts live in). ids is (n), out is (n, C).
   void embed(const int64_t* ids, int64_t n, float* out) const;
 
-  /// Full-sequence logits. prompt may be null (no prompt); ids, mask are (B, T) (mask 1 =
-  /// token, 0 = padding, either side); out is (B, V_in + T, V) where V_in is the number of
-  /// input-level virtual tokens (0 for prefix tuning), virtual positions first.
-  void logits(const PromptModel* prompt, const int64_t* ids, const int64_t* mask, int64_t B,
-              int64_t T, float* out) const;
+  /// Full-sequence logits of the LM (or MLM) head. prompt may be null (no prompt); ids, mask
+  /// are (B, T) (mask 1 = token, 0 = padding, either side); token_types is (B, T) or null
+  /// (all 0; BERT's segment ids, ignored by decoders); out is (B, V_in + T, V) where V_in is the
+  /// number of input-level virtual tokens (0 for prefix tuning), virtual positions first.
+  void logits(const PromptModel* prompt, const int64_t* ids, const int64_t* mask,
+              const int64_t* token_types, int64_t B, int64_t T, float* out) const;
+  /// Final hidden states (last_hidden_state), same inputs as logits(); out is (B, V_in + T, C).
+  void hiddenStates(const PromptModel* prompt, const int64_t* ids, const int64_t* mask,
+                    const int64_t* token_types, int64_t B, int64_t T, float* out) const;
   /// V_in of logits() for this prompt (0 when prompt is null).
   int64_t inputVirtualTokens(const PromptModel* prompt) const;
 
-  /// Autoregressive decoding with a KV cache: prompt (or prefix) and input are encoded once.
+  /// Autoregressive decoding with a KV cache (decoders only): prompt (or prefix) and input are
+  /// encoded once.
   /// ids, mask are (B, T), left-padded; eos_ids is (E); out_tokens is (B, N) with
   /// N = options.max_new_tokens (pad after a row ends); out_lengths is (B): tokens generated
   /// per row, EOS included.
@@ -210,11 +249,11 @@ class CausalLm {
   std::shared_ptr<Impl> impl_;  // shared: prompts keep their model alive, trainers their prompt
 };
 
-/// Trains the trainable parameters of a PromptModel in front of a frozen CausalLm; holds the
-/// AdamW moments and step counters. Model and prompt must outlive the trainer.
+/// Trains the trainable parameters of a PromptModel in front of a frozen causal Model (the
+/// causal-LM objective); holds the AdamW moments and step counters.
 class PromptTrainer {
  public:
-  PromptTrainer(const CausalLm& model, PromptModel& prompt, const TrainOptions& options);
+  PromptTrainer(const Model& model, PromptModel& prompt, const TrainOptions& options);
   ~PromptTrainer();
   PromptTrainer(const PromptTrainer&) = delete;
   PromptTrainer& operator=(const PromptTrainer&) = delete;

@@ -13,9 +13,10 @@
 #include "api/translate.h"
 #include "core/check.h"
 #include "generate/generation.h"
+#include "io/onnx.h"
 #include "io/safetensors.h"
 #include "loss/linear_cross_entropy.h"
-#include "models/llama.h"
+#include "models/backbone.h"
 #include "optim/adamw.h"
 #include "prompt/prompt_method.h"
 #include "prompt/prompted_input.h"
@@ -32,47 +33,60 @@ at::Tensor view(const int64_t* data, int64_t rows, int64_t cols, const char* nam
   return at::from_blob(const_cast<int64_t*>(data), {rows, cols}, kLong);
 }
 
+/// Like view(), for an optional input (null = undefined tensor).
+at::Tensor optionalView(const int64_t* data, int64_t rows, int64_t cols, const char* name) {
+  return data == nullptr ? at::Tensor() : view(data, rows, cols, name);
+}
+
 void copyOut(const at::Tensor& t, float* out) {
   PTUNE_CHECK(out != nullptr, "output buffer is null");
   const at::Tensor c = t.detach().to(at::kFloat).contiguous();
   std::memcpy(out, c.data_ptr<float>(), static_cast<size_t>(c.numel()) * sizeof(float));
 }
 
+/// The causal-LM objective's model: a decoder with its LM head.
+const heads::LmHead& causalHead(const models::Backbone& model) {
+  PTUNE_CHECK(model.causal(), "training with the causal-LM objective needs a decoder; this ",
+              models::familyName(model.family()), " model is an encoder");
+  return model.requireHead();
+}
+
 /// Sum of the shifted cross-entropy: hidden (B, S, C) predicts labels (B, S) one step later.
-at::Tensor shiftedLossSum(const models::Llama& model, const at::Tensor& hidden,
+at::Tensor shiftedLossSum(const models::Backbone& model, const at::Tensor& hidden,
                           const at::Tensor& labels, int64_t& label_tokens) {
+  const heads::LmHead& head = causalHead(model);
   const int64_t C = hidden.size(2), S = hidden.size(1);
-  const at::Tensor h = hidden.narrow(1, 0, S - 1).reshape({-1, C});  // (B*(S-1), C)
-  const at::Tensor y = labels.narrow(1, 1, S - 1).reshape({-1});     // (B*(S-1))
+  const at::Tensor h = head.transform(hidden.narrow(1, 0, S - 1)).reshape({-1, C});  // (B*(S-1), C)
+  const at::Tensor y = labels.narrow(1, 1, S - 1).reshape({-1});                    // (B*(S-1))
   label_tokens = y.ne(prompt::kIgnoreIndex).sum().item<int64_t>();
-  return loss::linearCrossEntropySum(h, model.lmHead(), y);
+  return loss::linearCrossEntropySum(h, head.weight(), y, 0, head.bias());
 }
 
 /// Final hidden states (B, Pin+T, C) of a (possibly prompted) batch; method may be null.
-at::Tensor finalHidden(const models::Llama& model, const prompt::PromptMethodImpl* method,
+at::Tensor finalHidden(const models::Backbone& model, const prompt::PromptMethodImpl* method,
                        const at::Tensor& ids, const at::Tensor& mask, bool training,
-                       int64_t& input_virtual_tokens) {
-  prompt::PreparedInput in = prompt::prepareInput(model, method, ids, mask, training);
+                       int64_t& input_virtual_tokens, const at::Tensor& token_types = at::Tensor()) {
+  prompt::PreparedInput in = prompt::prepareInput(model, method, ids, mask, training, token_types);
   input_virtual_tokens = in.input_virtual_tokens;
-  return model.forward(in.embeds, in.positions, in.key_mask, &in.cache);
+  return model.forward(in.input, &in.cache);
 }
 
 }  // namespace
 
 // ---------------------------------------------------------------------------------------
-struct CausalLm::Impl {
-  models::Llama model;
+struct Model::Impl {
+  std::unique_ptr<models::Backbone> model;
 };
 
 struct PromptModel::Impl {
-  std::shared_ptr<const CausalLm::Impl> owner;  // keeps the base model alive
-  const models::Llama& base;
+  std::shared_ptr<const Model::Impl> owner;  // keeps the base model alive
+  const models::Backbone& base;
   PromptMethod kind;
   std::unique_ptr<prompt::PromptMethodImpl> method;
-  std::optional<models::Llama> tuned;          // two-stage: base with trainable top layers
+  std::unique_ptr<models::Backbone> tuned;     // two-stage: base with trainable top layers
   std::vector<prompt::NamedParameter> layers;  // the unfrozen layers' weights
 
-  const models::Llama& model() const { return tuned ? *tuned : base; }
+  const models::Backbone& model() const { return tuned ? *tuned : base; }
 
   std::vector<prompt::NamedParameter*> all() {
     std::vector<prompt::NamedParameter*> out;
@@ -104,64 +118,123 @@ struct PromptModel::Impl {
 };
 
 // ---------------------------------------------------------------------------------------
-CausalLm::CausalLm(const char* model_dir, const LlamaConfig& config) {
+namespace {
+bool isOnnxFile(const std::string& path) {
+  return path.size() > 5 && path.compare(path.size() - 5, 5, ".onnx") == 0;
+}
+}  // namespace
+
+Model::Model(const char* path, const ModelSpec& spec) {
   impl_ = api::translated("loading the model", [&] {
-    PTUNE_CHECK(model_dir != nullptr, "model directory is null");
-    const io::WeightStore weights(model_dir);
-    return std::make_shared<Impl>(Impl{models::Llama(weights, config, at::kFloat)});
+    PTUNE_CHECK(path != nullptr, "model path is null");
+    if (isOnnxFile(path)) {
+      const io::OnnxWeights weights(path);
+      return std::make_shared<Impl>(Impl{models::loadBackbone(weights, spec, at::kFloat)});
+    }
+    const io::WeightStore weights(path);
+    return std::make_shared<Impl>(Impl{models::loadBackbone(weights, spec, at::kFloat)});
   });
 }
 
-CausalLm::~CausalLm() = default;
+ModelSpec describeOnnxEncoder(const char* onnx_path) {
+  return api::translated("reading the ONNX model", [&] {
+    PTUNE_CHECK(onnx_path != nullptr, "ONNX path is null");
+    const io::BertDims d = io::mapBertOnnx(io::OnnxFile(onnx_path)).dims;
+    ModelSpec spec{};
+    spec.family = static_cast<int32_t>(ModelFamily::kBert);
+    spec.vocab_size = d.vocab_size;
+    spec.hidden_size = d.hidden_size;
+    spec.intermediate_size = d.intermediate_size;
+    spec.num_hidden_layers = d.num_hidden_layers;
+    spec.num_attention_heads = d.num_attention_heads;
+    spec.num_key_value_heads = d.num_attention_heads;
+    spec.head_dim = d.hidden_size / d.num_attention_heads;
+    spec.max_position_embeddings = d.max_position_embeddings;
+    spec.norm_eps = d.layer_norm_eps;
+    spec.activation = static_cast<int32_t>(d.hidden_act == io::BertActivation::kGelu       ? Activation::kGeluExact
+                                           : d.hidden_act == io::BertActivation::kGeluTanh ? Activation::kGeluTanh
+                                                                                           : Activation::kRelu);
+    spec.tie_word_embeddings = true;
+    spec.rope_theta = 10000.0;
+    spec.type_vocab_size = d.type_vocab_size;
+    return spec;
+  });
+}
 
-int64_t CausalLm::vocabSize() const { return impl_->model.config().vocab_size; }
-int64_t CausalLm::hiddenSize() const { return impl_->model.config().hidden_size; }
-int64_t CausalLm::numLayers() const { return impl_->model.config().num_hidden_layers; }
-int64_t CausalLm::numKeyValueHeads() const { return impl_->model.config().num_key_value_heads; }
-int64_t CausalLm::headDim() const { return impl_->model.config().head_dim; }
+Model::~Model() = default;
 
-void CausalLm::embed(const int64_t* ids, int64_t n, float* out) const {
+int32_t Model::family() const { return impl_->model->spec().family; }
+bool Model::isCausal() const { return impl_->model->causal(); }
+bool Model::hasLmHead() const { return impl_->model->head() != nullptr; }
+int64_t Model::vocabSize() const { return impl_->model->vocab(); }
+int64_t Model::hiddenSize() const { return impl_->model->hidden(); }
+int64_t Model::numLayers() const { return impl_->model->layers(); }
+int64_t Model::numKeyValueHeads() const { return impl_->model->kvHeads(); }
+int64_t Model::headDim() const { return impl_->model->headDim(); }
+
+void Model::embed(const int64_t* ids, int64_t n, float* out) const {
   api::translated("embedding tokens", [&] {
     at::NoGradGuard no_grad;
-    copyOut(impl_->model.embed(view(ids, 1, n, "ids")).squeeze(0), out);
+    const at::Tensor t = view(ids, 1, n, "ids");
+    prompt::checkTokenIds(*impl_->model, t);
+    copyOut(impl_->model->embed(t).squeeze(0), out);
   });
 }
 
-int64_t CausalLm::inputVirtualTokens(const PromptModel* prompt) const {
+int64_t Model::inputVirtualTokens(const PromptModel* prompt) const {
   if (prompt == nullptr) return 0;
   return prompt->method() == static_cast<int32_t>(PromptMethod::kPrefixTuning)
              ? 0
              : prompt->numVirtualTokens();
 }
 
-void CausalLm::logits(const PromptModel* prompt, const int64_t* ids, const int64_t* mask,
-                      int64_t B, int64_t T, float* out) const {
+namespace {
+/// The model a prompt runs on (its two-stage copy, if any) and its method; checks ownership.
+/// (A template so that it never names the private PromptModel::Impl.)
+template <typename PromptImpl>
+std::pair<const models::Backbone*, const prompt::PromptMethodImpl*> resolve(const models::Backbone& model,
+                                                                           const PromptImpl* prompt) {
+  PTUNE_CHECK(prompt == nullptr || &prompt->base == &model, "the prompt belongs to another model");
+  if (prompt == nullptr) return {&model, nullptr};
+  return {&prompt->model(), prompt->method.get()};
+}
+}  // namespace
+
+void Model::logits(const PromptModel* prompt, const int64_t* ids, const int64_t* mask,
+                   const int64_t* token_types, int64_t B, int64_t T, float* out) const {
   api::translated("computing logits", [&] {
     at::NoGradGuard no_grad;
-    PTUNE_CHECK(prompt == nullptr || &prompt->impl_->base == &impl_->model,
-                "the prompt belongs to another model");
-    const models::Llama& model = prompt != nullptr ? prompt->impl_->model() : impl_->model;
-    const prompt::PromptMethodImpl* method = prompt != nullptr ? prompt->impl_->method.get() : nullptr;
+    const auto [model, method] = resolve(*impl_->model, prompt != nullptr ? prompt->impl_.get() : nullptr);
+    const heads::LmHead& head = model->requireHead();
     int64_t virtual_tokens = 0;
-    const at::Tensor hidden = finalHidden(model, method, view(ids, B, T, "ids"),
-                                          view(mask, B, T, "mask"), false, virtual_tokens);
-    copyOut(at::matmul(hidden, model.lmHead().t()), out);
+    const at::Tensor hidden = finalHidden(*model, method, view(ids, B, T, "ids"), view(mask, B, T, "mask"), false,
+                                          virtual_tokens, optionalView(token_types, B, T, "token_types"));
+    copyOut(head.logits(hidden), out);
   });
 }
 
-void CausalLm::generate(const PromptModel* prompt, const int64_t* ids, const int64_t* mask,
-                        int64_t B, int64_t T, const int64_t* eos_ids, int64_t E,
-                        const GenerateOptions& options, int64_t* out_tokens,
-                        int64_t* out_lengths) const {
+void Model::hiddenStates(const PromptModel* prompt, const int64_t* ids, const int64_t* mask,
+                         const int64_t* token_types, int64_t B, int64_t T, float* out) const {
+  api::translated("computing hidden states", [&] {
+    at::NoGradGuard no_grad;
+    const auto [model, method] = resolve(*impl_->model, prompt != nullptr ? prompt->impl_.get() : nullptr);
+    int64_t virtual_tokens = 0;
+    copyOut(finalHidden(*model, method, view(ids, B, T, "ids"), view(mask, B, T, "mask"), false, virtual_tokens,
+                        optionalView(token_types, B, T, "token_types")),
+            out);
+  });
+}
+
+void Model::generate(const PromptModel* prompt, const int64_t* ids, const int64_t* mask,
+                     int64_t B, int64_t T, const int64_t* eos_ids, int64_t E,
+                     const GenerateOptions& options, int64_t* out_tokens,
+                     int64_t* out_lengths) const {
   api::translated("generating", [&] {
     at::NoGradGuard no_grad;
-    PTUNE_CHECK(prompt == nullptr || &prompt->impl_->base == &impl_->model,
-                "the prompt belongs to another model");
-    const models::Llama& model = prompt != nullptr ? prompt->impl_->model() : impl_->model;
-    const prompt::PromptMethodImpl* method = prompt != nullptr ? prompt->impl_->method.get() : nullptr;
+    const auto [model, method] = resolve(*impl_->model, prompt != nullptr ? prompt->impl_.get() : nullptr);
     std::vector<int64_t> eos(eos_ids, eos_ids + (eos_ids != nullptr ? E : 0));
     std::vector<int64_t> lengths;
-    const at::Tensor tokens = generate::generate(model, method, view(ids, B, T, "ids"),
+    const at::Tensor tokens = generate::generate(*model, method, view(ids, B, T, "ids"),
                                                  view(mask, B, T, "mask"), eos, options, lengths);
     std::memcpy(out_tokens, tokens.data_ptr<int64_t>(),
                 static_cast<size_t>(tokens.numel()) * sizeof(int64_t));
@@ -170,19 +243,17 @@ void CausalLm::generate(const PromptModel* prompt, const int64_t* ids, const int
 }
 
 // ---------------------------------------------------------------------------------------
-PromptModel::PromptModel(const CausalLm& model, const PromptSpec& spec, const int64_t* block_sizes,
+PromptModel::PromptModel(const Model& model, const PromptSpec& spec, const int64_t* block_sizes,
                          int64_t num_blocks) {
   impl_ = api::translated("creating the prompt", [&] {
-    const models::Llama& base = model.impl_->model;
-    const LlamaConfig& c = base.config();
-    const prompt::ModelDims dims{c.hidden_size, c.num_hidden_layers, c.num_key_value_heads,
-                                 c.head_dim, base.dtype()};
+    const models::Backbone& base = *model.impl_->model;
+    const prompt::ModelDims dims{base.hidden(), base.layers(), base.kvHeads(), base.headDim(), base.dtype()};
     std::vector<int64_t> blocks;
     if (block_sizes != nullptr) blocks.assign(block_sizes, block_sizes + num_blocks);
     PTUNE_CHECK(blocks.empty() || spec.method == static_cast<int32_t>(PromptMethod::kPromptTuning),
                 "prompt blocks (composite prompts) need the prompt-tuning method");
     return std::make_shared<Impl>(Impl{model.impl_, base, static_cast<PromptMethod>(spec.method),
-                                       prompt::createMethod(spec, dims, blocks), {}, {}});
+                                       prompt::createMethod(spec, dims, blocks), nullptr, {}});
   });
 }
 
@@ -256,12 +327,12 @@ int64_t PromptModel::trainableParameterCount() const {
 void PromptModel::unfreezeTopLayers(int64_t layers, double learning_rate) {
   api::translated("unfreezing layers", [&] {
     Impl& s = *impl_;
-    const int64_t L = s.base.config().num_hidden_layers;
+    const int64_t L = s.base.layers();
     PTUNE_CHECK(layers >= 1 && layers <= L, "the number of layers to unfreeze must lie in [1, ",
                 L, "], got ", layers);
     PTUNE_CHECK(learning_rate > 0, "the learning rate of unfrozen layers must be positive");
     PTUNE_CHECK(!s.tuned, "layers are unfrozen already");
-    s.tuned.emplace(s.base);  // shares every weight until replaced below
+    s.tuned = s.base.clone();  // shares every weight until replaced below
     for (int64_t i = L - layers; i < L; ++i) {
       for (auto& [name, tensor] : s.tuned->layerWeights(i)) {
         *tensor = tensor->detach().clone();
@@ -318,9 +389,10 @@ struct PromptTrainer::Impl {
   }
 };
 
-PromptTrainer::PromptTrainer(const CausalLm& model, PromptModel& prompt, const TrainOptions& options) {
+PromptTrainer::PromptTrainer(const Model& model, PromptModel& prompt, const TrainOptions& options) {
   impl_ = api::translated("creating the trainer", [&] {
-    PTUNE_CHECK(&prompt.impl_->base == &model.impl_->model, "the prompt belongs to another model");
+    PTUNE_CHECK(&prompt.impl_->base == model.impl_->model.get(), "the prompt belongs to another model");
+    causalHead(*model.impl_->model);
     PTUNE_CHECK(options.grad_accum >= 1, "grad_accum must be >= 1, got ", options.grad_accum);
     PTUNE_CHECK(options.learning_rate > 0, "learning rate must be positive, got ",
                 options.learning_rate);

@@ -6,7 +6,7 @@
 #include <limits>
 
 #include "core/check.h"
-#include "models/llama.h"
+#include "models/backbone.h"
 #include "prompt/prompted_input.h"
 
 namespace ptune::generate {
@@ -34,7 +34,7 @@ at::Tensor selectNextTokens(const at::Tensor& logits, const GenerateOptions& opt
   return at::multinomial(scores.softmax(-1), 1, /*replacement=*/false, generator).squeeze(1);
 }
 
-at::Tensor generate(const models::Llama& model, const prompt::PromptMethodImpl* method,
+at::Tensor generate(const models::Backbone& model, const prompt::PromptMethodImpl* method,
                     const at::Tensor& ids,
                     const at::Tensor& mask, const std::vector<int64_t>& eos_ids,
                     const GenerateOptions& options, std::vector<int64_t>& lengths) {
@@ -43,12 +43,14 @@ at::Tensor generate(const models::Llama& model, const prompt::PromptMethodImpl* 
   PTUNE_CHECK(options.greedy || (options.top_p > 0 && options.top_p <= 1.0),
               "top_p must lie in (0, 1]");
   PTUNE_CHECK(options.top_k >= 0, "top_k must be >= 0");
+  PTUNE_CHECK(model.causal(), "generation needs a decoder; this ", models::familyName(model.family()),
+              " model is an encoder (use its logits or hidden states)");
   const int64_t B = ids.size(0), N = options.max_new_tokens;
   const int64_t virtual_tokens = method != nullptr ? method->numVirtualTokens() : 0;
   const int64_t total = ids.size(1) + virtual_tokens + N;
-  PTUNE_CHECK(total <= model.config().max_position_embeddings, "prompt + input + new tokens = ",
-              total, " positions exceed max_position_embeddings ",
-              model.config().max_position_embeddings, "; lower --max-new-tokens");
+  PTUNE_CHECK(model.maxPositions() == 0 || total <= model.maxPositions(), "prompt + input + new tokens = ",
+              total, " positions exceed the model's ", model.maxPositions(),
+              " (config.json max_position_embeddings / n_positions); lower --max-new-tokens");
   at::Tensor out = at::full({B, N}, options.pad_token_id, at::TensorOptions().dtype(at::kLong));
   lengths.assign(static_cast<size_t>(B), 0);
   if (N == 0) return out;
@@ -58,11 +60,12 @@ at::Tensor generate(const models::Llama& model, const prompt::PromptMethodImpl* 
   at::Tensor finished = at::zeros({B}, at::TensorOptions().dtype(at::kBool));
 
   // The cache starts from the prefix (if any): it is never recomputed.
-  prompt::PreparedInput input = prompt::prepareInput(model, method, ids, mask, /*training=*/false);
-  models::KvCache& cache = input.cache;
-  at::Tensor hidden = model.forward(input.embeds, input.positions, input.key_mask, &cache);
-  at::Tensor next_position = input.positions.select(1, -1) + 1;  // (B)
-  at::Tensor logits = at::matmul(hidden.select(1, -1), model.lmHead().t());  // (B, V)
+  const heads::LmHead& head = model.requireHead();
+  prompt::PreparedInput prepared = prompt::prepareInput(model, method, ids, mask, /*training=*/false);
+  models::KvCache& cache = prepared.cache;
+  at::Tensor hidden = model.forward(prepared.input, &cache);
+  at::Tensor next_position = prepared.input.positions.select(1, -1) + 1;  // (B)
+  at::Tensor logits = head.logits(hidden.select(1, -1));  // (B, V)
 
   for (int64_t step = 0; step < N; ++step) {
     at::Tensor next = selectNextTokens(logits, options, generator);  // (B)
@@ -76,11 +79,13 @@ at::Tensor generate(const models::Llama& model, const prompt::PromptMethodImpl* 
     if (finished.all().item<bool>() || step + 1 == N) break;
     // Finished rows keep decoding token 0 (pad_token_id need not be a vocabulary id) whose
     // result is discarded; the batch stays whole.
-    const at::Tensor step_embeds = model.embed(next.masked_fill(finished, 0).unsqueeze(1));  // (B, 1, C)
-    const at::Tensor step_mask = at::ones({B, 1}, at::TensorOptions().dtype(at::kBool));
-    hidden = model.forward(step_embeds, next_position.unsqueeze(1), step_mask, &cache);
+    models::BackboneInput next_input;
+    next_input.embeds = model.embed(next.masked_fill(finished, 0).unsqueeze(1));  // (B, 1, C)
+    next_input.positions = next_position.unsqueeze(1);
+    next_input.key_mask = at::ones({B, 1}, at::TensorOptions().dtype(at::kBool));
+    hidden = model.forward(next_input, &cache);
     next_position = next_position + 1;
-    logits = at::matmul(hidden.select(1, -1), model.lmHead().t());
+    logits = head.logits(hidden.select(1, -1));
   }
   return out;
 }

@@ -10,7 +10,7 @@
 #include "ptune/ptune.h"
 
 namespace ptune::models {
-class Llama;
+class Backbone;
 }
 namespace ptune::prompt {
 class PromptMethodImpl;
@@ -24,7 +24,7 @@ at::Tensor selectNextTokens(const at::Tensor& logits, const GenerateOptions& opt
 
 /// method may be null; ids, mask are (B, T) left-padded; returns (B, N) tokens (pad after a
 /// row finished) and fills lengths (B) with tokens generated per row, EOS included.
-at::Tensor generate(const models::Llama& model, const prompt::PromptMethodImpl* method,
+at::Tensor generate(const models::Backbone& model, const prompt::PromptMethodImpl* method,
                     const at::Tensor& ids,
                     const at::Tensor& mask, const std::vector<int64_t>& eos_ids,
                     const GenerateOptions& options, std::vector<int64_t>& lengths);

@@ -178,11 +178,15 @@ WeightStore::WeightStore(const std::string& model_dir) : dir_(model_dir) {
 
 bool WeightStore::contains(const std::string& name) const { return where_.count(name) != 0; }
 
-at::Tensor WeightStore::load(const std::string& name, at::ScalarType dtype) const {
+const SafetensorsFile& WeightStore::fileOf(const std::string& name) const {
   const auto it = where_.find(name);
   PTUNE_CHECK(it != where_.end(), dir_, ": weight '", name,
               "' not found in the safetensors files; is this the right model family?");
-  at::Tensor stored = files_[it->second].tensor(name);
+  return files_[it->second];
+}
+
+at::Tensor WeightStore::load(const std::string& name, at::ScalarType dtype) const {
+  at::Tensor stored = fileOf(name).tensor(name);
   const auto address = reinterpret_cast<uintptr_t>(stored.data_ptr());
   if (stored.scalar_type() == dtype && address % stored.element_size() == 0) {
     return stored;  // zero copy: frozen weights are never written, the mapping stays read-only
@@ -190,16 +194,8 @@ at::Tensor WeightStore::load(const std::string& name, at::ScalarType dtype) cons
   return stored.to(dtype, /*non_blocking=*/false, /*copy=*/true).contiguous();
 }
 
-at::Tensor WeightStore::load(const std::string& name, const std::vector<int64_t>& shape,
-                             at::ScalarType dtype) const {
-  const auto it = where_.find(name);
-  PTUNE_CHECK(it != where_.end(), dir_, ": weight '", name,
-              "' not found in the safetensors files; is this the right model family?");
-  const at::Tensor stored = files_[it->second].tensor(name);
-  PTUNE_CHECK(stored.sizes().vec() == shape, files_[it->second].path(), ": weight '", name,
-              "' has shape ", stored.sizes(), " but config.json implies ", at::IntArrayRef(shape),
-              "; config.json and the weights disagree");
-  return load(name, dtype);
+std::vector<int64_t> WeightStore::shape(const std::string& name) const {
+  return fileOf(name).tensor(name).sizes().vec();
 }
 
 }  // namespace ptune::io

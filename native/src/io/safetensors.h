@@ -10,6 +10,8 @@
 #include <string>
 #include <vector>
 
+#include "io/weight_source.h"
+
 namespace ptune::io {
 
 /// A read-only mapping of one file; unmapped when the last tensor viewing it is gone.
@@ -53,17 +55,19 @@ class SafetensorsFile {
 
 /// All weights of a Hugging Face model directory: model.safetensors, or the shards named by
 /// model.safetensors.index.json.
-class WeightStore {
+class WeightStore final : public WeightSource {
  public:
   explicit WeightStore(const std::string& model_dir);
-  bool contains(const std::string& name) const;
-  /// The named weight in dtype: a read-only view of the mapping when stored so, else a copy.
-  at::Tensor load(const std::string& name, at::ScalarType dtype) const;
-  /// Checks the stored shape, then loads.
-  at::Tensor load(const std::string& name, const std::vector<int64_t>& shape,
-                  at::ScalarType dtype) const;
+  bool contains(const std::string& name) const override;
+  at::Tensor load(const std::string& name, at::ScalarType dtype) const override;
+  using WeightSource::load;
+  std::vector<int64_t> shape(const std::string& name) const override;
+  const std::string& origin() const override { return dir_; }
+  std::string fileHolding(const std::string& name) const override { return fileOf(name).path(); }
 
  private:
+  const SafetensorsFile& fileOf(const std::string& name) const;
+
   std::string dir_;
   std::vector<SafetensorsFile> files_;
   std::map<std::string, size_t> where_;  // tensor name -> index in files_

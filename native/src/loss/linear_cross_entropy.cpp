@@ -17,10 +17,11 @@ using torch::autograd::variable_list;
 class LinearCrossEntropyFunction
     : public torch::autograd::Function<LinearCrossEntropyFunction> {
  public:
-  // hidden (N, C), weight (V, C), labels (N) -> scalar sum of losses
+  // hidden (N, C), weight (V, C), labels (N), bias (V) or empty (0) -> scalar sum of losses
   static at::Tensor forward(AutogradContext* ctx, const at::Tensor& hidden,
                             const at::Tensor& weight, const at::Tensor& labels,
-                            int64_t chunk_rows) {
+                            int64_t chunk_rows, const at::Tensor& bias) {
+    const bool has_bias = bias.numel() > 0;
     const int64_t V = weight.size(0);
     const at::Tensor rows = labels.ne(prompt::kIgnoreIndex).nonzero().squeeze(1);  // (M)
     const at::Tensor targets = labels.index_select(0, rows);                        // (M)
@@ -39,7 +40,8 @@ class LinearCrossEntropyFunction
       const at::Tensor chunk_rows_index = rows.narrow(0, start, len);
       const at::Tensor chunk_targets = targets.narrow(0, start, len).unsqueeze(1);  // (len, 1)
       const at::Tensor h = hidden.index_select(0, chunk_rows_index);               // (len, C)
-      const at::Tensor logits = at::matmul(h, weight.t()).to(compute);             // (len, V)
+      at::Tensor logits = at::matmul(h, weight.t()).to(compute);                   // (len, V)
+      if (has_bias) logits = logits + bias.to(compute);
       const at::Tensor lse = logits.logsumexp(1, /*keepdim=*/true);                // (len, 1)
       total += (lse - logits.gather(1, chunk_targets)).sum();
       if (need_grad) {
@@ -56,20 +58,24 @@ class LinearCrossEntropyFunction
 
   static variable_list backward(AutogradContext* ctx, variable_list grad_outputs) {
     const at::Tensor grad_hidden = ctx->get_saved_variables()[0];
-    return {grad_hidden * grad_outputs[0], at::Tensor(), at::Tensor(), at::Tensor()};
+    return {grad_hidden * grad_outputs[0], at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor()};
   }
 };
 
 }  // namespace
 
 at::Tensor linearCrossEntropySum(const at::Tensor& hidden, const at::Tensor& weight,
-                                 const at::Tensor& labels, int64_t chunk_rows) {
+                                 const at::Tensor& labels, int64_t chunk_rows, const at::Tensor& bias) {
   PTUNE_CHECK(hidden.dim() == 2 && weight.dim() == 2 && labels.dim() == 1 &&
                   hidden.size(0) == labels.size(0) && hidden.size(1) == weight.size(1),
               "linear cross-entropy: expected hidden (N, C), weight (V, C), labels (N); got ",
               hidden.sizes(), ", ", weight.sizes(), ", ", labels.sizes());
   PTUNE_CHECK(!weight.requires_grad(), "linear cross-entropy: the LM head must be frozen");
-  return LinearCrossEntropyFunction::apply(hidden, weight, labels, chunk_rows);
+  PTUNE_CHECK(!bias.defined() || (bias.dim() == 1 && bias.size(0) == weight.size(0) && !bias.requires_grad()),
+              "linear cross-entropy: the head's bias must be a frozen (V) vector");
+  // Autograd functions take defined tensors only: no bias travels as an empty one.
+  return LinearCrossEntropyFunction::apply(hidden, weight, labels, chunk_rows,
+                                           bias.defined() ? bias : at::empty({0}, weight.options()));
 }
 
 }  // namespace ptune::loss

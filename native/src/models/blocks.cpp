@@ -2,45 +2,74 @@
 
 #include <ATen/ATen.h>
 
+#include <cmath>
 #include <limits>
 
 #include "core/check.h"
 
 namespace ptune::models {
+namespace {
+at::ScalarType computeType(const at::Tensor& x) {
+  return x.scalar_type() == at::kDouble ? at::kDouble : at::kFloat;
+}
+}  // namespace
 
 at::Tensor rmsNorm(const at::Tensor& x, const at::Tensor& weight, double eps) {
-  const at::ScalarType compute =
-      x.scalar_type() == at::kDouble ? at::kDouble : at::kFloat;
-  const at::Tensor xf = x.to(compute);
+  const at::Tensor xf = x.to(computeType(x));
   const at::Tensor variance = xf.pow(2).mean(-1, /*keepdim=*/true);
   return weight * (xf * at::rsqrt(variance + eps)).to(x.scalar_type());
 }
 
-Rotary::Rotary(int64_t head_dim, const LlamaConfig& config) {
+at::Tensor layerNorm(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias, double eps) {
+  return at::layer_norm(x, {x.size(-1)}, weight, bias, eps);
+}
+
+at::Tensor activate(const at::Tensor& x, Activation kind) {
+  switch (kind) {
+    case Activation::kSilu:
+      return at::silu(x);
+    case Activation::kGeluExact:
+      return at::gelu(x);
+    case Activation::kGeluTanh:
+      // transformers' NewGELUActivation: 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))
+      return 0.5 * x * (1.0 + at::tanh(std::sqrt(2.0 / M_PI) * (x + 0.044715 * at::pow(x, 3.0))));
+    case Activation::kGeluBloom:
+      // bloom_gelu_forward: x * 0.5 * (1 + tanh(0.79788456 x (1 + 0.044715 x^2)))
+      return x * 0.5 * (1.0 + at::tanh(0.79788456 * x * (1 + 0.044715 * x * x)));
+    case Activation::kRelu:
+      return at::relu(x);
+  }
+  throw Error(detail::concat("unknown activation ", static_cast<int32_t>(kind)));
+}
+
+at::Tensor linear(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias) {
+  return bias.defined() ? at::linear(x, weight, bias) : at::linear(x, weight);
+}
+
+Rotary::Rotary(int64_t head_dim, const ModelSpec& spec) {
   // inv_freq = 1 / theta^(2i/D), computed in fp32 exactly as transformers does.
   const at::Tensor exponents =
       at::arange(0, head_dim, 2, at::TensorOptions().dtype(at::kLong)).to(at::kFloat) /
       static_cast<double>(head_dim);
-  const at::Tensor inv_freq = 1.0 / at::pow(config.rope_theta, exponents);
-  switch (static_cast<RopeType>(config.rope_type)) {
+  const at::Tensor inv_freq = 1.0 / at::pow(spec.rope_theta, exponents);
+  switch (static_cast<RopeType>(spec.rope_type)) {
     case RopeType::kRopeDefault:
       inv_freq_ = inv_freq;
       break;
     case RopeType::kRopeLinear:
-      PTUNE_CHECK(config.rope_factor > 0, "rope factor must be positive, got ", config.rope_factor);
-      inv_freq_ = inv_freq / config.rope_factor;
+      PTUNE_CHECK(spec.rope_factor > 0, "rope factor must be positive, got ", spec.rope_factor);
+      inv_freq_ = inv_freq / spec.rope_factor;
       break;
     case RopeType::kRopeLlama3: {
       // Llama 3.1: long wavelengths slowed by `factor`, short ones kept, a smooth blend between.
-      const double factor = config.rope_factor, low = config.rope_low_freq_factor,
-                   high = config.rope_high_freq_factor;
-      const double old_context = static_cast<double>(config.rope_original_max_position);
+      const double factor = spec.rope_factor, low = spec.rope_low_freq_factor,
+                   high = spec.rope_high_freq_factor;
+      const double old_context = static_cast<double>(spec.rope_original_max_position);
       PTUNE_CHECK(factor > 0 && low > 0 && high > low && old_context > 0,
                   "llama3 rope scaling needs factor > 0, 0 < low_freq_factor < high_freq_factor and "
                   "original_max_position_embeddings > 0");
       const double low_freq_wavelen = old_context / low, high_freq_wavelen = old_context / high;
-      constexpr double kPi = 3.14159265358979323846;
-      const at::Tensor wavelen = 2 * kPi / inv_freq;
+      const at::Tensor wavelen = 2 * M_PI / inv_freq;
       at::Tensor scaled = at::where(wavelen > low_freq_wavelen, inv_freq / factor, inv_freq);
       const at::Tensor smooth = (old_context / wavelen - low) / (high - low);
       const at::Tensor smoothed = (1 - smooth) * scaled / factor + smooth * scaled;
@@ -49,7 +78,7 @@ Rotary::Rotary(int64_t head_dim, const LlamaConfig& config) {
       break;
     }
     default:
-      PTUNE_CHECK(false, "unknown rope type ", config.rope_type);
+      PTUNE_CHECK(false, "unknown rope type ", spec.rope_type);
   }
 }
 
@@ -75,16 +104,43 @@ at::Tensor applyRotary(const at::Tensor& x, const at::Tensor& cos, const at::Ten
   return x * cos + rotateHalf(x) * sin;
 }
 
+std::vector<double> alibiSlopes(int64_t heads) {
+  PTUNE_CHECK(heads >= 1, "ALiBi needs at least one head");
+  int64_t closest = 1;
+  while (closest * 2 <= heads) closest *= 2;
+  const double base = std::pow(2.0, -8.0 / static_cast<double>(closest));
+  std::vector<double> slopes;
+  for (int64_t k = 1; k <= closest; ++k) slopes.push_back(std::pow(base, static_cast<double>(k)));
+  if (closest != heads) {
+    const double extra_base = std::pow(2.0, -4.0 / static_cast<double>(closest));
+    const int64_t extra = std::min(closest, heads - closest);
+    for (int64_t k = 1; k <= 2 * extra; k += 2) slopes.push_back(std::pow(extra_base, static_cast<double>(k)));
+  }
+  return slopes;
+}
+
+at::Tensor alibiBias(const std::vector<double>& slopes, const at::Tensor& key_mask, at::ScalarType dtype) {
+  const int64_t H = static_cast<int64_t>(slopes.size());
+  const at::Tensor mask = key_mask.to(at::kLong);                               // (B, K)
+  const at::Tensor positions = ((mask.cumsum(1) - 1) * mask).to(dtype);        // (B, K)
+  // BLOOM rounds the slopes to fp32 before multiplying (torch.tensor of a float power).
+  const at::Tensor s = at::tensor(slopes, at::TensorOptions().dtype(at::kDouble)).to(at::kFloat).to(dtype);
+  return (s.view({1, H, 1, 1}) * positions.unsqueeze(1).unsqueeze(1));         // (B, H, 1, K)
+}
+
 at::Tensor attentionBias(const at::Tensor& key_mask, int64_t new_positions, at::ScalarType dtype,
-                         int64_t window) {
+                         bool causal, int64_t window) {
   const int64_t total = key_mask.size(1);
   const int64_t past = total - new_positions;
   const auto long_opts = at::TensorOptions().dtype(at::kLong).device(key_mask.device());
-  const at::Tensor query_index = at::arange(past, total, long_opts).view({-1, 1});  // (S, 1)
-  const at::Tensor key_index = at::arange(0, total, long_opts).view({1, -1});       // (1, K)
-  at::Tensor causal = key_index.le(query_index);                                   // (S, K)
-  if (window > 0) causal = causal & key_index.gt(query_index - window);
-  const at::Tensor allowed = causal.unsqueeze(0) & key_mask.unsqueeze(1);          // (B, S, K)
+  at::Tensor allowed = key_mask.unsqueeze(1).expand({key_mask.size(0), new_positions, total});  // (B, S, K)
+  if (causal) {
+    const at::Tensor query_index = at::arange(past, total, long_opts).view({-1, 1});  // (S, 1)
+    const at::Tensor key_index = at::arange(0, total, long_opts).view({1, -1});       // (1, K)
+    at::Tensor visible = key_index.le(query_index);                                  // (S, K)
+    if (window > 0) visible = visible & key_index.gt(query_index - window);
+    allowed = allowed & visible.unsqueeze(0);
+  }
   const double lowest = dtype == at::kDouble ? std::numeric_limits<double>::lowest()
                                              : std::numeric_limits<float>::lowest();
   return at::zeros(allowed.sizes(), at::TensorOptions().dtype(dtype).device(key_mask.device()))
@@ -101,12 +157,20 @@ at::Tensor attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor&
   // viewing q as (B, G, groups*S, D) avoids materialising repeated keys.
   const at::Tensor qg = q.reshape({B, G, groups * S, D});
   at::Tensor scores = at::matmul(qg, k.transpose(-1, -2)).mul_(scale);  // (B, G, groups*S, K)
-  scores = scores.view({B, G, groups, S, K}) + bias.unsqueeze(1);        // bias (B,1,1,S,K)
-  const at::ScalarType compute =
-      q.scalar_type() == at::kDouble ? at::kDouble : at::kFloat;
-  const at::Tensor probs = at::softmax(scores, -1, compute).to(q.scalar_type());
+  // bias (B, 1, S, K) is shared by every head; (B, H, S, K) is per head.
+  const at::Tensor head_bias = bias.size(1) == 1 ? bias.unsqueeze(1) : bias.reshape({B, G, groups, S, K});
+  scores = scores.view({B, G, groups, S, K}) + head_bias;
+  const at::Tensor probs = at::softmax(scores, -1, computeType(q)).to(q.scalar_type());
   const at::Tensor out = at::matmul(probs.view({B, G, groups * S, K}), v);  // (B, G, groups*S, D)
   return out.view({B, H, S, D});
+}
+
+void appendToCache(KvCache* cache, size_t layer, at::Tensor& k, at::Tensor& v) {
+  if (cache == nullptr) return;
+  k = at::cat({cache->keys[layer], k}, 2);
+  v = at::cat({cache->values[layer], v}, 2);
+  cache->keys[layer] = k;
+  cache->values[layer] = v;
 }
 
 }  // namespace ptune::models

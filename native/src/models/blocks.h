@@ -1,7 +1,9 @@
-// Transformer blocks shared by every decoder family: RMSNorm, rotary embeddings, attention
-// with grouped-query heads, a key/value cache and a key mask. Hugging Face semantics.
-// Dimensions: B batch, S new positions, L cached positions, H query heads, G key/value heads,
-// D head dim, C hidden size.
+// Transformer blocks shared by every model family, each once: norms (RMSNorm, LayerNorm),
+// activations, position schemes (rotary, ALiBi; learned absolute positions are an embedding
+// table in the family's file), attention masks (causal, bidirectional, sliding window), grouped-
+// query attention and the key/value cache. Hugging Face semantics.
+// Dimensions: B batch, S new positions, L cached positions, K = L + S key slots, H query heads,
+// G key/value heads, D head dim, C hidden size.
 #pragma once
 
 #include <ATen/core/Tensor.h>
@@ -15,11 +17,20 @@ namespace ptune::models {
 /// x is (..., C), weight is (C). Normalises in fp32 at least, as transformers' LlamaRMSNorm.
 at::Tensor rmsNorm(const at::Tensor& x, const at::Tensor& weight, double eps);
 
+/// x is (..., C), weight and bias are (C): torch.nn.LayerNorm.
+at::Tensor layerNorm(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias, double eps);
+
+/// The activation `kind` (ptune::Activation) applied elementwise.
+at::Tensor activate(const at::Tensor& x, Activation kind);
+
+/// x (..., in) @ weight (out, in)^T + bias (out) or no bias when undefined.
+at::Tensor linear(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias);
+
 /// Rotary position embedding tables (rotate_half convention).
 class Rotary {
  public:
-  /// inv_freq as transformers' rope init for config.rope_type computes it.
-  Rotary(int64_t head_dim, const LlamaConfig& config);
+  /// inv_freq as transformers' rope init for spec.rope_type computes it.
+  Rotary(int64_t head_dim, const ModelSpec& spec);
   /// positions is (B, S) int64; cos and sin are (B, 1, S, D) in dtype.
   void tables(const at::Tensor& positions, at::ScalarType dtype, at::Tensor& cos,
               at::Tensor& sin) const;
@@ -31,6 +42,14 @@ class Rotary {
 /// x is (B, heads, S, D); cos, sin are (B, 1, S, D).
 at::Tensor applyRotary(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin);
 
+/// ALiBi slopes (H) as BLOOM's build_alibi_tensor: for c = 2^floor(log2 H), (2^(-8/c))^k for
+/// k = 1..c, then for the remaining H - c heads the odd powers (2^(-4/c))^k, k = 1, 3, 5, ...
+std::vector<double> alibiSlopes(int64_t heads);
+
+/// ALiBi's per-key bias (B, H, 1, K): slope_h * position_j, where key positions count the real
+/// slots of key_mask (B, K) bool from 0 (BLOOM: (cumsum(mask) - 1) * mask). Unscaled by 1/sqrt(D).
+at::Tensor alibiBias(const std::vector<double>& slopes, const at::Tensor& key_mask, at::ScalarType dtype);
+
 /// Per-layer keys/values of the positions seen so far (generation, prefixes).
 struct KvCache {
   std::vector<at::Tensor> keys;    // per layer (B, G, L, D), rotary already applied
@@ -39,18 +58,22 @@ struct KvCache {
   int64_t length() const { return key_mask.defined() ? key_mask.size(1) : 0; }
 };
 
-/// Additive attention bias (B, 1, S, L+S): 0 where query t may see key j (key_mask[b, j] and
-/// j <= L + t), the dtype's lowest value elsewhere (never -inf, so fully masked rows stay finite).
-/// key_mask is (B, L+S) bool.
-/// Additive attention bias (B, 1, S, K) for the last S of K cache slots: causal, padding keys
-/// hidden, and with window > 0 only the last `window` slots up to each query (q - k < window,
-/// transformers' sliding-window mask, in cache slots as it counts them).
+/// Additive attention bias (B, 1, S, K) for the last S of K key slots: 0 where a query may see
+/// a key, the dtype's lowest value elsewhere (never -inf, so fully masked rows stay finite).
+/// Padding keys (key_mask (B, K) bool false) are hidden; causal hides later slots; window > 0
+/// (causal only) keeps the last `window` slots up to each query (q - k < window, transformers'
+/// sliding-window mask, in cache slots as it counts them).
 at::Tensor attentionBias(const at::Tensor& key_mask, int64_t new_positions, at::ScalarType dtype,
-                         int64_t window = 0);
+                         bool causal = true, int64_t window = 0);
 
 /// Scaled dot-product attention with grouped-query heads. q is (B, H, S, D); k, v are
-/// (B, G, K, D) with H % G == 0; bias is (B, 1, S, K). Returns (B, H, S, D).
+/// (B, G, K, D) with H % G == 0; bias is (B, 1, S, K) or per head (B, H, S, K). Returns
+/// (B, H, S, D). Softmax in fp32 at least.
 at::Tensor attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
                      const at::Tensor& bias, double scale);
+
+/// Appends the new keys/values (B, G, S, D) of layer `layer` to the cache (when given) and
+/// returns the keys/values to attend to.
+void appendToCache(KvCache* cache, size_t layer, at::Tensor& k, at::Tensor& v);
 
 }  // namespace ptune::models

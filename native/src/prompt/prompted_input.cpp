@@ -3,7 +3,6 @@
 #include <ATen/ATen.h>
 
 #include "core/check.h"
-#include "models/llama.h"
 
 namespace ptune::prompt {
 
@@ -11,22 +10,35 @@ at::Tensor positionsFromMask(const at::Tensor& mask) {
   return (mask.to(at::kLong).cumsum(1) - 1).masked_fill_(mask.logical_not(), 1);
 }
 
-PreparedInput prepareInput(const models::Llama& model, const PromptMethodImpl* method,
-                           const at::Tensor& ids, const at::Tensor& mask, bool training) {
+void checkTokenIds(const models::Backbone& model, const at::Tensor& ids) {
+  const at::Tensor out_of_range = ids.lt(0).logical_or(ids.ge(model.vocab()));
+  PTUNE_CHECK(!out_of_range.any().item<bool>(), "token id outside the vocabulary [0, ", model.vocab(),
+              ") in the input; was it tokenised for another model?");
+}
+
+PreparedInput prepareInput(const models::Backbone& model, const PromptMethodImpl* method,
+                           const at::Tensor& ids, const at::Tensor& mask, bool training,
+                           const at::Tensor& token_types) {
   const int64_t B = ids.size(0);
   const at::Tensor token_mask = mask.ne(0);
   PTUNE_CHECK(token_mask.any(1).all().item<bool>(),
               "a row of the batch has no tokens (its attention mask is all zeros)");
+  checkTokenIds(model, ids);
   PreparedInput in;
-  in.embeds = model.embed(ids);  // (B, T, C)
-  in.key_mask = token_mask;
+  models::BackboneInput& x = in.input;
+  x.embeds = model.embed(ids);  // (B, T, C)
+  x.key_mask = token_mask;
+  x.token_types = token_types;
   in.cache = model.emptyCache(B);
   if (method != nullptr) {
-    PromptInputs parts = method->build(in.embeds, token_mask, training);
+    PromptInputs parts = method->build(x.embeds, token_mask, training);
     if (parts.input_prompt.defined()) {
       const int64_t P = parts.input_prompt.size(1);
-      in.embeds = at::cat({parts.input_prompt.to(in.embeds.scalar_type()), in.embeds}, 1);
-      in.key_mask = at::cat({at::ones({B, P}, token_mask.options()), token_mask}, 1);
+      x.embeds = at::cat({parts.input_prompt.to(x.embeds.scalar_type()), x.embeds}, 1);
+      x.key_mask = at::cat({at::ones({B, P}, token_mask.options()), token_mask}, 1);
+      if (token_types.defined()) {
+        x.token_types = at::cat({at::zeros({B, P}, token_types.options()), token_types}, 1);
+      }
       in.input_virtual_tokens = P;
     }
     if (!parts.prefix_keys.empty()) {
@@ -37,12 +49,11 @@ PreparedInput prepareInput(const models::Llama& model, const PromptMethodImpl* m
     }
   }
   const int64_t past = in.cache.length();
-  in.positions = positionsFromMask(at::cat({in.cache.key_mask, in.key_mask}, 1))
-                     .narrow(1, past, in.key_mask.size(1));
-  const int64_t total = past + in.key_mask.size(1);
-  PTUNE_CHECK(total <= model.config().max_position_embeddings, "virtual tokens + input = ",
-              total, " positions exceed max_position_embeddings ",
-              model.config().max_position_embeddings, "; shorten the input (--max-length)");
+  x.positions = positionsFromMask(at::cat({in.cache.key_mask, x.key_mask}, 1)).narrow(1, past, x.key_mask.size(1));
+  const int64_t total = past + x.key_mask.size(1);
+  PTUNE_CHECK(model.maxPositions() == 0 || total <= model.maxPositions(), "virtual tokens + input = ", total,
+              " positions exceed the model's ", model.maxPositions(),
+              " (config.json max_position_embeddings / n_positions); shorten the input (--max-length)");
   return in;
 }
 

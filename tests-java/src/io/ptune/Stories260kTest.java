@@ -1,6 +1,6 @@
 package io.ptune;
 
-import io.ptune.model.CausalLm;
+import io.ptune.model.Model;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 
@@ -9,11 +9,11 @@ import org.junit.jupiter.api.BeforeAll;
  * class's tests and closed after them (classes run one after another, so they share the field).
  */
 public abstract class Stories260kTest {
-    protected static CausalLm model;
+    protected static Model model;
 
     @BeforeAll
     static void loadModel() {
-        model = CausalLm.load(TestPaths.stories260k());
+        model = Model.load(TestPaths.stories260k());
     }
 
     @AfterAll

@@ -8,8 +8,8 @@ import io.ptune.InvalidConfigException;
 import io.ptune.adapter.Safetensors.FloatTensor;
 import io.ptune.adapter.Safetensors.SafetensorsFile;
 import io.ptune.internal.JsonFiles;
-import io.ptune.model.CausalLm;
-import io.ptune.model.LlamaArchitecture;
+import io.ptune.model.Model;
+import io.ptune.model.Architecture;
 import io.ptune.prompt.CompositePromptConfig;
 import io.ptune.prompt.DynamicPromptConfig;
 import io.ptune.prompt.PTuningConfig;
@@ -122,8 +122,8 @@ public final class PromptAdapter {
      */
     public static void save(PromptModule prompt, Path dir, String baseModelNameOrPath) {
         Objects.requireNonNull(prompt, "prompt");
-        CausalLm model = prompt.model();
-        LlamaArchitecture arch = model.architecture();
+        Model model = prompt.model();
+        Architecture arch = model.architecture();
         String base = baseModelNameOrPath;
         PromptMethodConfig config = prompt.config();
         int n = prompt.numVirtualTokens();
@@ -137,7 +137,7 @@ public final class PromptAdapter {
             files.put(WEIGHTS_FILE, peftWeights(prompt));
             files.put(COMPOSITE_FILE, file -> Files.write(file, JsonFiles.MAPPER.writeValueAsBytes(compositeJson(c))));
         } else if (config instanceof PTuningConfig c) {
-            json = common(arch.numHeads(), arch.numLayers(), n, "P_TUNING", arch.hiddenSize(), base);
+            json = common(arch, arch.numHeads(), n, "P_TUNING", arch.hiddenSize(), base);
             json.put("encoder_dropout", c.encoderDropout());
             json.put("encoder_hidden_size", c.resolvedEncoderHiddenSize(arch.hiddenSize()));
             json.put("encoder_num_layers", c.encoderNumLayers());
@@ -149,7 +149,7 @@ public final class PromptAdapter {
         } else if (config instanceof PrefixTuningConfig c) {
             int tokenDim = PromptModule.prefixTokenDim(arch);
             // PEFT overwrites token_dim and num_attention_heads with the key/value shape (GQA).
-            json = common(arch.numKvHeads(), arch.numLayers(), n, "PREFIX_TUNING", tokenDim, base);
+            json = common(arch, arch.numKvHeads(), n, "PREFIX_TUNING", tokenDim, base);
             json.put("encoder_hidden_size", c.resolvedEncoderHiddenSize(tokenDim));
             json.put("prefix_projection", c.prefixProjection());
             files.put(WEIGHTS_FILE, peftWeights(prompt));
@@ -157,7 +157,7 @@ public final class PromptAdapter {
                 files.put(PREFIX_ENCODER_FILE, parameterFile(prompt, prompt.methodParameterNames(), Map.of()));
             }
         } else if (config instanceof DynamicPromptConfig c) {
-            json = common(arch.numHeads(), arch.numLayers(), n, DYNAMIC_PEFT_TYPE, arch.hiddenSize(), base);
+            json = common(arch, arch.numHeads(), n, DYNAMIC_PEFT_TYPE, arch.hiddenSize(), base);
             json.put("generator_hidden_size", c.resolvedGeneratorHiddenSize(arch.hiddenSize()));
             files.put(DYNAMIC_FILE, parameterFile(prompt, prompt.methodParameterNames(), Map.of()));
         } else {
@@ -176,23 +176,32 @@ public final class PromptAdapter {
                 prompt.unfrozenLayers() > 0 ? ", top " + prompt.unfrozenLayers() + " layers" : "", target);
     }
 
+    /**
+     * The task type PEFT wraps this model with for prompt learning: CAUSAL_LM for decoders;
+     * FEATURE_EXTRACTION for encoders (PEFT has no masked-LM task type, and its feature-extraction
+     * model runs the whole wrapped model, MLM head included).
+     */
+    static String taskType(Architecture arch) {
+        return arch.causal() ? "CAUSAL_LM" : "FEATURE_EXTRACTION";
+    }
+
     /** The fields every PEFT prompt-learning config has (PromptLearningConfig + PeftConfig). */
-    private static ObjectNode common(int heads, int layers, int n, String peftType, int tokenDim, String base) {
+    private static ObjectNode common(Architecture arch, int heads, int n, String peftType, int tokenDim, String base) {
         ObjectNode json = JsonFiles.MAPPER.createObjectNode();
         json.put("base_model_name_or_path", base);
         json.put("inference_mode", true);
         json.put("num_attention_heads", heads);
-        json.put("num_layers", layers);
+        json.put("num_layers", arch.numLayers());
         json.put("num_transformer_submodules", 1);
         json.put("num_virtual_tokens", n);
         json.put("peft_type", peftType);
-        json.put("task_type", "CAUSAL_LM");
+        json.put("task_type", taskType(arch));
         json.put("token_dim", tokenDim);
         return json;
     }
 
-    private static ObjectNode promptTuningJson(LlamaArchitecture arch, int n, PromptInitSpec init, String base) {
-        ObjectNode json = common(arch.numHeads(), arch.numLayers(), n, "PROMPT_TUNING", arch.hiddenSize(), base);
+    private static ObjectNode promptTuningJson(Architecture arch, int n, PromptInitSpec init, String base) {
+        ObjectNode json = common(arch, arch.numHeads(), n, "PROMPT_TUNING", arch.hiddenSize(), base);
         // LABELS and FROM_ADAPTER have no PEFT equivalent; PEFT uses the init only for new prompts.
         String peftInit = switch (init.init()) {
             case TEXT -> "TEXT";
@@ -273,7 +282,7 @@ public final class PromptAdapter {
      * @throws AdapterException naming the file and field when the adapter is missing, malformed,
      *     of an unsupported method, or made for another model
      */
-    public static PromptModule load(Path dir, CausalLm model) {
+    public static PromptModule load(Path dir, Model model) {
         return read(dir, model, false);
     }
 
@@ -287,7 +296,7 @@ public final class PromptAdapter {
      *     adapter written by PEFT, which has only the encoder output; warm-start a new prompt from
      *     it with init FROM_ADAPTER instead)
      */
-    public static PromptModule loadForTraining(Path dir, CausalLm model) {
+    public static PromptModule loadForTraining(Path dir, Model model) {
         return read(dir, model, true);
     }
 
@@ -302,9 +311,9 @@ public final class PromptAdapter {
                 dir.resolve(CONFIG_FILE));
     }
 
-    private static PromptModule read(Path dir, CausalLm model, boolean forTraining) {
+    private static PromptModule read(Path dir, Model model, boolean forTraining) {
         Objects.requireNonNull(model, "model");
-        LlamaArchitecture arch = model.architecture();
+        Architecture arch = model.architecture();
         JsonNode json = AdapterFiles.readConfig(dir);
         Path configFile = dir.resolve(CONFIG_FILE);
         String peftType = requiredPeftType(json, configFile);
@@ -312,7 +321,7 @@ public final class PromptAdapter {
             throw unsupported(configFile, peftType);
         }
         warnAboutUnknownKeys(configFile, json);
-        checkCausalLm(json, configFile);
+        checkTaskType(json, configFile, arch);
         int n = AdapterFiles.requiredPositiveInt(json, "num_virtual_tokens", configFile);
         PromptModule module = switch (peftType) {
             case "PROMPT_TUNING" -> readPromptTuning(dir, json, n, model, forTraining);
@@ -337,9 +346,9 @@ public final class PromptAdapter {
         }
     }
 
-    private static PromptModule readPromptTuning(Path dir, JsonNode json, int n, CausalLm model, boolean forTraining) {
+    private static PromptModule readPromptTuning(Path dir, JsonNode json, int n, Model model, boolean forTraining) {
         Path configFile = dir.resolve(CONFIG_FILE);
-        LlamaArchitecture arch = model.architecture();
+        Architecture arch = model.architecture();
         int dim = arch.hiddenSize();
         checkTokenDim(json, configFile, dim, "the model's hidden_size");
         Integer heads = AdapterFiles.optionalInt(json, "num_attention_heads", configFile);
@@ -381,9 +390,9 @@ public final class PromptAdapter {
         return PromptInitSpec.random();
     }
 
-    private static PromptModule readPTuning(Path dir, JsonNode json, int n, CausalLm model, boolean forTraining) {
+    private static PromptModule readPTuning(Path dir, JsonNode json, int n, Model model, boolean forTraining) {
         Path configFile = dir.resolve(CONFIG_FILE);
-        LlamaArchitecture arch = model.architecture();
+        Architecture arch = model.architecture();
         int dim = arch.hiddenSize();
         checkTokenDim(json, configFile, dim, "the model's hidden_size");
         float[] values = readPromptEmbeddings(dir, new long[] {n, dim},
@@ -425,10 +434,10 @@ public final class PromptAdapter {
         });
     }
 
-    private static PromptModule readPrefixTuning(Path dir, JsonNode json, int n, CausalLm model,
+    private static PromptModule readPrefixTuning(Path dir, JsonNode json, int n, Model model,
             boolean forTraining) {
         Path configFile = dir.resolve(CONFIG_FILE);
-        LlamaArchitecture arch = model.architecture();
+        Architecture arch = model.architecture();
         int tokenDim = PromptModule.prefixTokenDim(arch);
         Integer layers = AdapterFiles.optionalInt(json, "num_layers", configFile);
         if (layers != null && layers != arch.numLayers()) {
@@ -486,7 +495,7 @@ public final class PromptAdapter {
         return withModule(model, config, module -> module.write("embedding", values));
     }
 
-    private static PromptModule readDynamic(Path dir, JsonNode json, int n, CausalLm model) {
+    private static PromptModule readDynamic(Path dir, JsonNode json, int n, Model model) {
         Path configFile = dir.resolve(CONFIG_FILE);
         int dim = model.architecture().hiddenSize();
         checkTokenDim(json, configFile, dim, "the model's hidden_size");
@@ -507,7 +516,7 @@ public final class PromptAdapter {
     }
 
     /** Fills a new module; closes it if filling fails. */
-    private static PromptModule withModule(CausalLm model, PromptMethodConfig config,
+    private static PromptModule withModule(Model model, PromptMethodConfig config,
             java.util.function.Consumer<PromptModule> fill) {
         PromptModule module = PromptModule.uninitialised(model, config);
         try {
@@ -578,7 +587,7 @@ public final class PromptAdapter {
         }
     }
 
-    private static void applyLayers(Path file, PromptModule module, LlamaArchitecture arch) {
+    private static void applyLayers(Path file, PromptModule module, Architecture arch) {
         SafetensorsFile tensors = AdapterFiles.open(file, "");
         Set<Integer> layerIds = new TreeSet<>();
         for (String name : tensors.tensors().keySet()) {
@@ -626,7 +635,7 @@ public final class PromptAdapter {
      * @throws AdapterException if the adapter is missing, malformed, of another width, or a prefix
      *     adapter (whose per-layer key/value prefixes are no input prompt)
      */
-    public static SoftPrompt readInputPrompt(Path dir, LlamaArchitecture arch, String blockName) {
+    public static SoftPrompt readInputPrompt(Path dir, Architecture arch, String blockName) {
         JsonNode json = AdapterFiles.readConfig(dir);
         Path configFile = dir.resolve(CONFIG_FILE);
         String peftType = requiredPeftType(json, configFile);
@@ -696,17 +705,17 @@ public final class PromptAdapter {
         };
     }
 
-    private static void checkCausalLm(JsonNode json, Path configFile) {
+    private static void checkTaskType(JsonNode json, Path configFile, Architecture arch) {
         String taskType = AdapterFiles.textField(json, "task_type", configFile);
-        if (taskType != null && !taskType.equals("CAUSAL_LM")) {
-            LOG.warn("{}: task_type is {}, not CAUSAL_LM; using the prompt with a causal LM anyway",
-                    configFile, taskType);
+        if (taskType != null && !taskType.equals(taskType(arch))) {
+            LOG.warn("{}: task_type is {}, not {} as for this {} model; using the prompt anyway", configFile,
+                    taskType, taskType(arch), arch.modelType());
         }
         Integer submodules = AdapterFiles.optionalInt(json, "num_transformer_submodules", configFile);
         if (submodules != null && submodules != 1) {
             throw new AdapterException(configFile + ": num_transformer_submodules is " + submodules
                     + "; adapters of encoder-decoder models (2 prompt blocks) are not supported, ptune"
-                    + " expects 1 for a causal LM");
+                    + " expects 1");
         }
     }
 

@@ -1,6 +1,6 @@
 package io.ptune.cli;
 
-import io.ptune.ComputeThreads;
+import io.ptune.model.ComputeThreads;
 import io.ptune.InvalidConfigException;
 import io.ptune.PtuneException;
 import java.io.PrintWriter;

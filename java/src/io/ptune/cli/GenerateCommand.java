@@ -6,7 +6,7 @@ import io.ptune.inference.GenerationConfig;
 import io.ptune.inference.Generation;
 import io.ptune.inference.Generator;
 import io.ptune.internal.JsonFiles;
-import io.ptune.model.CausalLm;
+import io.ptune.model.Model;
 import io.ptune.prompt.PromptModule;
 import java.util.List;
 import java.util.Map;
@@ -65,7 +65,7 @@ final class GenerateCommand extends ModelInputCommand {
     }
 
     @Override
-    protected void run(CausalLm lm, PromptModule prompt, long[] ids) {
+    protected void run(Model lm, PromptModule prompt, long[] ids) {
         Generation generation = new Generator(lm, prompt, config).generate(List.of(ids)).get(0);
         if (json) {
             ObjectNode result = JsonFiles.MAPPER.createObjectNode();

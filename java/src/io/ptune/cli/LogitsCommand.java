@@ -2,7 +2,7 @@ package io.ptune.cli;
 
 import com.fasterxml.jackson.core.JsonGenerator;
 import io.ptune.internal.JsonFiles;
-import io.ptune.model.CausalLm;
+import io.ptune.model.Model;
 import io.ptune.model.Tokenizer;
 import io.ptune.prompt.PromptModule;
 import java.io.IOException;
@@ -30,7 +30,7 @@ final class LogitsCommand extends ModelInputCommand {
     boolean json;
 
     @Override
-    protected void run(CausalLm lm, PromptModule prompt, long[] ids) throws IOException {
+    protected void run(Model lm, PromptModule prompt, long[] ids) throws IOException {
         float[][] logits = lm.logits(prompt, ids);
         // Input-level virtual positions; a prefix lives in the keys and values, not in the rows.
         int virtualTokens = prompt == null ? 0 : prompt.inputVirtualTokens();

@@ -1,7 +1,7 @@
 package io.ptune.cli;
 
 import io.ptune.adapter.PromptAdapter;
-import io.ptune.model.CausalLm;
+import io.ptune.model.Model;
 import io.ptune.prompt.PromptModule;
 import java.nio.file.Path;
 import picocli.CommandLine.ArgGroup;
@@ -11,7 +11,7 @@ import picocli.CommandLine.Option;
  * What {@code generate} and {@code logits} share: {@code --model}, {@code --adapter} and the input
  * ({@code --prompt} or {@code --ids}). Flags are checked before the model is loaded; then the
  * model, the adapter (any prompt method, for inference) and the input ids are handed to
- * {@link #run(CausalLm, PromptModule, long[])}, and closed after it.
+ * {@link #run(Model, PromptModule, long[])}, and closed after it.
  */
 abstract class ModelInputCommand extends CliCommand {
     @Option(names = "--model", required = true, paramLabel = "DIR", description = "Hugging Face model directory.")
@@ -27,7 +27,7 @@ abstract class ModelInputCommand extends CliCommand {
     protected final int run() throws Exception {
         checkFlags();
         input.validate();
-        try (CausalLm lm = CausalLm.load(model);
+        try (Model lm = Model.load(model);
                 PromptModule prompt = adapter == null ? null : PromptAdapter.load(adapter, lm)) {
             run(lm, prompt, input.tokenIds(lm.tokenizer()));
             out().flush();
@@ -44,5 +44,5 @@ abstract class ModelInputCommand extends CliCommand {
      * @param prompt the adapter loaded for inference, or null without {@code --adapter}
      * @param ids the input, tokenised with the model's settings or as given by {@code --ids}
      */
-    protected abstract void run(CausalLm lm, PromptModule prompt, long[] ids) throws Exception;
+    protected abstract void run(Model lm, PromptModule prompt, long[] ids) throws Exception;
 }

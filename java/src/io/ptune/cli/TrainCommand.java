@@ -2,7 +2,7 @@ package io.ptune.cli;
 
 import io.ptune.adapter.PromptAdapter;
 import io.ptune.data.AlpacaDataset;
-import io.ptune.model.CausalLm;
+import io.ptune.model.Model;
 import io.ptune.prompt.CompositePromptConfig;
 import io.ptune.prompt.DynamicPromptConfig;
 import io.ptune.prompt.PTuningConfig;
@@ -220,7 +220,7 @@ final class TrainCommand extends CliCommand {
         }
         AlpacaDataset dataset = AlpacaDataset.load(data);
 
-        try (CausalLm lm = CausalLm.load(model);
+        try (Model lm = Model.load(model);
                 Trainer trainer = resumeFrom == null ? Trainer.create(lm, promptConfig, trainingConfig, dataset)
                         : Trainer.resume(lm, resumeFrom, trainingConfig, dataset);
                 MetricsWriter metrics = metricsOut == null ? null

@@ -3,7 +3,7 @@ package io.ptune.inference;
 import io.ptune.PtuneException;
 import io.ptune.data.Batch;
 import io.ptune.data.Collator;
-import io.ptune.model.CausalLm;
+import io.ptune.model.Model;
 import io.ptune.nativebridge.DecodingOptions;
 import io.ptune.prompt.PromptModule;
 import java.util.ArrayList;
@@ -13,7 +13,7 @@ import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 /**
- * Generates text with a {@link CausalLm}, optionally behind a trained prompt of any method (a
+ * Generates text with a {@link Model}, optionally behind a trained prompt of any method (a
  * {@link PromptModule}, e.g. loaded with {@code PromptAdapter.load}).
  * The prompt (or prefix) and the input are encoded once; decoding continues from the KV cache.
  *
@@ -25,7 +25,7 @@ import org.slf4j.LoggerFactory;
 public final class Generator {
     private static final Logger LOG = LoggerFactory.getLogger(Generator.class);
 
-    private final CausalLm model;
+    private final Model model;
     private final PromptModule prompt;
     private final GenerationConfig config;
 
@@ -33,9 +33,13 @@ public final class Generator {
      * @param prompt a {@link PromptModule} of this model (borrowed: it must stay open while
      *     generating), or null for the bare model
      */
-    public Generator(CausalLm model, PromptModule prompt, GenerationConfig config) {
+    public Generator(Model model, PromptModule prompt, GenerationConfig config) {
         this.model = Objects.requireNonNull(model, "model");
         this.config = Objects.requireNonNull(config, "config");
+        if (!model.architecture().causal()) {
+            throw new IllegalArgumentException(model.modelDir() + " is a " + model.architecture().modelType()
+                    + " encoder; generation needs a decoder (use its logits or hidden states)");
+        }
         model.checkPromptModule(prompt);
         this.prompt = prompt;
     }
@@ -53,7 +57,8 @@ public final class Generator {
         Batch batch = new Collator(padId).leftPad(promptIds);
         int p = prompt == null ? 0 : prompt.numVirtualTokens();
         long longest = (long) p + batch.seqLen() + config.maxNewTokens();
-        if (longest > model.architecture().maxPositionEmbeddings()) {
+        int limit = model.architecture().maxPositionEmbeddings();  // 0: none (ALiBi)
+        if (limit > 0 && longest > limit) {
             LOG.warn("{} virtual + {} prompt + {} new tokens exceed the model's"
                     + " max_position_embeddings {}; quality degrades past it", p, batch.seqLen(),
                     config.maxNewTokens(), model.architecture().maxPositionEmbeddings());

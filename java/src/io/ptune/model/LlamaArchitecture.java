@@ -1,10 +1,19 @@
 package io.ptune.model;
 
+import static io.ptune.model.ConfigFields.checkSpecialIds;
+import static io.ptune.model.ConfigFields.optionalBoolean;
+import static io.ptune.model.ConfigFields.optionalDouble;
+import static io.ptune.model.ConfigFields.optionalInt;
+import static io.ptune.model.ConfigFields.optionalLong;
+import static io.ptune.model.ConfigFields.optionalTokenId;
+import static io.ptune.model.ConfigFields.requiredInt;
+import static io.ptune.model.ConfigFields.requirePositive;
+
 import com.fasterxml.jackson.databind.JsonNode;
 import io.ptune.ModelFormatException;
 import io.ptune.internal.JsonFiles;
+import io.ptune.nativebridge.ModelSpecOptions;
 import java.nio.file.Path;
-import java.util.ArrayList;
 import java.util.List;
 import java.util.Locale;
 import java.util.Set;
@@ -58,7 +67,7 @@ public record LlamaArchitecture(
         Long padTokenId,
         String modelType,
         int slidingWindow,
-        int firstSlidingLayer) {
+        int firstSlidingLayer) implements Architecture {
 
     /**
      * Rotary frequency scaling, as transformers' rope init functions define it.
@@ -117,7 +126,7 @@ public record LlamaArchitecture(
         }
     }
 
-    /** The model families whose layout the native Llama implementation covers. */
+    /** The model types whose layout the native Llama implementation covers. */
     public static final Set<String> SUPPORTED_MODEL_TYPES = Set.of("llama", "mistral", "qwen2");
 
     public LlamaArchitecture {
@@ -138,22 +147,28 @@ public record LlamaArchitecture(
             throw new ModelFormatException(
                     "head_dim must be even for rotary embeddings, got " + headDim);
         }
-        if (!(rmsNormEps > 0) || !Double.isFinite(rmsNormEps)) {
-            throw new ModelFormatException("rms_norm_eps must be a positive number, got " + rmsNormEps);
-        }
-        if (!(ropeTheta > 0) || !Double.isFinite(ropeTheta)) {
-            throw new ModelFormatException("rope_theta must be a positive number, got " + ropeTheta);
-        }
+        requirePositive("rms_norm_eps", rmsNormEps);
+        requirePositive("rope_theta", ropeTheta);
         if (modelType == null || !SUPPORTED_MODEL_TYPES.contains(modelType)) {
             throw new ModelFormatException("model_type " + modelType + " is not supported; ptune"
                     + " supports " + SUPPORTED_MODEL_TYPES.stream().sorted().toList());
         }
-        checkTokenId("bos_token_id", bosTokenId == null ? null : bosTokenId.longValue(), vocabSize);
-        checkTokenId("pad_token_id", padTokenId, vocabSize);
-        eosTokenIds = List.copyOf(eosTokenIds == null ? List.of() : eosTokenIds);
-        for (Long eos : eosTokenIds) {
-            checkTokenId("eos_token_id", eos, vocabSize);
-        }
+        eosTokenIds = checkSpecialIds(bosTokenId, eosTokenIds, padTokenId, vocabSize);
+    }
+
+    @Override
+    public boolean causal() {
+        return true;
+    }
+
+    @Override
+    public ModelSpecOptions nativeSpec() {
+        return new ModelSpecOptions(ModelSpecOptions.Family.LLAMA, vocabSize, hiddenSize, intermediateSize, numLayers,
+                numHeads, numKvHeads, headDim, maxPositionEmbeddings, rmsNormEps, ModelSpecOptions.Activation.SILU,
+                tieWordEmbeddings, new ModelSpecOptions.Rope(ropeTheta, ropeScaling.type().ordinal(),
+                        ropeScaling.factor(), ropeScaling.lowFreqFactor(), ropeScaling.highFreqFactor(),
+                        ropeScaling.originalMaxPosition()),
+                attentionBias, mlpBias, slidingWindow, firstSlidingLayer, 0);
     }
 
     /** The number of query heads that share one key/value head. */
@@ -162,24 +177,22 @@ public record LlamaArchitecture(
     }
 
     /**
-     * Reads a Hugging Face {@code config.json}.
+     * Reads a Llama-family {@code config.json} (any family: {@link Architecture#fromConfigJson}).
      *
      * @throws ModelFormatException if the file is missing or malformed, a required field is absent,
-     *     the model type is not a Llama-family decoder, or it uses a feature not supported yet
-     *     (such as {@code rope_scaling}); the message names the file and the field
+     *     the model type is not a Llama-family decoder, or it uses a feature not supported yet; the
+     *     message names the file and the field
      */
     public static LlamaArchitecture fromConfigJson(Path configJson) {
-        JsonNode root = JsonFiles.readObject(configJson, ModelFormatException::new,
-                "a Hugging Face model directory must contain config.json (the file"
-                        + " save_pretrained writes)");
-        try {
-            return fromJson(root);
-        } catch (ModelFormatException e) {
-            throw new ModelFormatException(configJson + ": " + e.getMessage(), e);
+        Architecture arch = Architecture.fromConfigJson(configJson);
+        if (arch instanceof LlamaArchitecture llama) {
+            return llama;
         }
+        throw new ModelFormatException(configJson + ": model_type '" + arch.modelType() + "' is not a Llama-family"
+                + " decoder " + SUPPORTED_MODEL_TYPES.stream().sorted().toList());
     }
 
-    /** Reads an already parsed {@code config.json} object; errors do not name a file. */
+    /** Reads an already parsed Llama-family {@code config.json} object; errors do not name a file. */
     public static LlamaArchitecture fromJson(JsonNode root) {
         String modelType = root.path("model_type").asText(null);
         if (modelType == null) {
@@ -226,11 +239,8 @@ public record LlamaArchitecture(
         boolean attentionBias = optionalBoolean(root, "attention_bias", modelType.equals("qwen2"));
         int[] window = slidingWindow(root, modelType, layers);
         Long bos = optionalLong(root, "bos_token_id");
-        Long pad = optionalLong(root, "pad_token_id");
-        if (pad != null && pad < 0) {
-            // Some converted Llama configs carry pad_token_id -1 to mean "none".
-            pad = null;
-        }
+        // Some converted Llama configs carry pad_token_id -1 to mean "none".
+        Long pad = optionalTokenId(root, "pad_token_id");
         return new LlamaArchitecture(
                 vocab,
                 hidden,
@@ -247,68 +257,11 @@ public record LlamaArchitecture(
                 attentionBias,
                 optionalBoolean(root, "mlp_bias", false),
                 bos == null ? null : Math.toIntExact(bos),
-                tokenIdList(root, "eos_token_id"),
+                ConfigFields.tokenIdList(root, "eos_token_id"),
                 pad,
                 modelType,
                 window[0],
                 window[1]);
-    }
-
-    /**
-     * Reads {@code eos_token_id} in either form config files use: one int or a list of ints.
-     * Also used for {@code generation_config.json}.
-     */
-    public static List<Long> tokenIdList(JsonNode root, String field) {
-        JsonNode node = root.get(field);
-        if (JsonFiles.isAbsent(node)) {
-            return List.of();
-        }
-        List<Long> ids = new ArrayList<>();
-        if (node.isArray()) {
-            for (JsonNode item : node) {
-                if (!item.isIntegralNumber()) {
-                    throw new ModelFormatException("field '" + field
-                            + "' must be an integer or a list of integers, got " + node);
-                }
-                ids.add(item.asLong());
-            }
-        } else if (node.isIntegralNumber()) {
-            ids.add(node.asLong());
-        } else {
-            throw new ModelFormatException("field '" + field
-                    + "' must be an integer or a list of integers, got " + node);
-        }
-        return ids;
-    }
-
-    private static int requiredInt(JsonNode root, String field) {
-        Integer value = optionalInt(root, field, null);
-        if (value == null) {
-            throw new ModelFormatException("field '" + field + "' is required but missing");
-        }
-        return value;
-    }
-
-    private static Integer optionalInt(JsonNode root, String field, Integer fallback) {
-        JsonNode node = root.get(field);
-        if (JsonFiles.isAbsent(node)) {
-            return fallback;
-        }
-        if (!node.isIntegralNumber() || !node.canConvertToInt()) {
-            throw new ModelFormatException("field '" + field + "' must be an integer, got " + node);
-        }
-        return node.intValue();
-    }
-
-    private static Long optionalLong(JsonNode root, String field) {
-        JsonNode node = root.get(field);
-        if (JsonFiles.isAbsent(node)) {
-            return null;
-        }
-        if (!node.isIntegralNumber() || !node.canConvertToLong()) {
-            throw new ModelFormatException("field '" + field + "' must be an integer, got " + node);
-        }
-        return node.longValue();
     }
 
     /**
@@ -358,38 +311,4 @@ public record LlamaArchitecture(
         return new int[] {window, first};
     }
 
-    private static double optionalDouble(JsonNode root, String field, double fallback) {
-        JsonNode node = root.get(field);
-        if (JsonFiles.isAbsent(node)) {
-            return fallback;
-        }
-        if (!node.isNumber()) {
-            throw new ModelFormatException("field '" + field + "' must be a number, got " + node);
-        }
-        return node.doubleValue();
-    }
-
-    private static boolean optionalBoolean(JsonNode root, String field, boolean fallback) {
-        JsonNode node = root.get(field);
-        if (JsonFiles.isAbsent(node)) {
-            return fallback;
-        }
-        if (!node.isBoolean()) {
-            throw new ModelFormatException("field '" + field + "' must be true or false, got " + node);
-        }
-        return node.booleanValue();
-    }
-
-    private static void requirePositive(String field, int value) {
-        if (value <= 0) {
-            throw new ModelFormatException("field '" + field + "' must be positive, got " + value);
-        }
-    }
-
-    private static void checkTokenId(String field, Long id, int vocabSize) {
-        if (id != null && (id < 0 || id >= vocabSize)) {
-            throw new ModelFormatException("field '" + field + "' = " + id
-                    + " is outside the vocabulary [0, " + vocabSize + ")");
-        }
-    }
 }

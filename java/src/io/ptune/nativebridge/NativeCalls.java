@@ -60,9 +60,9 @@ final class NativeCalls {
     }
 
     static void setThreads(int threads) {
-        if (threads < 1 || threads > io.ptune.ComputeThreads.MAX_THREADS) {
+        if (threads < 1 || threads > NativeThreads.MAX_THREADS) {
             throw new PtuneException("the thread count (ptune.threads / PTUNE_THREADS / --threads) must be between 1"
-                    + " and " + io.ptune.ComputeThreads.MAX_THREADS + ", got " + threads);
+                    + " and " + NativeThreads.MAX_THREADS + ", got " + threads);
         }
         try {
             PtuneNative.setIntraOpThreads(threads);

@@ -1,16 +1,15 @@
 package io.ptune.nativebridge;
 
-import io.ptune.model.LlamaArchitecture;
 import java.nio.file.Path;
 
-/** A frozen causal LM held by the native core. Close it to free its weights. */
+/** A frozen model (any family) held by the native core. Close it to free its weights. */
 public final class NativeModel implements AutoCloseable {
-    private final PtuneNative.CausalLm handle;
+    private final PtuneNative.Model handle;
     private final int vocabSize;
     private final int hiddenSize;
     private final int numLayers;
 
-    private NativeModel(PtuneNative.CausalLm handle) {
+    private NativeModel(PtuneNative.Model handle) {
         this.handle = handle;
         this.vocabSize = Math.toIntExact(handle.vocabSize());
         this.hiddenSize = Math.toIntExact(handle.hiddenSize());
@@ -18,32 +17,62 @@ public final class NativeModel implements AutoCloseable {
     }
 
     /** Reads model.safetensors (or the shards of model.safetensors.index.json) in modelDir. */
-    public static NativeModel load(Path modelDir, LlamaArchitecture arch) {
+    public static NativeModel load(Path modelDir, ModelSpecOptions spec) {
         NativeCalls.ensureLoaded();
-        try (PtuneNative.LlamaConfig config = new PtuneNative.LlamaConfig()) {
-            config.vocab_size(arch.vocabSize())
-                    .hidden_size(arch.hiddenSize())
-                    .intermediate_size(arch.intermediateSize())
-                    .num_hidden_layers(arch.numLayers())
-                    .num_attention_heads(arch.numHeads())
-                    .num_key_value_heads(arch.numKvHeads())
-                    .head_dim(arch.headDim())
-                    .max_position_embeddings(arch.maxPositionEmbeddings())
-                    .rms_norm_eps(arch.rmsNormEps())
-                    .rope_theta(arch.ropeTheta())
-                    .tie_word_embeddings(arch.tieWordEmbeddings())
-                    .attention_bias(arch.attentionBias())
-                    .mlp_bias(arch.mlpBias())
-                    .sliding_window(arch.slidingWindow())
-                    .first_window_layer(arch.firstSlidingLayer())
-                    .rope_type(arch.ropeScaling().type().ordinal())
-                    .rope_factor(arch.ropeScaling().factor())
-                    .rope_low_freq_factor(arch.ropeScaling().lowFreqFactor())
-                    .rope_high_freq_factor(arch.ropeScaling().highFreqFactor())
-                    .rope_original_max_position(arch.ropeScaling().originalMaxPosition());
+        try (PtuneNative.ModelSpec config = new PtuneNative.ModelSpec()) {
+            ModelSpecOptions.Rope rope = spec.rope();
+            config.family(spec.family().ordinal())
+                    .vocab_size(spec.vocabSize())
+                    .hidden_size(spec.hiddenSize())
+                    .intermediate_size(spec.intermediateSize())
+                    .num_hidden_layers(spec.numLayers())
+                    .num_attention_heads(spec.numHeads())
+                    .num_key_value_heads(spec.numKvHeads())
+                    .head_dim(spec.headDim())
+                    .max_position_embeddings(spec.maxPositions())
+                    .norm_eps(spec.normEps())
+                    .activation(spec.activation().ordinal())
+                    .tie_word_embeddings(spec.tieWordEmbeddings())
+                    .rope_theta(rope.theta())
+                    .rope_type(rope.type())
+                    .rope_factor(rope.factor())
+                    .rope_low_freq_factor(rope.lowFreqFactor())
+                    .rope_high_freq_factor(rope.highFreqFactor())
+                    .rope_original_max_position(rope.originalMaxPosition())
+                    .attention_bias(spec.attentionBias())
+                    .mlp_bias(spec.mlpBias())
+                    .sliding_window(spec.slidingWindow())
+                    .first_window_layer(spec.firstWindowLayer())
+                    .type_vocab_size(spec.typeVocabSize());
             String dir = modelDir.toAbsolutePath().toString();
-            return NativeCalls.call(() -> new NativeModel(new PtuneNative.CausalLm(dir, config)));
+            return NativeCalls.call(() -> new NativeModel(new PtuneNative.Model(dir, config)));
         }
+    }
+
+    /** The spec of a BERT-family encoder exported to ONNX, read from its graph by the native core. */
+    public static ModelSpecOptions describeOnnxEncoder(Path onnxFile) {
+        NativeCalls.ensureLoaded();
+        String path = onnxFile.toAbsolutePath().toString();
+        try (PtuneNative.ModelSpec s = NativeCalls.call(() -> PtuneNative.describeOnnxEncoder(path))) {
+            return new ModelSpecOptions(ModelSpecOptions.Family.values()[s.family()], Math.toIntExact(s.vocab_size()),
+                    Math.toIntExact(s.hidden_size()), Math.toIntExact(s.intermediate_size()),
+                    Math.toIntExact(s.num_hidden_layers()), Math.toIntExact(s.num_attention_heads()),
+                    Math.toIntExact(s.num_key_value_heads()), Math.toIntExact(s.head_dim()),
+                    Math.toIntExact(s.max_position_embeddings()), s.norm_eps(),
+                    ModelSpecOptions.Activation.values()[s.activation()], s.tie_word_embeddings(),
+                    ModelSpecOptions.Rope.NONE, false, false, 0, Math.toIntExact(s.num_hidden_layers()),
+                    Math.toIntExact(s.type_vocab_size()));
+        }
+    }
+
+    /** Decoders attend causally and can generate; encoders (BERT) attend both ways. */
+    public boolean isCausal() {
+        return handle.isCausal();
+    }
+
+    /** Whether {@link #logits} exists: a decoder's LM head or an encoder's MLM head. */
+    public boolean hasLmHead() {
+        return handle.hasLmHead();
     }
 
     public int vocabSize() {
@@ -66,7 +95,7 @@ public final class NativeModel implements AutoCloseable {
         return Math.toIntExact(handle.headDim());
     }
 
-    PtuneNative.CausalLm handle() {
+    PtuneNative.Model handle() {
         return handle;
     }
 
@@ -78,16 +107,34 @@ public final class NativeModel implements AutoCloseable {
     }
 
     /**
-     * Logits (B, Pin+T, V) with any prompt method (null = none); Pin = {@link
-     * NativePrompt#inputVirtualTokens()} virtual positions come first.
+     * Logits (B, Pin+T, V) of the LM (or MLM) head with any prompt method (null = none); Pin =
+     * {@link NativePrompt#inputVirtualTokens()} virtual positions come first. tokenTypes (B, T) may
+     * be null (all 0; BERT's segment ids).
      */
-    public float[] logits(NativePrompt prompt, long[] ids, long[] mask, int B, int T) {
+    public float[] logits(NativePrompt prompt, long[] ids, long[] mask, long[] tokenTypes, int B, int T) {
+        return rows(prompt, ids, mask, tokenTypes, B, T, vocabSize, true);
+    }
+
+    /** Final hidden states (B, Pin+T, C), same inputs as {@link #logits}. */
+    public float[] hiddenStates(NativePrompt prompt, long[] ids, long[] mask, long[] tokenTypes, int B, int T) {
+        return rows(prompt, ids, mask, tokenTypes, B, T, hiddenSize, false);
+    }
+
+    private float[] rows(NativePrompt prompt, long[] ids, long[] mask, long[] tokenTypes, int B, int T, int width,
+            boolean logits) {
         NativeCalls.requireLength("ids", ids, (long) B * T);
         NativeCalls.requireLength("mask", mask, (long) B * T);
+        if (tokenTypes != null) {
+            NativeCalls.requireLength("tokenTypes", tokenTypes, (long) B * T);
+        }
         int virtual = prompt == null ? 0 : prompt.inputVirtualTokens();
-        float[] out = new float[Math.toIntExact((long) B * (virtual + T) * vocabSize)];
+        float[] out = new float[Math.toIntExact((long) B * (virtual + T) * width)];
         PtuneNative.PromptModel p = prompt == null ? null : prompt.handle();
-        NativeCalls.run(() -> handle.logits(p, ids, mask, B, T, out));
+        if (logits) {
+            NativeCalls.run(() -> handle.logits(p, ids, mask, tokenTypes, B, T, out));
+        } else {
+            NativeCalls.run(() -> handle.hiddenStates(p, ids, mask, tokenTypes, B, T, out));
+        }
         return out;
     }
 

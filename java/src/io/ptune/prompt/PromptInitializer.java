@@ -1,10 +1,12 @@
 package io.ptune.prompt;
 
 import io.ptune.InvalidConfigException;
-import io.ptune.model.CausalLm;
+import io.ptune.model.Model;
 import io.ptune.model.Tokenizer;
+import java.nio.file.Path;
 import java.util.List;
 import java.util.Random;
+import java.util.ServiceLoader;
 
 /**
  * Builds the starting soft prompt for a model, with PEFT's semantics for the methods PEFT has
@@ -14,7 +16,7 @@ public final class PromptInitializer {
     private PromptInitializer() {}
 
     /** The initial {@code (n, C)} prompt for {@code model} as {@code config} describes it. */
-    public static SoftPrompt initialize(PromptTuningConfig config, CausalLm model) {
+    public static SoftPrompt initialize(PromptTuningConfig config, Model model) {
         int n = config.numVirtualTokens();
         int dim = model.architecture().hiddenSize();
         return new SoftPrompt(n, dim, initialValues(config.initialization(), n, config.seed(), model, null));
@@ -28,7 +30,7 @@ public final class PromptInitializer {
      * @throws InvalidConfigException if FROM_ADAPTER names an adapter whose prompt has another
      *     number of virtual tokens or width, or is not an input prompt (prefix tuning)
      */
-    public static float[] initialValues(PromptInitSpec spec, int n, long seed, CausalLm model, String blockName) {
+    public static float[] initialValues(PromptInitSpec spec, int n, long seed, Model model, String blockName) {
         int dim = model.architecture().hiddenSize();
         return switch (spec.init()) {
             case RANDOM -> randomNormal(n, dim, seed);
@@ -39,8 +41,12 @@ public final class PromptInitializer {
         };
     }
 
-    private static float[] fromAdapter(java.nio.file.Path dir, int n, CausalLm model, String blockName) {
-        SoftPrompt prompt = io.ptune.adapter.PromptAdapter.readInputPrompt(dir, model.architecture(), blockName);
+    private static float[] fromAdapter(Path dir, int n, Model model, String blockName) {
+        SavedPromptReader reader = ServiceLoader.load(SavedPromptReader.class, PromptInitializer.class.getClassLoader())
+                .findFirst()
+                .orElseThrow(() -> new IllegalStateException("no " + SavedPromptReader.class.getName()
+                        + " on the class path (it comes with ptune's io.ptune.adapter package)"));
+        SoftPrompt prompt = reader.readInputPrompt(dir, model.architecture(), blockName);
         if (prompt.numVirtualTokens() != n) {
             throw new InvalidConfigException("initAdapter", dir + " holds a prompt of " + prompt.numVirtualTokens()
                     + " virtual tokens" + (blockName == null ? "" : " for block '" + blockName + "'") + " but "
@@ -94,7 +100,7 @@ public final class PromptInitializer {
      * LABELS: class c's vector is the mean embedding of the tokens of {@code labelWords.get(c)}
      * (encoded without special tokens); virtual token i takes class {@code i % k}'s vector.
      */
-    private static float[] labelInit(List<String> labelWords, int n, CausalLm model) {
+    private static float[] labelInit(List<String> labelWords, int n, Model model) {
         Tokenizer tokenizer = model.tokenizer();
         int dim = model.architecture().hiddenSize();
         int k = labelWords.size();

@@ -2,8 +2,9 @@ package io.ptune.prompt;
 
 import io.ptune.InvalidConfigException;
 import io.ptune.PtuneException;
-import io.ptune.model.CausalLm;
-import io.ptune.model.LlamaArchitecture;
+import io.ptune.model.Model;
+import io.ptune.model.ModelPrompt;
+import io.ptune.model.Architecture;
 import io.ptune.nativebridge.NativePrompt;
 import io.ptune.nativebridge.PromptSpecOptions;
 import java.util.ArrayList;
@@ -13,7 +14,7 @@ import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 /**
- * The parameters of one prompt method in front of one {@link CausalLm}, held by the native core:
+ * The parameters of one prompt method in front of one {@link Model}, held by the native core:
  * named fp32 tensors (PEFT's module names where PEFT has them: {@code embedding},
  * {@code mlp_head.0.weight}, {@code lstm_head.weight_ih_l0}, {@code transform.0.weight},
  * {@code generator.0.weight}, composite blocks {@code block.0}, {@code block.1}, …, and after
@@ -24,20 +25,20 @@ import org.slf4j.LoggerFactory;
  * <p>Create one with {@link #create} (initialised as the config says), load one with
  * {@code PromptAdapter.load}, or wrap fixed values with {@link #fixed}.
  */
-public final class PromptModule implements AutoCloseable {
+public final class PromptModule implements ModelPrompt, AutoCloseable {
     private static final Logger LOG = LoggerFactory.getLogger(PromptModule.class);
 
     /** Parameter names of unfrozen transformer layers start with this. */
     public static final String LAYER_PREFIX = "model.layers.";
 
-    private final CausalLm model;
+    private final Model model;
     private final PromptMethodConfig config;
     private final NativePrompt handle;
     private int unfrozenLayers;
     private double layerLearningRate;
     private boolean closed;
 
-    private PromptModule(CausalLm model, PromptMethodConfig config, NativePrompt handle) {
+    private PromptModule(Model model, PromptMethodConfig config, NativePrompt handle) {
         this.model = model;
         this.config = config;
         this.handle = handle;
@@ -51,7 +52,7 @@ public final class PromptModule implements AutoCloseable {
      *
      * @throws InvalidConfigException if an init cannot be applied (e.g. FROM_ADAPTER of another shape)
      */
-    public static PromptModule create(CausalLm model, PromptMethodConfig config) {
+    public static PromptModule create(Model model, PromptMethodConfig config) {
         PromptModule module = uninitialised(model, config);
         try {
             module.initialise();
@@ -67,7 +68,7 @@ public final class PromptModule implements AutoCloseable {
      * {@link PromptInitSpec} applied, composite blocks all trainable): the starting point for
      * loading saved values.
      */
-    public static PromptModule uninitialised(CausalLm model, PromptMethodConfig config) {
+    public static PromptModule uninitialised(Model model, PromptMethodConfig config) {
         Objects.requireNonNull(model, "model");
         Objects.requireNonNull(config, "config");
         PromptSpecOptions spec = nativeSpec(config, model.architecture());
@@ -84,8 +85,8 @@ public final class PromptModule implements AutoCloseable {
     }
 
     /** A frozen prompt-tuning prompt holding {@code prompt}'s values (for inference). */
-    public static PromptModule fixed(CausalLm model, SoftPrompt prompt) {
-        model.checkPrompt(prompt);
+    public static PromptModule fixed(Model model, SoftPrompt prompt) {
+        model.checkPromptWidth(prompt.dim());
         PromptTuningConfig config = PromptTuningConfig.builder().numVirtualTokens(prompt.numVirtualTokens()).build();
         PromptModule module = uninitialised(model, config);
         try {
@@ -99,7 +100,7 @@ public final class PromptModule implements AutoCloseable {
     }
 
     /** The native shape of a method config for this architecture (defaults resolved as PEFT does). */
-    static PromptSpecOptions nativeSpec(PromptMethodConfig config, LlamaArchitecture arch) {
+    static PromptSpecOptions nativeSpec(PromptMethodConfig config, Architecture arch) {
         int n = config.numVirtualTokens();
         if (config instanceof PromptTuningConfig || config instanceof CompositePromptConfig) {
             return new PromptSpecOptions(PromptSpecOptions.Method.PROMPT_TUNING, n, PromptSpecOptions.EncoderType.MLP,
@@ -124,7 +125,7 @@ public final class PromptModule implements AutoCloseable {
      * PEFT's prefix {@code token_dim}: {@code head_dim · num_key_value_heads} (the hidden size on
      * models without grouped-query attention).
      */
-    public static int prefixTokenDim(LlamaArchitecture arch) {
+    public static int prefixTokenDim(Architecture arch) {
         return arch.headDim() * arch.numKvHeads();
     }
 
@@ -176,7 +177,7 @@ public final class PromptModule implements AutoCloseable {
         return config.method();
     }
 
-    public CausalLm model() {
+    public Model model() {
         return model;
     }
 
@@ -296,7 +297,7 @@ public final class PromptModule implements AutoCloseable {
 
     /** The shape of {@link #peftEmbeddings()}. */
     public long[] peftEmbeddingsShape() {
-        LlamaArchitecture arch = model.architecture();
+        Architecture arch = model.architecture();
         if (config instanceof PrefixTuningConfig) {
             return new long[] {numVirtualTokens(), 2L * arch.numLayers() * prefixTokenDim(arch)};
         }

@@ -13,7 +13,7 @@ import io.ptune.data.BatchIterator;
 import io.ptune.data.ChatTemplate;
 import io.ptune.data.Collator;
 import io.ptune.data.TokenizedExample;
-import io.ptune.model.CausalLm;
+import io.ptune.model.Model;
 import io.ptune.nativebridge.EvalResult;
 import io.ptune.nativebridge.LossAveragingKind;
 import io.ptune.nativebridge.LrScheduleKind;
@@ -38,7 +38,7 @@ import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 /**
- * Trains a prompt of any method (a {@link PromptModule}) in front of a frozen {@link CausalLm}
+ * Trains a prompt of any method (a {@link PromptModule}) in front of a frozen {@link Model}
  * on an Alpaca-style dataset, optionally in two stages ({@link TwoStageConfig}: the prompt alone,
  * then also the top layers at a lower rate).
  *
@@ -48,7 +48,7 @@ import org.slf4j.LoggerFactory;
  * not owned; the prompt is owned when the trainer created it ({@link #create}).
  *
  * <pre>{@code
- * try (CausalLm model = CausalLm.load(dir);
+ * try (Model model = Model.load(dir);
  *      Trainer trainer = Trainer.create(model, promptConfig, trainingConfig, data)) {
  *     trainer.train();
  *     PromptAdapter.save(trainer.prompt(), out);
@@ -58,7 +58,7 @@ import org.slf4j.LoggerFactory;
 public final class Trainer implements AutoCloseable {
     private static final Logger LOG = LoggerFactory.getLogger(Trainer.class);
 
-    private final CausalLm model;
+    private final Model model;
     private final PromptModule prompt;
     private final boolean ownsPrompt;
     private final TrainingConfig config;
@@ -88,11 +88,11 @@ public final class Trainer implements AutoCloseable {
      * @throws InvalidConfigException if the data is too small for one optimizer step, or the
      *     two-stage settings do not fit the model
      */
-    public Trainer(CausalLm model, PromptModule prompt, TrainingConfig config, AlpacaDataset data) {
+    public Trainer(Model model, PromptModule prompt, TrainingConfig config, AlpacaDataset data) {
         this(model, prompt, false, config, data, null, null);
     }
 
-    private Trainer(CausalLm model, PromptModule prompt, boolean ownsPrompt, TrainingConfig config,
+    private Trainer(Model model, PromptModule prompt, boolean ownsPrompt, TrainingConfig config,
             AlpacaDataset data, TrainingCheckpoint.State resume, Path resumeDir) {
         try {
             this.model = Objects.requireNonNull(model, "model");
@@ -101,6 +101,11 @@ public final class Trainer implements AutoCloseable {
             this.config = Objects.requireNonNull(config, "config");
             this.resumeState = resume;
             Objects.requireNonNull(data, "data");
+            if (!model.architecture().causal()) {
+                throw new InvalidConfigException("model", model.modelDir() + " is a " + model.architecture().modelType()
+                        + " encoder; the causal-LM task (Alpaca data) trains decoders (llama, mistral, qwen2, gpt2,"
+                        + " bloom)");
+            }
             model.checkPromptModule(prompt);
             if (prompt.trainableParameterCount() == 0) {
                 throw new PtuneException("nothing to train: every parameter of the " + prompt.method().cliName()
@@ -154,7 +159,7 @@ public final class Trainer implements AutoCloseable {
      * A trainer of a new prompt that starts as {@code promptConfig} says (see
      * {@link PromptModule#create}); the trainer owns it and closes it.
      */
-    public static Trainer create(CausalLm model, PromptMethodConfig promptConfig, TrainingConfig config,
+    public static Trainer create(Model model, PromptMethodConfig promptConfig, TrainingConfig config,
             AlpacaDataset data) {
         return new Trainer(model, PromptModule.create(model, promptConfig), true, config, data, null, null);
     }
@@ -169,7 +174,7 @@ public final class Trainer implements AutoCloseable {
      * @throws InvalidConfigException naming the first setting (or the data size) that differs from
      *     the checkpoint's
      */
-    public static Trainer resume(CausalLm model, Path checkpoint, TrainingConfig config, AlpacaDataset data) {
+    public static Trainer resume(Model model, Path checkpoint, TrainingConfig config, AlpacaDataset data) {
         Path dir = TrainingCheckpoint.resolve(checkpoint);
         TrainingCheckpoint.State state = TrainingCheckpoint.readState(dir);
         PromptModule prompt = PromptAdapter.loadForTraining(dir.resolve(TrainingCheckpoint.ADAPTER_DIR), model);
@@ -532,7 +537,7 @@ public final class Trainer implements AutoCloseable {
         return out;
     }
 
-    private static long eosTokenId(CausalLm model) {
+    private static long eosTokenId(Model model) {
         if (!model.eosTokenIds().isEmpty()) {
             return model.eosTokenIds().get(0);
         }

@@ -3,7 +3,7 @@ package io.ptune.bench;
 import io.ptune.inference.Generation;
 import io.ptune.inference.GenerationConfig;
 import io.ptune.inference.Generator;
-import io.ptune.model.CausalLm;
+import io.ptune.model.Model;
 import io.ptune.prompt.PromptModule;
 import io.ptune.prompt.PromptTuningConfig;
 import java.nio.file.Path;
@@ -34,7 +34,7 @@ public final class GenerateBench {
         int newTokens = Integer.parseInt(args[3]);
         int virtualTokens = Integer.parseInt(args[4]);
         int runs = Integer.parseInt(args[5]);
-        try (CausalLm model = CausalLm.load(modelDir);
+        try (Model model = Model.load(modelDir);
                 PromptModule prompt = PromptModule.create(model,
                         PromptTuningConfig.builder().numVirtualTokens(virtualTokens).seed(0).build())) {
             Random random = new Random(0);
@@ -63,7 +63,7 @@ public final class GenerateBench {
             System.out.printf(Locale.ROOT, "{\"impl\":\"ptune\",\"tokens_per_s\":%.3f,\"run_s_median\":%.4f,"
                     + "\"run_s_min\":%.4f,\"run_s_max\":%.4f,\"generated_tokens\":%d,\"threads\":%d}%n",
                     generated / median, median, seconds.get(0), seconds.get(seconds.size() - 1), generated,
-                    io.ptune.ComputeThreads.get());
+                    io.ptune.model.ComputeThreads.get());
         }
     }
 }

@@ -1,7 +1,7 @@
 package io.ptune.bench;
 
 import io.ptune.data.AlpacaDataset;
-import io.ptune.model.CausalLm;
+import io.ptune.model.Model;
 import io.ptune.prompt.CompositePromptConfig;
 import io.ptune.prompt.DynamicPromptConfig;
 import io.ptune.prompt.PTuningConfig;
@@ -86,7 +86,7 @@ public final class MethodsBench {
         AlpacaDataset heldOut = all.slice(TRAIN_ROWS, TRAIN_ROWS + HELD_OUT_ROWS);
         List<Row> rows = new ArrayList<>();
         long start = System.nanoTime();
-        try (CausalLm model = CausalLm.load(modelDir)) {
+        try (Model model = Model.load(modelDir)) {
             for (Entry entry : entries(steps)) {
                 TwoStageConfig twoStage = entry.twoStage();
                 long stage1 = twoStage == null ? steps : steps - twoStage.steps();

@@ -12,7 +12,7 @@ import io.ptune.TestPaths;
 import io.ptune.adapter.PromptAdapter;
 import io.ptune.adapter.Safetensors;
 import io.ptune.cli.PtuneCli;
-import io.ptune.model.CausalLm;
+import io.ptune.model.Model;
 import io.ptune.prompt.PromptModule;
 import java.io.PrintWriter;
 import java.io.StringWriter;
@@ -146,7 +146,7 @@ class CliEndToEndTest {
         assertEquals(List.of("ids", "virtual_tokens", "logits"), iterableToList(json.fieldNames()));
         assertEquals(4, json.get("virtual_tokens").asInt());
         assertEquals(7, json.get("logits").size());
-        try (CausalLm model = CausalLm.load(TestPaths.stories260k());
+        try (Model model = Model.load(TestPaths.stories260k());
                 PromptModule prompt = PromptAdapter.load(out, model)) {
             float[][] expected = model.logits(prompt, new long[] {1, 403, 407});
             for (int row = 0; row < expected.length; row++) {

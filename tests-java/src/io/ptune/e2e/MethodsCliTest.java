@@ -11,7 +11,7 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import io.ptune.TestPaths;
 import io.ptune.adapter.PromptAdapter;
 import io.ptune.e2e.CliEndToEndTest.Result;
-import io.ptune.model.CausalLm;
+import io.ptune.model.Model;
 import io.ptune.prompt.PromptModule;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -94,7 +94,7 @@ class MethodsCliTest {
         JsonNode json = JSON.readTree(logits.out());
         assertEquals(virtualRows, json.get("virtual_tokens").asInt(), "input-level virtual positions");
         assertEquals(virtualRows + 3, json.get("logits").size());
-        try (CausalLm model = CausalLm.load(TestPaths.stories260k());
+        try (Model model = Model.load(TestPaths.stories260k());
                 PromptModule prompt = PromptAdapter.load(out, model)) {
             float[][] expected = model.logits(prompt, new long[] {1, 403, 407});
             for (int row = 0; row < expected.length; row++) {

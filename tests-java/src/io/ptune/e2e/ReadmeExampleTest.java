@@ -10,7 +10,7 @@ import io.ptune.data.AlpacaDataset;
 import io.ptune.inference.Generation;
 import io.ptune.inference.GenerationConfig;
 import io.ptune.inference.Generator;
-import io.ptune.model.CausalLm;
+import io.ptune.model.Model;
 import io.ptune.prompt.PromptInit;
 import io.ptune.prompt.PromptModule;
 import io.ptune.prompt.PromptTuningConfig;
@@ -35,7 +35,7 @@ class ReadmeExampleTest {
         Path adapterDir = dir.resolve("my-adapter");
         Path metricsFile = dir.resolve("metrics.jsonl");
         Generation generation;
-        try (CausalLm model = CausalLm.load(TestPaths.stories260k())) {
+        try (Model model = Model.load(TestPaths.stories260k())) {
             PromptTuningConfig prompt = PromptTuningConfig.builder()
                     .numVirtualTokens(20)
                     .init(PromptInit.TEXT).initText("Answer the question:")

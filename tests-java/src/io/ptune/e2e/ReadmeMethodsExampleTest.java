@@ -10,7 +10,7 @@ import io.ptune.data.AlpacaDataset;
 import io.ptune.inference.Generation;
 import io.ptune.inference.GenerationConfig;
 import io.ptune.inference.Generator;
-import io.ptune.model.CausalLm;
+import io.ptune.model.Model;
 import io.ptune.prompt.PTuningConfig;
 import io.ptune.prompt.PromptEncoderType;
 import io.ptune.prompt.PromptMethodConfig;
@@ -35,7 +35,7 @@ class ReadmeMethodsExampleTest {
                 + "\"output\":\"Once upon a time, there was a little dog named Max.\"}]");
         Path adapterDir = dir.resolve("my-adapter");
         Generation generation;
-        try (CausalLm model = CausalLm.load(TestPaths.stories260k())) {
+        try (Model model = Model.load(TestPaths.stories260k())) {
             PromptMethodConfig method = PTuningConfig.builder()
                     .numVirtualTokens(20)
                     .encoderType(PromptEncoderType.LSTM)

@@ -35,7 +35,7 @@ class HfArchitecturesTest {
      * max |ptune - transformers| over the logits of every input, asserted within fp32 rounding of
      * the logits' magnitude (both sides round, each its own way: Tolerances).
      */
-    private static double assertClose(JsonNode expected, CausalLm model, PromptModule prompt, String what) {
+    private static double assertClose(JsonNode expected, Model model, PromptModule prompt, String what) {
         double worst = 0, largest = 0;
         for (int i = 0; i < INPUTS.size(); i++) {
             float[][] ours = model.logits(prompt, INPUTS.get(i));
@@ -61,7 +61,7 @@ class HfArchitecturesTest {
                 "linear_rope").map(name -> DynamicTest.dynamicTest(name, () -> {
             Path dir = root().resolve(name);
             JsonNode expected = readLogits(dir);
-            try (CausalLm model = CausalLm.load(dir.resolve("model"))) {
+            try (Model model = Model.load(dir.resolve("model"))) {
                 double bare = assertClose(expected.get("bare"), model, null, name);
                 try (PromptModule prefix = PromptAdapter.load(dir.resolve("prefix"), model)) {
                     double withPrefix = assertClose(expected.get("prefix"), model, prefix, name + " + PEFT's prefix");

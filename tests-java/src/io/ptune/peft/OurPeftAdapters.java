@@ -5,7 +5,7 @@ import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import io.ptune.adapter.PromptAdapter;
 import io.ptune.internal.JsonFiles;
-import io.ptune.model.CausalLm;
+import io.ptune.model.Model;
 import io.ptune.prompt.CompositePromptConfig;
 import io.ptune.prompt.DynamicPromptConfig;
 import io.ptune.prompt.PTuningConfig;
@@ -63,7 +63,7 @@ public final class OurPeftAdapters {
     private OurPeftAdapters() {}
 
     /** Creates case {@code name} on {@code model} (the caller closes it). */
-    public static PromptModule create(CausalLm model, String name) {
+    public static PromptModule create(Model model, String name) {
         PromptModule module = PromptModule.create(model, cases().get(name));
         Random random = new Random(name.hashCode());
         if (name.equals("dynamic")) {
@@ -94,7 +94,7 @@ public final class OurPeftAdapters {
     }
 
     /** Logits of every input behind {@code prompt}: [input][row][vocab]. */
-    public static float[][][] logits(CausalLm model, PromptModule prompt) {
+    public static float[][][] logits(Model model, PromptModule prompt) {
         float[][][] out = new float[INPUTS.size()][][];
         for (int i = 0; i < INPUTS.size(); i++) {
             out[i] = model.logits(prompt, INPUTS.get(i));
@@ -103,7 +103,7 @@ public final class OurPeftAdapters {
     }
 
     /** Writes {@code <root>/ours/<case>/} (adapter + expected_logits.json) for every case. */
-    public static void writeAll(CausalLm model, Path root) throws IOException {
+    public static void writeAll(Model model, Path root) throws IOException {
         for (String name : cases().keySet()) {
             Path dir = root.resolve("ours").resolve(name);
             try (PromptModule module = create(model, name)) {
@@ -142,7 +142,7 @@ public final class OurPeftAdapters {
 
     public static void main(String[] args) throws IOException {
         Path root = Path.of(args.length > 0 ? args[0] : "tests-java/resources/peft");
-        try (CausalLm model = CausalLm.load(root.resolve("tiny-llama"))) {
+        try (Model model = Model.load(root.resolve("tiny-llama"))) {
             writeAll(model, root);
         }
         System.out.println("wrote " + root.resolve("ours"));

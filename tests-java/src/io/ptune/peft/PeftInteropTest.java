@@ -8,7 +8,7 @@ import io.ptune.TestPaths;
 import io.ptune.Tolerances;
 import io.ptune.adapter.PromptAdapter;
 import io.ptune.internal.JsonFiles;
-import io.ptune.model.CausalLm;
+import io.ptune.model.Model;
 import io.ptune.prompt.PromptModule;
 import java.io.IOException;
 import java.nio.file.Files;
@@ -39,11 +39,11 @@ import org.junit.jupiter.api.TestFactory;
 class PeftInteropTest {
     private static final List<String> PEFT_CASES = List.of("p_tuning_mlp", "p_tuning_lstm", "prefix", "prefix_projection");
 
-    private static CausalLm model;
+    private static Model model;
 
     @BeforeAll
     static void load() {
-        model = CausalLm.load(TestPaths.tinyLlama());
+        model = Model.load(TestPaths.tinyLlama());
     }
 
     @AfterAll

@@ -13,7 +13,7 @@ import io.ptune.internal.JsonFiles;
 import io.ptune.inference.Generation;
 import io.ptune.inference.GenerationConfig;
 import io.ptune.inference.Generator;
-import io.ptune.model.CausalLm;
+import io.ptune.model.Model;
 import io.ptune.model.Tokenizer;
 import io.ptune.nativebridge.LossAveragingKind;
 import io.ptune.nativebridge.LrScheduleKind;
@@ -60,7 +60,7 @@ class PeftTrainingTest {
     private static final List<String> CASES = List.of("prompt_tuning", "prompt_tuning_accum2", "p_tuning_mlp",
             "p_tuning_lstm", "prefix", "prefix_projection", "prompt_tuning_accum2_tokens");
 
-    private static CausalLm model;
+    private static Model model;
     private static List<long[][]> batches;
 
     @TempDir
@@ -68,7 +68,7 @@ class PeftTrainingTest {
 
     @BeforeAll
     static void load() throws IOException {
-        model = CausalLm.load(TestPaths.stories260k());
+        model = Model.load(TestPaths.stories260k());
         batches = new ArrayList<>();
         for (JsonNode b : JsonFiles.MAPPER.readTree(root().resolve("batches.json").toFile()).get("batches")) {
             batches.add(new long[][] {flat(b.get("ids")), flat(b.get("mask")), flat(b.get("labels")),

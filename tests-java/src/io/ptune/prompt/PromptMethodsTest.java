@@ -17,7 +17,7 @@ import io.ptune.data.AlpacaDataset;
 import io.ptune.inference.GenerationConfig;
 import io.ptune.inference.Generator;
 import io.ptune.internal.JsonFiles;
-import io.ptune.model.CausalLm;
+import io.ptune.model.Model;
 import io.ptune.nativebridge.NativePrompt;
 import io.ptune.nativebridge.PromptSpecOptions;
 import io.ptune.train.LrSchedule;
@@ -362,7 +362,7 @@ class PromptMethodsTest extends Stories260kTest {
 
     @Test
     void aPromptOfAnotherModelInstanceIsRejected() {
-        try (CausalLm other = CausalLm.load(TestPaths.stories260k());
+        try (Model other = Model.load(TestPaths.stories260k());
                 PromptModule prompt = PromptModule.create(other, TestMethods.get("prompt-tuning"))) {
             IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> model.logits(prompt, STORY));
             assertTrue(e.getMessage().contains("another model"), e.getMessage());

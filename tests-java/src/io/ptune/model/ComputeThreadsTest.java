@@ -1,8 +1,9 @@
-package io.ptune;
+package io.ptune.model;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 
+import io.ptune.InvalidConfigException;
 import org.junit.jupiter.api.Test;
 
 class ComputeThreadsTest {

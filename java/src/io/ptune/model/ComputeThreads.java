@@ -1,5 +1,6 @@
-package io.ptune;
+package io.ptune.model;
 
+import io.ptune.InvalidConfigException;
 import io.ptune.nativebridge.NativeThreads;
 
 /**
@@ -10,7 +11,7 @@ import io.ptune.nativebridge.NativeThreads;
  */
 public final class ComputeThreads {
     /** More threads than this is a typo, not a machine: refused before libtorch spawns them. */
-    public static final int MAX_THREADS = 1024;
+    public static final int MAX_THREADS = NativeThreads.MAX_THREADS;
 
     private ComputeThreads() {}
 
