@@ -31,6 +31,20 @@ public final class TestPaths {
     }
 
     /** tests-java/resources/peft: the tiny GQA Llama and the PEFT comparison files. */
+    /**
+     * The BERT-family ONNX encoders of langchain4j's Maven Central jars, unpacked by the build into
+     * target/onnx-models/{all-minilm-l6-v2, bge-small-en-v15, bge-small-zh-v15}/.
+     */
+    public static Path onnxModel(String name) {
+        Path dir = Path.of(System.getProperty("ptune.onnx.models", "target/onnx-models")).resolve(name);
+        try (var files = java.nio.file.Files.list(dir)) {
+            return files.filter(f -> f.toString().endsWith(".onnx")).findFirst()
+                    .orElseThrow(() -> new IllegalStateException("no .onnx in " + dir));
+        } catch (java.io.IOException e) {
+            throw new IllegalStateException(dir + " is missing: the Maven build unpacks it (generate-test-resources)", e);
+        }
+    }
+
     public static Path peftResources() {
         return root().resolve("tests-java/resources/peft");
     }

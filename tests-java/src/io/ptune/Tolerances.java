@@ -75,12 +75,13 @@ public final class Tolerances {
         return m;
     }
 
-    /** {@code actual} within fp32 model rounding of {@code expected}'s magnitude. */
-    public static void assertClose(float[][] expected, float[][] actual, String what) {
+    /** {@code actual} within fp32 model rounding of {@code expected}'s magnitude; returns the max difference. */
+    public static double assertClose(float[][] expected, float[][] actual, String what) {
         double diff = maxDiff(expected, actual);
         double tolerance = fp32(maxAbs(expected));
         assertTrue(diff <= tolerance, what + ": max difference " + diff + " exceeds fp32 rounding " + tolerance
                 + " of values up to " + maxAbs(expected));
+        return diff;
     }
 
     /**

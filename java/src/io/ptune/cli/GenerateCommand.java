@@ -78,7 +78,7 @@ final class GenerateCommand extends ModelInputCommand {
         } else {
             long[] all = LongStream.concat(LongStream.of(generation.promptIds()),
                     LongStream.of(generation.generatedIds())).toArray();
-            out().println(lm.tokenizer().decode(all, true));
+            out().println(lm.hasTokenizer() ? lm.tokenizer().decode(all, true) : java.util.Arrays.toString(all));
         }
     }
 }

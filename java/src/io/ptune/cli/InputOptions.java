@@ -3,12 +3,13 @@ package io.ptune.cli;
 import io.ptune.model.Tokenizer;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.function.Supplier;
 import picocli.CommandLine.Option;
 
 /** {@code --prompt TEXT} or {@code --ids 1,2,3}: exactly one of them. */
 final class InputOptions {
-    @Option(names = "--prompt", paramLabel = "TEXT",
-            description = "Text, tokenised with the model's settings (BOS where its tokenizer adds it).")
+    @Option(names = {"--prompt", "--text"}, paramLabel = "TEXT",
+            description = "Text, tokenised with the model's settings (BOS, [CLS] ... where its tokenizer adds them).")
     String prompt;
 
     @Option(names = "--ids", paramLabel = "1,2,3",
@@ -22,10 +23,10 @@ final class InputOptions {
         }
     }
 
-    /** The input as token ids. */
-    long[] tokenIds(Tokenizer tokenizer) {
+    /** The input as token ids; the tokenizer is loaded only for text. */
+    long[] tokenIds(Supplier<Tokenizer> tokenizer) {
         if (prompt != null) {
-            long[] encoded = tokenizer.encode(prompt, true);
+            long[] encoded = tokenizer.get().encode(prompt, true);
             if (encoded.length == 0) {
                 throw new IllegalArgumentException("--prompt tokenises to no tokens; give some text");
             }

@@ -13,12 +13,13 @@ import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
 
 /**
- * {@code ptune logits}: the model's next-token logits at every position, for checking ptune
- * against another implementation. Floats are printed with {@link Float#toString(float)}, the
- * shortest text that reads back as the same float.
+ * {@code ptune logits}: the model's next-token logits at every position (a decoder's LM head), or
+ * its masked-LM logits (an encoder's MLM head), for checking ptune against another implementation.
+ * Floats are printed with {@link Float#toString(float)}, the shortest text that reads back as the
+ * same float.
  */
 @Command(name = "logits", mixinStandardHelpOptions = true,
-        description = "Print next-token logits at every position (virtual tokens first).",
+        description = "Print LM (decoders) or MLM (encoders) logits at every position (virtual tokens first).",
         exitCodeOnInvalidInput = 1, exitCodeOnExecutionException = 1)
 final class LogitsCommand extends ModelInputCommand {
     private static final int TOP = 5;
@@ -37,7 +38,7 @@ final class LogitsCommand extends ModelInputCommand {
         if (json) {
             writeJson(out(), ids, virtualTokens, logits);
         } else {
-            writeTop(out(), lm.tokenizer(), ids, virtualTokens, logits);
+            writeTop(out(), lm.hasTokenizer() ? lm.tokenizer() : null, ids, virtualTokens, logits);
         }
     }
 
@@ -67,19 +68,23 @@ final class LogitsCommand extends ModelInputCommand {
         out.println();
     }
 
+    /** A readable top-k per position; token texts only when the model has a tokenizer. */
     private static void writeTop(PrintWriter out, Tokenizer tokenizer, long[] ids, int virtualTokens,
             float[][] logits) {
         for (int row = 0; row < logits.length; row++) {
             String position = row < virtualTokens ? "virtual " + row
-                    : "token " + (row - virtualTokens) + " (" + ids[row - virtualTokens] + " "
-                            + quoted(tokenizer.decode(new long[] {ids[row - virtualTokens]}, false)) + ")";
+                    : "token " + (row - virtualTokens) + " (" + ids[row - virtualTokens]
+                            + text(tokenizer, ids[row - virtualTokens]) + ")";
             StringBuilder line = new StringBuilder(position).append(" ->");
             for (int id : topIds(logits[row], TOP)) {
-                line.append(String.format(Locale.ROOT, "  %d %s %.3f", id,
-                        quoted(tokenizer.decode(new long[] {id}, false)), logits[row][id]));
+                line.append(String.format(Locale.ROOT, "  %d%s %.3f", id, text(tokenizer, id), logits[row][id]));
             }
             out.println(line);
         }
+    }
+
+    private static String text(Tokenizer tokenizer, long id) {
+        return tokenizer == null ? "" : " " + quoted(tokenizer.decode(new long[] {id}, false));
     }
 
     private static String quoted(String text) {

@@ -8,14 +8,21 @@ import picocli.CommandLine.ArgGroup;
 import picocli.CommandLine.Option;
 
 /**
- * What {@code generate} and {@code logits} share: {@code --model}, {@code --adapter} and the input
- * ({@code --prompt} or {@code --ids}). Flags are checked before the model is loaded; then the
+ * What {@code generate}, {@code logits} and {@code embed} share: {@code --model} (a Hugging Face
+ * folder or a BERT-family .onnx file), {@code --tokenizer}, {@code --adapter} and the input
+ * ({@code --prompt}/{@code --text} or {@code --ids}; with ids the tokenizer is never loaded, so a
+ * folder without tokenizer files works). Flags are checked before the model is loaded; then the
  * model, the adapter (any prompt method, for inference) and the input ids are handed to
  * {@link #run(Model, PromptModule, long[])}, and closed after it.
  */
 abstract class ModelInputCommand extends CliCommand {
-    @Option(names = "--model", required = true, paramLabel = "DIR", description = "Hugging Face model directory.")
+    @Option(names = "--model", required = true, paramLabel = "PATH",
+            description = "Hugging Face model directory, or a BERT-family encoder exported to .onnx.")
     Path model;
+
+    @Option(names = "--tokenizer", paramLabel = "FILE",
+            description = "tokenizer.json to use instead of the one beside the model.")
+    Path tokenizer;
 
     @Option(names = "--adapter", paramLabel = "DIR", description = "Adapter directory of any prompt method (PEFT layout).")
     Path adapter;
@@ -27,9 +34,9 @@ abstract class ModelInputCommand extends CliCommand {
     protected final int run() throws Exception {
         checkFlags();
         input.validate();
-        try (Model lm = Model.load(model);
+        try (Model lm = Model.load(model, tokenizer);
                 PromptModule prompt = adapter == null ? null : PromptAdapter.load(adapter, lm)) {
-            run(lm, prompt, input.tokenIds(lm.tokenizer()));
+            run(lm, prompt, input.tokenIds(lm::tokenizer));
             out().flush();
         }
         return 0;

@@ -9,7 +9,7 @@ import picocli.CommandLine.Spec;
 import picocli.CommandLine.Model.CommandSpec;
 
 /**
- * The {@code ptune} command line: {@code train}, {@code generate} and {@code logits}.
+ * The {@code ptune} command line: {@code train}, {@code generate}, {@code logits} and {@code embed}.
  *
  * <p>Results go to stdout, logs to stderr. Every failure (a bad flag, a missing file, a native
  * error) ends with {@code error: <message>} on stderr and exit code 1; {@code --verbose} adds the
@@ -19,8 +19,9 @@ import picocli.CommandLine.Model.CommandSpec;
         name = "ptune",
         mixinStandardHelpOptions = true,
         version = "ptune 0.1.0",
-        description = "Prompt learning (prompt tuning, P-tuning, prefix tuning, composite and dynamic prompts) on frozen Hugging Face causal LMs.",
-        subcommands = {TrainCommand.class, GenerateCommand.class, LogitsCommand.class},
+        description = "Prompt learning (prompt tuning, P-tuning, prefix tuning, composite and dynamic prompts) on frozen"
+                + " Hugging Face models (Llama, Mistral, Qwen2, GPT-2, BLOOM decoders; BERT encoders, also from ONNX).",
+        subcommands = {TrainCommand.class, GenerateCommand.class, LogitsCommand.class, EmbedCommand.class},
         exitCodeOnInvalidInput = 1,
         exitCodeOnExecutionException = 1)
 public final class PtuneCli implements Runnable {
@@ -46,7 +47,7 @@ public final class PtuneCli implements Runnable {
     @Override
     public void run() {
         throw new ParameterException(spec.commandLine(),
-                "a subcommand is required: train, generate or logits");
+                "a subcommand is required: train, generate, logits or embed");
     }
 
     /** One line naming the bad flag, then where to find help. */

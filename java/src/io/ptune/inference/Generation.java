@@ -7,7 +7,7 @@ import java.util.Arrays;
  *
  * @param promptIds the ids the model was given (without padding or virtual tokens)
  * @param generatedIds the new ids, ending with EOS when the model produced it
- * @param text the new ids decoded, special tokens (EOS) left out
+ * @param text the new ids decoded, special tokens (EOS) left out; null when the model has no tokenizer files
  */
 public record Generation(long[] promptIds, long[] generatedIds, String text) {
     public Generation {
@@ -28,12 +28,12 @@ public record Generation(long[] promptIds, long[] generatedIds, String text) {
     @Override
     public boolean equals(Object o) {
         return o instanceof Generation g && Arrays.equals(promptIds, g.promptIds)
-                && Arrays.equals(generatedIds, g.generatedIds) && text.equals(g.text);
+                && Arrays.equals(generatedIds, g.generatedIds) && java.util.Objects.equals(text, g.text);
     }
 
     @Override
     public int hashCode() {
-        return 31 * (31 * Arrays.hashCode(promptIds) + Arrays.hashCode(generatedIds)) + text.hashCode();
+        return 31 * (31 * Arrays.hashCode(promptIds) + Arrays.hashCode(generatedIds)) + java.util.Objects.hashCode(text);
     }
 
     @Override

@@ -74,8 +74,9 @@ public final class Generator {
         }
         List<Generation> out = new ArrayList<>(generated.length);
         for (int row = 0; row < generated.length; row++) {
+            // Ids work without tokenizer files; then there is no text.
             out.add(new Generation(promptIds.get(row), generated[row],
-                    model.tokenizer().decode(generated[row], true)));
+                    model.hasTokenizer() ? model.tokenizer().decode(generated[row], true) : null));
         }
         return out;
     }

@@ -52,9 +52,17 @@ public final class Model implements AutoCloseable {
      * @throws ModelFormatException if the directory or one of its files is missing or malformed
      */
     public static Model load(Path path) {
+        return load(path, null);
+    }
+
+    /**
+     * As {@link #load(Path)}, with the tokenizer taken from {@code tokenizerFile} (a tokenizer.json)
+     * instead of beside the model; null looks beside it.
+     */
+    public static Model load(Path path, Path tokenizerFile) {
         Objects.requireNonNull(path, "path");
         if (Files.isRegularFile(path) && path.getFileName().toString().endsWith(".onnx")) {
-            return loadOnnx(path, null);
+            return loadOnnx(path, tokenizerFile);
         }
         Path modelDir = path;
         if (!Files.isDirectory(modelDir)) {
@@ -74,7 +82,8 @@ public final class Model implements AutoCloseable {
         }
         List<Long> eos = eosTokenIds(modelDir, architecture);
         NativeModel nativeModel = NativeModel.load(modelDir, architecture.nativeSpec());
-        return checked(new Model(modelDir, architecture, modelDir.resolve("tokenizer.json"), nativeModel, eos));
+        Path tokenizer = tokenizerFile != null ? tokenizerFile : modelDir.resolve("tokenizer.json");
+        return checked(new Model(modelDir, architecture, tokenizer, nativeModel, eos));
     }
 
     /**
