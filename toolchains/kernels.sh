@@ -20,9 +20,10 @@
 #
 # Usage:
 #   kernels.sh list [all|own]           one configuration a line
-#   kernels.sh properties FILE [all|own] [SKIP]
+#   kernels.sh properties FILE [all|own] [SKIP] [REPORTS]
 #                                       Maven properties ptune.skip.java.<name>=true|false for
-#                                       the Java suite's executions (all true when SKIP is true)
+#                                       the Java suite's executions (all true when SKIP is true);
+#                                       clears REPORTS (the previous run's reports) unless skipping
 # Selection "own" keeps only as-given (a quick local run: mvn verify -Dptune.kernels=own).
 set -euo pipefail
 
@@ -62,9 +63,11 @@ kernel_matrix() {
 JAVA_EXECUTIONS=(openblas-auto openblas-Haswell openblas-Zen openblas-SkylakeX aten-default)
 
 write_properties() {
-  local file="$1" selection="${2:-all}" skip_all="${3:-false}"
+  local file="$1" selection="${2:-all}" skip_all="${3:-false}" reports="${4:-}"
   local matrix
   matrix="$(kernel_matrix "$selection")" || exit 2
+  # Stale reports of an earlier run (another selection, a renamed test) must not reach the summary.
+  [[ -n "$reports" && "$skip_all" != true ]] && rm -rf "$reports"
   mkdir -p "$(dirname "$file")"
   {
     echo "# written by toolchains/kernels.sh: which Java-suite kernel runs apply on this CPU"
@@ -80,7 +83,7 @@ write_properties() {
 if [[ "${BASH_SOURCE[0]}" == "$0" ]]; then
   case "${1:-}" in
     list) kernel_matrix "${2:-all}" ;;
-    properties) write_properties "$2" "${3:-all}" "${4:-false}" ;;
-    *) echo "usage: $0 list [all|own] | properties FILE [all|own] [SKIP]" >&2; exit 2 ;;
+    properties) write_properties "$2" "${3:-all}" "${4:-false}" "${5:-}" ;;
+    *) echo "usage: $0 list [all|own] | properties FILE [all|own] [SKIP] [REPORTS]" >&2; exit 2 ;;
   esac
 fi

@@ -35,7 +35,6 @@ import java.util.Objects;
 import java.util.Set;
 import java.util.TreeSet;
 import java.util.regex.Matcher;
-import java.util.regex.Pattern;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -93,7 +92,6 @@ public final class PromptAdapter {
     private static final String LAYERS_METADATA = "ptune_unfrozen_layers";
     private static final String LAYER_RATE_METADATA = "ptune_layer_learning_rate";
     private static final String SEED_METADATA = "ptune_seed";
-    private static final Pattern LAYER_NAME = Pattern.compile("model\\.layers\\.(\\d+)\\..+");
 
     /** Keys of every PEFT version's prompt-learning configs; others are ignored with a warning. */
     private static final Set<String> KNOWN_KEYS = Set.of("peft_type", "task_type", "num_virtual_tokens",
@@ -591,10 +589,10 @@ public final class PromptAdapter {
         SafetensorsFile tensors = AdapterFiles.open(file, "");
         Set<Integer> layerIds = new TreeSet<>();
         for (String name : tensors.tensors().keySet()) {
-            Matcher m = LAYER_NAME.matcher(name);
+            Matcher m = PromptModule.LAYER_WEIGHT.matcher(name);
             if (!m.matches()) {
                 throw new AdapterException(file + ": tensor '" + name + "' is not a transformer layer weight"
-                        + " (model.layers.<i>.…)");
+                        + " (model.layers.<i>.…, h.<i>.…, encoder.layer.<i>.…)");
             }
             layerIds.add(Integer.parseInt(m.group(1)));
         }

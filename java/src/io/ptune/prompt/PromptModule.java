@@ -10,6 +10,7 @@ import io.ptune.nativebridge.PromptSpecOptions;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Objects;
+import java.util.regex.Pattern;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -29,7 +30,12 @@ public final class PromptModule implements ModelPrompt, AutoCloseable {
     private static final Logger LOG = LoggerFactory.getLogger(PromptModule.class);
 
     /** Parameter names of unfrozen transformer layers start with this. */
-    public static final String LAYER_PREFIX = "model.layers.";
+    /**
+     * Checkpoint names of transformer layer weights, whose group 1 is the layer index: Llama's
+     * {@code model.layers.<i>.}, GPT-2's and BLOOM's {@code [transformer.]h.<i>.}, BERT's
+     * {@code [bert.]encoder.layer.<i>.}. No prompt-method parameter name has this shape.
+     */
+    public static final Pattern LAYER_WEIGHT = Pattern.compile("(?:.*\\.)?(?:layers|h|layer)\\.(\\d+)\\..+");
 
     private final Model model;
     private final PromptMethodConfig config;
@@ -200,12 +206,12 @@ public final class PromptModule implements ModelPrompt, AutoCloseable {
 
     /** The method's own parameter names (without unfrozen layers). */
     public List<String> methodParameterNames() {
-        return parameterNames().stream().filter(n -> !n.startsWith(LAYER_PREFIX)).toList();
+        return parameterNames().stream().filter(n -> !LAYER_WEIGHT.matcher(n).matches()).toList();
     }
 
     /** Names of the unfrozen layers' weights (empty before {@link #unfreezeTopLayers}). */
     public List<String> layerParameterNames() {
-        return parameterNames().stream().filter(n -> n.startsWith(LAYER_PREFIX)).toList();
+        return parameterNames().stream().filter(n -> LAYER_WEIGHT.matcher(n).matches()).toList();
     }
 
     public long[] shape(String name) {
