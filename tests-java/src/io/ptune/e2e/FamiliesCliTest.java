@@ -37,6 +37,7 @@ class FamiliesCliTest {
     Path dir;
 
     private Path data;
+    private Path blocks;
 
     private static Path model(String name) {
         return TestPaths.root().resolve("tests-java/resources/families").resolve(name).resolve("model");
@@ -51,6 +52,11 @@ class FamiliesCliTest {
                 {"instruction": "给出保持健康的三个建议。", "input": "", "output": "多喝水。"}
                 {"instruction": "Add the numbers.", "input": "2 and 3", "output": "5"}
                 """);
+        blocks = dir.resolve("blocks.json");
+        Files.writeString(blocks, """
+                [{"name": "base", "num_virtual_tokens": 2, "init": "text:Give three tips"},
+                 {"name": "task", "num_virtual_tokens": 1, "init": "vocab", "learning_rate": 0.02}]
+                """);
     }
 
     static Stream<Arguments> decoderMethods() {
@@ -61,6 +67,7 @@ class FamiliesCliTest {
                 List.of("--method", "prefix-tuning", "--virtual-tokens", "3", "--prefix-projection",
                         "--encoder-hidden-size", "16"),
                 List.of("--method", "dynamic", "--virtual-tokens", "3", "--generator-hidden-size", "8"),
+                List.of("--method", "composite", "--blocks", "BLOCKS"),
                 List.of("--method", "prompt-tuning", "--virtual-tokens", "2", "--stage2-layers", "1", "--stage2-steps", "1"));
         List<Arguments> out = new ArrayList<>();
         for (String family : List.of("gpt2", "bloom")) {
@@ -85,7 +92,9 @@ class FamiliesCliTest {
         Path out = dir.resolve("adapter");
         List<String> args = new ArrayList<>(List.of("train", "--model", model(family).toString(), "--data",
                 data.toString(), "--out", out.toString(), "--max-steps", "2", "--batch-size", "2", "--lr", "0.01"));
-        args.addAll(flags);
+        for (String flag : flags) {
+            args.add(flag.equals("BLOCKS") ? blocks.toString() : flag);
+        }
         Result train = CliEndToEndTest.run(args.toArray(String[]::new));
         assertEquals(0, train.exitCode(), train.err());
         assertTrue(train.out().contains("trained"), train.out());
@@ -107,6 +116,12 @@ class FamiliesCliTest {
                 out.toString(), "--prompt", "Give three tips", "--max-new-tokens", "4", "--json");
         assertEquals(0, generate.exitCode(), generate.err());
         assertTrue(JSON.readTree(generate.out()).get("generated_ids").size() >= 1);
+        // embed works on decoders too: their final hidden states, virtual rows first.
+        Result embed = CliEndToEndTest.run("embed", "--model", model(family).toString(), "--adapter", out.toString(),
+                "--ids", "5,17", "--json");
+        assertEquals(0, embed.exitCode(), embed.err());
+        JsonNode hidden = JSON.readTree(embed.out());
+        assertEquals(hidden.get("virtual_tokens").asInt() + 2, hidden.get("last_hidden_state").size());
     }
 
     @Test
