@@ -25,7 +25,7 @@
 #include "prompt/prompt_method.h"
 #include "prompt/prompted_input.h"
 #include "test_support.h"
-#include "tolerance.h"
+#include "gradient_check.h"
 
 namespace {
 
@@ -120,7 +120,7 @@ class FamilyGradientTest : public ::testing::TestWithParam<std::string> {
     loss(model, method, ids, mask).backward();
     at::NoGradGuard no_grad;
     std::mt19937 rng(seed);
-    double worst = 0;
+    ptune_test::GradientReport report;
     for (const Checked& c : checked) {
       const at::Tensor grad = c.tensor.grad();
       if (!grad.defined()) {
@@ -130,26 +130,11 @@ class FamilyGradientTest : public ::testing::TestWithParam<std::string> {
       // A key bias adds q.b to every score of a query: softmax ignores it, its gradient is 0.
       const bool key_bias = c.name.size() > 8 && c.name.compare(c.name.size() - 8, 8, "key.bias") == 0;
       if (!key_bias) EXPECT_GT(grad.abs().max().item<double>(), 1e-6) << c.name << ": gradient is zero";
-      double* data = c.tensor.data_ptr<double>();
-      const double* g = grad.contiguous().data_ptr<double>();
-      std::uniform_int_distribution<int64_t> pick(0, c.tensor.numel() - 1);
-      for (int i = 0; i < std::min<int64_t>(per_tensor, c.tensor.numel()); ++i) {
-        const int64_t k = pick(rng);
-        const double original = data[k];
-        const ptune_test::CentralDifference fd = ptune_test::centralDifference([&](double d) {
-          data[k] = original + d;
-          const double value = loss(model, method, ids, mask).item<double>();
-          data[k] = original;
-          return value;
-        });
-        const double err = std::abs(fd.value - g[k]);
-        worst = std::max(worst, err / fd.tolerance);
-        // The bound follows from the step: truncation ~h^2 and rounding ~eps |f| / h (tolerance.h).
-        EXPECT_LE(err, fd.tolerance) << c.name << "[" << k << "]: autograd " << g[k] << ", central difference "
-                                     << fd.value << " (allowed error " << fd.tolerance << ")";
-      }
+      at::Tensor tensor = c.tensor;
+      ptune_test::checkComponents(c.name, tensor, grad, per_tensor, rng,
+                                  [&] { return loss(model, method, ids, mask).item<double>(); }, report);
     }
-    return worst;
+    return report.worst_ratio;
   }
 
   static std::unique_ptr<prompt::PromptMethodImpl> method(const Backbone& model, ptune::PromptMethod kind, int64_t P) {

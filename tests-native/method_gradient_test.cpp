@@ -22,7 +22,7 @@
 #include "models/backbone.h"
 #include "prompt/prompt_method.h"
 #include "test_support.h"
-#include "tolerance.h"
+#include "gradient_check.h"
 
 namespace {
 
@@ -38,12 +38,7 @@ struct Checked {
   at::Tensor tensor;  // contiguous fp64
 };
 
-struct FdReport {
-  double worst_ratio = 0;     // max |autograd - D(h)| / its bound (must stay <= 1)
-  double worst_relative = 0;  // over components with |gradient| >= 1e-3, for the log
-  int components = 0;
-  int large = 0;  // components with |gradient| >= 1e-3
-};
+using FdReport = ptune_test::GradientReport;
 
 class MethodGradientTest : public ::testing::Test {
  protected:
@@ -100,29 +95,9 @@ class MethodGradientTest : public ::testing::Test {
         continue;
       }
       EXPECT_GT(grad.abs().max().item<double>(), 1e-7) << c.name << ": gradient is zero";
-      double* data = c.tensor.data_ptr<double>();
-      const double* g = grad.contiguous().data_ptr<double>();
-      std::uniform_int_distribution<int64_t> pick(0, c.tensor.numel() - 1);
-      for (int i = 0; i < std::min<int64_t>(per_tensor, c.tensor.numel()); ++i) {
-        const int64_t k = pick(rng);
-        const double original = data[k];
-        const ptune_test::CentralDifference fd = ptune_test::centralDifference([&](double d) {
-          data[k] = original + d;
-          const double loss_value = loss_of(ids, mask, labels).item<double>();
-          data[k] = original;
-          return loss_value;
-        });
-        const double ad = g[k], err = std::abs(fd.value - ad);
-        report.components += 1;
-        report.worst_ratio = std::max(report.worst_ratio, err / fd.tolerance);
-        if (std::max(std::abs(fd.value), std::abs(ad)) >= 1e-3) {
-          report.worst_relative = std::max(report.worst_relative, err / std::max(std::abs(fd.value), std::abs(ad)));
-          report.large += 1;
-        }
-        // The bound follows from the step: truncation ~h^2 and rounding ~eps |f| / h (tolerance.h).
-        EXPECT_LE(err, fd.tolerance) << c.name << "[" << k << "]: autograd " << ad << ", central difference "
-                                     << fd.value << " (allowed error " << fd.tolerance << ")";
-      }
+      at::Tensor tensor = c.tensor;
+      ptune_test::checkComponents(c.name, tensor, grad, per_tensor, rng,
+                                  [&] { return loss_of(ids, mask, labels).item<double>(); }, report);
     }
     return report;
   }

@@ -22,14 +22,26 @@ CASES = ["gpt2", "bloom", "bloom_pow2", "bert", "bert_base"]
 METHODS = ["prompt_tuning", "p_tuning", "prefix", "prefix_projection"]
 
 
-def base_model(case, model_dir):
+def base_model(case, model_dir, dtype):
     from transformers import AutoModelForCausalLM, BertForMaskedLM, BertModel
 
     if case == "bert":
-        return BertForMaskedLM.from_pretrained(model_dir, dtype=torch.float32)
+        return BertForMaskedLM.from_pretrained(model_dir, dtype=dtype)
     if case == "bert_base":
-        return BertModel.from_pretrained(model_dir, dtype=torch.float32)
-    return AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
+        return BertModel.from_pretrained(model_dir, dtype=dtype)
+    return AutoModelForCausalLM.from_pretrained(model_dir, dtype=dtype)
+
+
+def outputs(model, inputs, output):
+    """{"<output>/<input>": tensor [rows, width]} for each input, unpadded."""
+    result = {}
+    with torch.no_grad():
+        for i, ids in enumerate(inputs):
+            input_ids = torch.tensor([ids])
+            out = model(input_ids=input_ids, attention_mask=torch.ones_like(input_ids))
+            value = out.logits if output == "logits" else out.last_hidden_state
+            result[f"{output}/{i}"] = value[0].contiguous()
+    return result
 
 
 def main():
@@ -48,18 +60,18 @@ def main():
         output = "last_hidden_state" if case == "bert_base" else "logits"
         for method in METHODS:
             adapter = os.path.join(case_dir, "ours", method)
-            model = PeftModel.from_pretrained(base_model(case, os.path.join(case_dir, "model")), adapter)
-            model.eval()
-            tensors = {}
-            with torch.no_grad():
-                for i, ids in enumerate(inputs):
-                    input_ids = torch.tensor([ids])
-                    out = model(input_ids=input_ids, attention_mask=torch.ones_like(input_ids))
-                    value = out.logits if output == "logits" else out.last_hidden_state
-                    tensors[f"{output}/{i}"] = value[0].contiguous().float()
-            save_file(tensors, os.path.join(adapter, "peft_outputs.safetensors"),
-                      metadata={"source": f"torch {torch.__version__}, transformers {transformers.__version__}, "
-                                          f"peft {peft.__version__}; {type(model.base_model).__name__}"})
+            model_dir = os.path.join(case_dir, "model")
+            model = PeftModel.from_pretrained(base_model(case, model_dir, torch.float32), adapter).eval()
+            tensors = {k: v.float() for k, v in outputs(model, inputs, output).items()}
+            # The same in float64: how far fp32 rounding moves each output (tests allow a multiple
+            # of it: ill-conditioned models amplify rounding past a few ulps of their outputs).
+            model64 = PeftModel.from_pretrained(base_model(case, model_dir, torch.float64), adapter)
+            exact = outputs(model64.to(torch.float64).eval(), inputs, output)
+            metadata = {"source": f"torch {torch.__version__}, transformers {transformers.__version__}, "
+                                  f"peft {peft.__version__}; {type(model.base_model).__name__}"}
+            for k, v in tensors.items():
+                metadata[f"fp32_error/{k}"] = f"{float((v.double() - exact[k]).abs().max()):.3g}"
+            save_file(tensors, os.path.join(adapter, "peft_outputs.safetensors"), metadata=metadata)
             rows = {k: list(v.shape) for k, v in tensors.items()}
             print(f"{case} {method}: {type(model).__name__} {rows}")
     return 0

@@ -77,10 +77,21 @@ public final class Tolerances {
 
     /** {@code actual} within fp32 model rounding of {@code expected}'s magnitude; returns the max difference. */
     public static double assertClose(float[][] expected, float[][] actual, String what) {
+        return assertClose(expected, actual, 0, what);
+    }
+
+    /**
+     * As {@link #assertClose(float[][], float[][], String)}, for a reference whose own fp32 rounding
+     * error {@code referenceError} (max |fp32 - float64| of the same computation, measured when it was
+     * written) is known. An ill-conditioned model (e.g. post-LN BERT with random weights) amplifies
+     * rounding past {@link #MODEL_ULPS} ulps of its outputs; two fp32 implementations, each about that
+     * far from the exact value, then differ by up to about twice it, so 4x it is allowed.
+     */
+    public static double assertClose(float[][] expected, float[][] actual, double referenceError, String what) {
         double diff = maxDiff(expected, actual);
-        double tolerance = fp32(maxAbs(expected));
-        assertTrue(diff <= tolerance, what + ": max difference " + diff + " exceeds fp32 rounding " + tolerance
-                + " of values up to " + maxAbs(expected));
+        double tolerance = Math.max(fp32(maxAbs(expected)), 4 * referenceError);
+        assertTrue(diff <= tolerance, what + ": max difference " + diff + " exceeds the rounding tolerance " + tolerance
+                + " (values up to " + maxAbs(expected) + ", reference's own fp32 error " + referenceError + ")");
         return diff;
     }
 

@@ -1,11 +1,8 @@
 package io.ptune.cli;
 
-import com.fasterxml.jackson.core.JsonGenerator;
-import io.ptune.internal.JsonFiles;
 import io.ptune.model.Model;
 import io.ptune.prompt.PromptModule;
 import java.io.IOException;
-import java.io.PrintWriter;
 import java.util.Locale;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
@@ -29,7 +26,7 @@ final class EmbedCommand extends ModelInputCommand {
         float[][] hidden = lm.hiddenStates(prompt, ids, null);
         int virtualTokens = prompt == null ? 0 : prompt.inputVirtualTokens();
         if (json) {
-            writeJson(out(), ids, virtualTokens, hidden);
+            MatrixJson.write(out(), ids, virtualTokens, "last_hidden_state", hidden);
         } else {
             for (int row = 0; row < hidden.length; row++) {
                 double norm = 0;
@@ -46,30 +43,5 @@ final class EmbedCommand extends ModelInputCommand {
                 out().println(line.append(", ...]"));
             }
         }
-    }
-
-    private static void writeJson(PrintWriter out, long[] ids, int virtualTokens, float[][] hidden) throws IOException {
-        // Streamed: a (P+T) x C matrix as a tree would cost several times its size in objects.
-        try (JsonGenerator json = JsonFiles.MAPPER.getFactory().createGenerator(out)) {
-            json.disable(JsonGenerator.Feature.AUTO_CLOSE_TARGET);
-            json.writeStartObject();
-            json.writeArrayFieldStart("ids");
-            for (long id : ids) {
-                json.writeNumber(id);
-            }
-            json.writeEndArray();
-            json.writeNumberField("virtual_tokens", virtualTokens);
-            json.writeArrayFieldStart("last_hidden_state");
-            for (float[] row : hidden) {
-                json.writeStartArray();
-                for (float value : row) {
-                    json.writeNumber(value);
-                }
-                json.writeEndArray();
-            }
-            json.writeEndArray();
-            json.writeEndObject();
-        }
-        out.println();
     }
 }

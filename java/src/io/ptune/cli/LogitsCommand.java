@@ -1,7 +1,5 @@
 package io.ptune.cli;
 
-import com.fasterxml.jackson.core.JsonGenerator;
-import io.ptune.internal.JsonFiles;
 import io.ptune.model.Model;
 import io.ptune.model.Tokenizer;
 import io.ptune.prompt.PromptModule;
@@ -36,36 +34,10 @@ final class LogitsCommand extends ModelInputCommand {
         // Input-level virtual positions; a prefix lives in the keys and values, not in the rows.
         int virtualTokens = prompt == null ? 0 : prompt.inputVirtualTokens();
         if (json) {
-            writeJson(out(), ids, virtualTokens, logits);
+            MatrixJson.write(out(), ids, virtualTokens, "logits", logits);
         } else {
             writeTop(out(), lm.hasTokenizer() ? lm.tokenizer() : null, ids, virtualTokens, logits);
         }
-    }
-
-    private static void writeJson(PrintWriter out, long[] ids, int virtualTokens, float[][] logits)
-            throws IOException {
-        // Streamed: a (P+T) x V matrix as a tree would cost several times its size in objects.
-        try (JsonGenerator json = JsonFiles.MAPPER.getFactory().createGenerator(out)) {
-            json.disable(JsonGenerator.Feature.AUTO_CLOSE_TARGET);
-            json.writeStartObject();
-            json.writeArrayFieldStart("ids");
-            for (long id : ids) {
-                json.writeNumber(id);
-            }
-            json.writeEndArray();
-            json.writeNumberField("virtual_tokens", virtualTokens);
-            json.writeArrayFieldStart("logits");
-            for (float[] row : logits) {
-                json.writeStartArray();
-                for (float value : row) {
-                    json.writeNumber(value);
-                }
-                json.writeEndArray();
-            }
-            json.writeEndArray();
-            json.writeEndObject();
-        }
-        out.println();
     }
 
     /** A readable top-k per position; token texts only when the model has a tokenizer. */

@@ -32,11 +32,15 @@ public sealed interface Architecture permits LlamaArchitecture, Gpt2Architecture
     /** Query heads per layer. */
     int numHeads();
 
-    /** Key/value heads per layer (fewer than {@link #numHeads()} on grouped-query models). */
-    int numKvHeads();
+    /** Key/value heads per layer: {@link #numHeads()} but on grouped-query models (Llama family). */
+    default int numKvHeads() {
+        return numHeads();
+    }
 
-    /** The width of one head. */
-    int headDim();
+    /** The width of one head: {@code hiddenSize / numHeads} unless config.json says otherwise (Llama family). */
+    default int headDim() {
+        return hiddenSize() / numHeads();
+    }
 
     /** The longest sequence with positions (virtual tokens + text + new tokens); 0 for no limit (ALiBi). */
     int maxPositionEmbeddings();

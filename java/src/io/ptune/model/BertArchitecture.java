@@ -95,16 +95,6 @@ public record BertArchitecture(
     }
 
     @Override
-    public int numKvHeads() {
-        return numHeads;
-    }
-
-    @Override
-    public int headDim() {
-        return hiddenSize / numHeads;
-    }
-
-    @Override
     public boolean causal() {
         return false;
     }

@@ -72,16 +72,6 @@ public record BloomArchitecture(
         return "bloom";
     }
 
-    @Override
-    public int numKvHeads() {
-        return numHeads;
-    }
-
-    @Override
-    public int headDim() {
-        return hiddenSize / numHeads;
-    }
-
     /** ALiBi has no position table: no length limit. */
     @Override
     public int maxPositionEmbeddings() {

@@ -95,16 +95,6 @@ public record Gpt2Architecture(
     }
 
     @Override
-    public int numKvHeads() {
-        return numHeads;
-    }
-
-    @Override
-    public int headDim() {
-        return hiddenSize / numHeads;
-    }
-
-    @Override
     public boolean causal() {
         return true;
     }

@@ -8,8 +8,10 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import ai.onnxruntime.OnnxTensor;
 import ai.onnxruntime.OrtEnvironment;
 import ai.onnxruntime.OrtSession;
+import com.fasterxml.jackson.databind.JsonNode;
 import io.ptune.TestPaths;
 import io.ptune.Tolerances;
+import io.ptune.internal.JsonFiles;
 import java.nio.LongBuffer;
 import java.nio.file.Path;
 import java.util.Arrays;
@@ -30,6 +32,7 @@ class OnnxEncodersTest {
             "all-minilm-l6-v2", new int[] {30522, 384, 6, 12, 1536},
             "bge-small-en-v15", new int[] {30522, 384, 12, 12, 1536},
             "bge-small-zh-v15", new int[] {21128, 512, 4, 8, 2048});
+    /** Must match TEXTS in tests-java/peft/onnx_tokenizers.py, which recorded transformers' ids. */
     private static final List<String> TEXTS = List.of(
             "The quick brown fox jumps over the lazy dog.",
             "Prompt tuning keeps the model frozen and learns a few vectors.",
@@ -40,6 +43,8 @@ class OnnxEncodersTest {
     Stream<DynamicTest> lastHiddenStateMatchesOnnxRuntime() {
         return DIMS.keySet().stream().sorted().map(name -> DynamicTest.dynamicTest(name, () -> {
             Path onnx = TestPaths.onnxModel(name);
+            JsonNode reference = JsonFiles.MAPPER.readTree(
+                    TestPaths.root().resolve("tests-java/resources/onnx/tokenizer_ids.json").toFile());
             try (Model model = Model.load(onnx);
                     OrtEnvironment env = OrtEnvironment.getEnvironment();
                     OrtSession session = env.createSession(onnx.toString(), new OrtSession.SessionOptions())) {
@@ -49,11 +54,17 @@ class OnnxEncodersTest {
                         ((BertArchitecture) arch).intermediateSize()}, name + ": architecture read from the graph");
                 assertFalse(arch.causal());
                 double worst = 0;
-                for (String text : TEXTS) {
+                for (int k = 0; k < TEXTS.size(); k++) {
+                    String text = TEXTS.get(k);
+                    assertEquals(text, reference.get("texts").get(k).asText());
                     long[] ids = model.tokenizer().encode(text, true);
-                    // [CLS] ... [SEP], as the jars' tokenizer.json post-processor adds them (BERT vocabularies).
-                    assertEquals(101L, ids[0], "[CLS] first: " + Arrays.toString(ids));
-                    assertEquals(102L, ids[ids.length - 1], "[SEP] last: " + Arrays.toString(ids));
+                    // transformers' ids with the jar's tokenizer.json ([CLS] ... [SEP] included).
+                    JsonNode wantIds = reference.get("ids").get(name).get(k);
+                    long[] expected = new long[wantIds.size()];
+                    for (int t = 0; t < expected.length; t++) {
+                        expected[t] = wantIds.get(t).asLong();
+                    }
+                    assertArrayEquals(expected, ids, name + ": ids of '" + text + "'");
                     float[][] ours = model.hiddenStates(null, ids, null);
                     float[][] theirs = run(env, session, ids);
                     double diff = Tolerances.maxDiff(theirs, ours), largest = Tolerances.maxAbs(theirs);
