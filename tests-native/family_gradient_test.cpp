@@ -25,65 +25,13 @@
 #include "prompt/prompt_method.h"
 #include "prompt/prompted_input.h"
 #include "test_support.h"
+#include "family_models.h"
 #include "gradient_check.h"
 
 namespace {
 
-using ptune::Activation;
-using ptune::ModelFamily;
-using ptune::ModelSpec;
 using ptune::models::Backbone;
 namespace prompt = ptune::prompt;
-
-const std::string kFamilies = PTUNE_FAMILIES_DIR;
-
-/// The spec of a family case from its config.json (the fields Java's Architecture reads).
-ModelSpec specOf(const std::string& name) {
-  std::ifstream in(kFamilies + "/" + name + "/model/config.json");
-  if (!in) throw std::runtime_error("cannot open " + name + "/model/config.json (hf_families.py writes it)");
-  const nlohmann::json c = nlohmann::json::parse(in);
-  const std::string type = c.at("model_type");
-  ModelSpec s{};
-  s.tie_word_embeddings = true;
-  s.rope_theta = 10000.0;
-  if (type == "gpt2") {
-    s.family = static_cast<int32_t>(ModelFamily::kGpt2);
-    s.hidden_size = c.at("n_embd");
-    s.num_hidden_layers = c.at("n_layer");
-    s.num_attention_heads = c.at("n_head");
-    s.intermediate_size = c.at("n_inner").is_null() ? 4 * s.hidden_size : c.at("n_inner").get<int64_t>();
-    s.max_position_embeddings = c.at("n_positions");
-    s.norm_eps = c.at("layer_norm_epsilon");
-    s.activation = static_cast<int32_t>(Activation::kGeluTanh);
-  } else if (type == "bloom") {
-    s.family = static_cast<int32_t>(ModelFamily::kBloom);
-    s.hidden_size = c.at("hidden_size");
-    s.num_hidden_layers = c.at("n_layer");
-    s.num_attention_heads = c.at("n_head");
-    s.intermediate_size = 4 * s.hidden_size;
-    s.norm_eps = c.at("layer_norm_epsilon");
-    s.activation = static_cast<int32_t>(Activation::kGeluBloom);
-  } else {
-    s.family = static_cast<int32_t>(ModelFamily::kBert);
-    s.hidden_size = c.at("hidden_size");
-    s.num_hidden_layers = c.at("num_hidden_layers");
-    s.num_attention_heads = c.at("num_attention_heads");
-    s.intermediate_size = c.at("intermediate_size");
-    s.max_position_embeddings = c.at("max_position_embeddings");
-    s.type_vocab_size = c.at("type_vocab_size");
-    s.norm_eps = c.at("layer_norm_eps");
-    s.activation = static_cast<int32_t>(Activation::kGeluExact);
-  }
-  s.vocab_size = c.at("vocab_size");
-  s.num_key_value_heads = s.num_attention_heads;
-  s.head_dim = s.hidden_size / s.num_attention_heads;
-  return s;
-}
-
-std::unique_ptr<Backbone> load(const std::string& name) {
-  const ptune::io::WeightStore weights(kFamilies + "/" + name + "/model");
-  return ptune::models::loadBackbone(weights, specOf(name), at::kDouble);
-}
 
 class FamilyGradientTest : public ::testing::TestWithParam<std::string> {
  protected:
@@ -148,7 +96,7 @@ class FamilyGradientTest : public ::testing::TestWithParam<std::string> {
 };
 
 TEST_P(FamilyGradientTest, SoftPromptPrefixAndTopLayer) {
-  const auto model = load(GetParam());
+  const auto model = ptune_test::familyModel(GetParam());
   const auto soft = method(*model, ptune::PromptMethod::kPromptTuning, 3);
   const double soft_worst = check(*model, soft.get(), {{"embedding", soft->parameter("embedding").tensor}}, 16, 1);
   const auto prefix = method(*model, ptune::PromptMethod::kPrefixTuning, 2);

@@ -79,6 +79,12 @@ enum class LrSchedule : int32_t { kConstant = 0, kLinear = 1, kCosine = 2 };
 /// kMicroBatches: the mean of the micro-batches' mean losses (the plain PEFT loop, loss / accum).
 enum class LossAveraging : int32_t { kTokens = 0, kMicroBatches = 1 };
 
+/// The loss of a classification task (ignored by the causal-LM objective).
+enum class ClassLossKind : int32_t {
+  kCrossEntropy = 0,  // with optional label smoothing and class weights (torch's cross_entropy)
+  kFocal = 1          // -alpha_y (1 - p_y)^gamma log p_y (Lin et al. 2017), softmax over the classes
+};
+
 /// AdamW + schedule + clipping + accumulation settings of a training run.
 struct TrainOptions {
   double learning_rate;
@@ -91,7 +97,10 @@ struct TrainOptions {
   int64_t total_steps;    // optimizer steps of the whole run (for the schedule)
   int64_t warmup_steps;
   int32_t schedule;       // LrSchedule
-  int32_t loss_averaging; // LossAveraging
+  int32_t loss_averaging; // LossAveraging (classification: over examples, weighted by class weights)
+  int32_t class_loss;     // ClassLossKind (classification only)
+  double focal_gamma;     // kFocal: >= 0
+  double label_smoothing; // kCrossEntropy: in [0, 1)
 };
 
 /// What one micro-batch did.
@@ -149,6 +158,36 @@ struct PromptSpec {
   int64_t seed;                 // random init of encoder / generator weights
 };
 
+/// Classification heads (see Classifier).
+enum class ClassifierHead : int32_t {
+  kLinearHead = 0,         // a trainable (K, C) layer on a pooled vector (transformers' *ForSequenceClassification)
+  kVerbalizerHead = 1,     // PET: label words' log-probabilities at a slot, OpenPrompt's ManualVerbalizer
+  kSoftVerbalizerHead = 2  // WARP: trainable class vectors scored against the slot's hidden state
+};
+
+/// What the linear head reads.
+enum class Pooling : int32_t {
+  kPoolCls = 0,        // position 0 of what the model sees (the first virtual token behind an input-level
+                   // prompt, else [CLS]), through BERT's pooler when present: transformers + PEFT
+  kPoolFirstText = 1,  // the first text token ([CLS]), through BERT's pooler when present: P-tuning v2
+  kPoolMean = 2,       // the mean over the text tokens
+  kPoolLast = 3        // the last text token (decoders)
+};
+
+/// How a label word of several tokens is scored (OpenPrompt's multi_token_handler).
+enum class MultiToken : int32_t { kFirstPiece = 0, kMeanOfPieces = 1, kMaxOfPieces = 2 };
+
+/// Shape of a classification head.
+struct ClassifierSpec {
+  int32_t head;         // ClassifierHead
+  int64_t num_classes;  // K >= 2
+  int32_t pooling;      // Pooling (kLinearHead)
+  bool head_bias;       // kLinearHead: parameters "classifier.weight" + "classifier.bias" (BERT's naming), else
+                        // "score.weight" (decoders' *ForSequenceClassification: no bias)
+  int32_t multi_token;  // MultiToken (verbalizers)
+  int64_t seed;         // initialisation of the linear head
+};
+
 class Model;
 
 /// The state of one prompt method in front of one model: named fp32 parameters, each
@@ -191,6 +230,7 @@ class PromptModel {
 
  private:
   friend class Model;
+  friend class Classifier;
   friend class PromptTrainer;
   struct Impl;
   std::shared_ptr<Impl> impl_;  // shared: prompts keep their model alive, trainers their prompt
@@ -244,16 +284,60 @@ class Model {
 
  private:
   friend class PromptModel;
+  friend class Classifier;
   friend class PromptTrainer;
   struct Impl;
   std::shared_ptr<Impl> impl_;  // shared: prompts keep their model alive, trainers their prompt
 };
 
-/// Trains the trainable parameters of a PromptModel in front of a frozen causal Model (the
-/// causal-LM objective); holds the AdamW moments and step counters.
+/// A classification head in front of a frozen Model (optionally behind a PromptModel): its own
+/// named fp32 parameters ("classifier.weight", "score.weight", "soft_verbalizer.weight"; none for
+/// a verbalizer) and, for verbalizers, the label words.
+class Classifier {
+ public:
+  /// Label words (verbalizers; null / 0 for the linear head): num_words words, word i of class
+  /// word_class[i] with tokens word_tokens[word_offsets[i] .. word_offsets[i + 1]).
+  Classifier(const Model& model, const ClassifierSpec& spec, const int64_t* word_class, const int64_t* word_offsets,
+             const int64_t* word_tokens, int64_t num_words);
+  ~Classifier();
+  Classifier(const Classifier&) = delete;
+  Classifier& operator=(const Classifier&) = delete;
+
+  int64_t numClasses() const;
+  int64_t numParameters() const;
+  std::string parameterName(int64_t index) const;
+  int64_t parameterShape(const char* name, int64_t* dims) const;
+  int64_t parameterNumel(const char* name) const;
+  void readParameter(const char* name, float* out) const;
+  void writeParameter(const char* name, const float* values);
+
+  /// Class scores (B, K): the linear head's logits, or the verbalizer's aggregated label-word
+  /// log-probabilities. prompt may be null; ids, mask (and token_types, may be null) are (B, T);
+  /// slots (B) are the text positions of the [MASK] / next-token slot (verbalizers; may be null
+  /// for the linear head).
+  void scores(const PromptModel* prompt, const int64_t* ids, const int64_t* mask, const int64_t* token_types,
+              const int64_t* slots, int64_t B, int64_t T, float* out) const;
+
+  /// Contextual calibration of a verbalizer: the mean slot logits of these content-free inputs
+  /// become the reference its label-word probabilities are divided by (OpenPrompt's calibrate).
+  void calibrate(const PromptModel* prompt, const int64_t* ids, const int64_t* mask, const int64_t* slots, int64_t B,
+                 int64_t T);
+  void clearCalibration();
+
+ private:
+  friend class PromptTrainer;
+  struct Impl;
+  std::shared_ptr<Impl> impl_;
+};
+
+/// Trains the trainable parameters of a PromptModel (and of a Classifier) in front of a frozen
+/// Model; holds the AdamW moments and step counters.
 class PromptTrainer {
  public:
+  /// The causal-LM objective (decoders).
   PromptTrainer(const Model& model, PromptModel& prompt, const TrainOptions& options);
+  /// Classification through `classifier` (prompt may be null: the head alone, e.g. a linear probe).
+  PromptTrainer(const Model& model, PromptModel* prompt, Classifier& classifier, const TrainOptions& options);
   ~PromptTrainer();
   PromptTrainer(const PromptTrainer&) = delete;
   PromptTrainer& operator=(const PromptTrainer&) = delete;
@@ -269,6 +353,14 @@ class PromptTrainer {
   /// Loss without gradients (dropout off), same inputs as trainMicroBatch.
   EvalStats evaluate(const int64_t* ids, const int64_t* mask, const int64_t* labels, int64_t B,
                      int64_t T) const;
+
+  /// Classification: one micro-batch of B examples with class labels (B) in [0, K), slots (B)
+  /// for verbalizers (may be null for the linear head), token_types (B, T) or null. The loss is
+  /// the options' class loss; label_tokens counts the examples.
+  StepStats trainClassBatch(const int64_t* ids, const int64_t* mask, const int64_t* token_types,
+                            const int64_t* slots, const int64_t* labels, int64_t B, int64_t T);
+  /// Class weights (the focal alpha / cross-entropy weight), one per class; null restores 1.
+  void setClassWeights(const double* weights, int64_t K);
 
   /// AdamW moments of one parameter for checkpoints: each is the parameter's numel floats
   /// (zeros before its first update). Bias correction counts steps per parameter, as

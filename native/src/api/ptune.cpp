@@ -15,6 +15,8 @@
 #include "generate/generation.h"
 #include "io/onnx.h"
 #include "io/safetensors.h"
+#include "heads/classifier.h"
+#include "loss/classification_loss.h"
 #include "loss/linear_cross_entropy.h"
 #include "models/backbone.h"
 #include "optim/adamw.h"
@@ -361,9 +363,127 @@ void PromptModel::exportPeftEmbeddings(float* out) const {
 }
 
 // ---------------------------------------------------------------------------------------
+struct Classifier::Impl {
+  std::shared_ptr<const Model::Impl> owner;  // keeps the base model alive
+  const models::Backbone& base;
+  heads::Classifier head;
+
+  /// Class scores (B, K) of a batch behind prompt (may be null); gradients flow when enabled.
+  at::Tensor scores(const PromptModel::Impl* prompt, const at::Tensor& ids, const at::Tensor& mask,
+                    const at::Tensor& token_types, const at::Tensor& slots, bool training) const;
+};
+
+namespace {
+/// Slots (B) as text positions inside [0, T) of real tokens.
+at::Tensor slotsView(const int64_t* slots, int64_t B, int64_t T, const at::Tensor& mask) {
+  if (slots == nullptr) return at::Tensor();
+  const at::Tensor s = at::from_blob(const_cast<int64_t*>(slots), {B}, kLong);
+  PTUNE_CHECK(s.min().item<int64_t>() >= 0 && s.max().item<int64_t>() < T, "a slot lies outside the ", T,
+              " text positions");
+  PTUNE_CHECK(mask.ne(0).gather(1, s.view({B, 1})).all().item<bool>(), "a slot points at padding");
+  return s;
+}
+}  // namespace
+
+at::Tensor Classifier::Impl::scores(const PromptModel::Impl* prompt, const at::Tensor& ids, const at::Tensor& mask,
+                                    const at::Tensor& token_types, const at::Tensor& slots, bool training) const {
+  const auto [model, method] = resolve(base, prompt);
+  prompt::PreparedInput in = prompt::prepareInput(*model, method, ids, mask, training, token_types);
+  const at::Tensor hidden = model->forward(in.input, &in.cache);
+  return head.scores(*model, hidden, mask.ne(0), in.input_virtual_tokens, slots);
+}
+
+Classifier::Classifier(const Model& model, const ClassifierSpec& spec, const int64_t* word_class,
+                       const int64_t* word_offsets, const int64_t* word_tokens, int64_t num_words) {
+  impl_ = api::translated("creating the classifier", [&] {
+    const models::Backbone& base = *model.impl_->model;
+    heads::LabelWords words;
+    if (num_words > 0) {
+      PTUNE_CHECK(word_class != nullptr && word_offsets != nullptr && word_tokens != nullptr, "label words are null");
+      std::vector<int64_t> classes(word_class, word_class + num_words);
+      std::vector<int64_t> offsets(word_offsets, word_offsets + num_words + 1);
+      std::vector<int64_t> tokens(word_tokens, word_tokens + offsets.back());
+      words = heads::layoutLabelWords(spec.num_classes, classes, offsets, tokens, base.vocab());
+    }
+    return std::make_shared<Impl>(Impl{model.impl_, base, heads::Classifier(base, spec, std::move(words))});
+  });
+}
+
+Classifier::~Classifier() = default;
+
+int64_t Classifier::numClasses() const { return impl_->head.numClasses(); }
+int64_t Classifier::numParameters() const { return static_cast<int64_t>(impl_->head.parameters().size()); }
+
+std::string Classifier::parameterName(int64_t index) const {
+  const auto& all = impl_->head.parameters();
+  PTUNE_CHECK(index >= 0 && index < static_cast<int64_t>(all.size()), "classifier parameter index ", index,
+              " out of range [0, ", all.size(), ")");
+  return all[static_cast<size_t>(index)].name;
+}
+
+int64_t Classifier::parameterShape(const char* name, int64_t* dims) const {
+  return api::translated("reading a classifier parameter shape", [&] {
+    const at::Tensor& t = impl_->head.parameter(name).tensor;
+    for (int64_t i = 0; i < t.dim(); ++i) dims[i] = t.size(i);
+    return static_cast<int64_t>(t.dim());
+  });
+}
+
+int64_t Classifier::parameterNumel(const char* name) const {
+  return api::translated("reading a classifier parameter size", [&] { return impl_->head.parameter(name).tensor.numel(); });
+}
+
+void Classifier::readParameter(const char* name, float* out) const {
+  api::translated("reading a classifier parameter", [&] { copyOut(impl_->head.parameter(name).tensor, out); });
+}
+
+void Classifier::writeParameter(const char* name, const float* values) {
+  api::translated("writing a classifier parameter", [&] {
+    at::NoGradGuard no_grad;
+    at::Tensor& t = impl_->head.parameter(name).tensor;
+    PTUNE_CHECK(values != nullptr, "values for '", name, "' are null");
+    const at::Tensor src = at::from_blob(const_cast<float*>(values), t.sizes(), at::TensorOptions().dtype(at::kFloat));
+    PTUNE_CHECK(at::isfinite(src).all().item<bool>(), "values for '", name, "' contain NaN or infinity");
+    t.copy_(src);
+  });
+}
+
+void Classifier::scores(const PromptModel* prompt, const int64_t* ids, const int64_t* mask, const int64_t* token_types,
+                        const int64_t* slots, int64_t B, int64_t T, float* out) const {
+  api::translated("classifying", [&] {
+    at::NoGradGuard no_grad;
+    const at::Tensor m = view(mask, B, T, "mask");
+    copyOut(impl_->scores(prompt != nullptr ? prompt->impl_.get() : nullptr, view(ids, B, T, "ids"), m,
+                          optionalView(token_types, B, T, "token_types"), slotsView(slots, B, T, m), false),
+            out);
+  });
+}
+
+void Classifier::calibrate(const PromptModel* prompt, const int64_t* ids, const int64_t* mask, const int64_t* slots,
+                           int64_t B, int64_t T) {
+  api::translated("calibrating the verbalizer", [&] {
+    at::NoGradGuard no_grad;
+    PTUNE_CHECK(impl_->head.kind() == ClassifierHead::kVerbalizerHead, "only a verbalizer is calibrated");
+    const at::Tensor m = view(mask, B, T, "mask");
+    const at::Tensor s = slotsView(slots, B, T, m);
+    PTUNE_CHECK(s.defined(), "calibration needs the slot of every content-free input");
+    const auto [model, method] = resolve(impl_->base, prompt != nullptr ? prompt->impl_.get() : nullptr);
+    prompt::PreparedInput in = prompt::prepareInput(*model, method, view(ids, B, T, "ids"), m, false);
+    const at::Tensor hidden = model->forward(in.input, &in.cache);
+    // OpenPrompt's calibrate: the mean of the raw slot logits over the content-free inputs.
+    impl_->head.setCalibration(impl_->head.slotLogits(*model, hidden, in.input_virtual_tokens, s).mean(0));
+  });
+}
+
+void Classifier::clearCalibration() { impl_->head.setCalibration(at::Tensor()); }
+
+// ---------------------------------------------------------------------------------------
 struct PromptTrainer::Impl {
-  std::shared_ptr<PromptModel::Impl> owner;  // keeps the prompt (and its model) alive
-  PromptModel::Impl& prompt;
+  std::shared_ptr<PromptModel::Impl> prompt_owner;  // keeps the prompt (and its model) alive; may be null
+  PromptModel::Impl* prompt;                        // null: a classifier alone (e.g. a linear probe)
+  std::shared_ptr<Classifier::Impl> classifier;     // null: the causal-LM objective
+  std::shared_ptr<const Model::Impl> model_owner;
+  const models::Backbone& base;
   TrainOptions options;
   struct Moments {
     at::Tensor exp_avg, exp_avg_sq;
@@ -374,8 +494,40 @@ struct PromptTrainer::Impl {
   std::map<std::string, Moments> moments;
   int64_t micro_steps = 0;
   int64_t optimizer_steps = 0;
-  // Label tokens of the accumulation cycle so far (LossAveraging::kTokens divides by them).
-  int64_t cycle_label_tokens = 0;
+  // Label tokens (examples for classification, weighted by class weights) of the accumulation
+  // cycle so far: LossAveraging::kTokens divides by them.
+  double cycle_weight = 0;
+  at::Tensor class_weights;  // (K) or undefined
+
+  /// The model the prompt runs on (its two-stage copy, if any).
+  const models::Backbone& model() const { return prompt != nullptr ? prompt->model() : base; }
+
+  /// Every parameter: the prompt's, then the classifier's.
+  std::vector<prompt::NamedParameter*> all() {
+    std::vector<prompt::NamedParameter*> out;
+    if (prompt != nullptr) out = prompt->all();
+    if (classifier) {
+      for (auto& p : classifier->head.parameters()) out.push_back(&p);
+    }
+    return out;
+  }
+
+  prompt::NamedParameter& find(const char* name) {
+    PTUNE_CHECK(name != nullptr, "parameter name is null");
+    if (classifier) {
+      for (auto& p : classifier->head.parameters()) {
+        if (p.name == name) return p;
+      }
+    }
+    PTUNE_CHECK(prompt != nullptr, "no classifier parameter named '", name, "'");
+    return prompt->find(name);
+  }
+
+  void discardGradients() {
+    for (auto* p : all()) {
+      if (p->tensor.grad().defined()) p->tensor.mutable_grad().zero_();
+    }
+  }
 
   Moments& momentsOf(const prompt::NamedParameter& p) {
     auto it = moments.find(p.name);
@@ -387,108 +539,190 @@ struct PromptTrainer::Impl {
     }
     return it->second;
   }
+
+  std::vector<prompt::NamedParameter*> trainable() {
+    std::vector<prompt::NamedParameter*> out;
+    for (auto* p : all()) {
+      if (p->trainable) out.push_back(p);
+    }
+    PTUNE_CHECK(!out.empty(), "nothing to train: every prompt parameter is frozen");
+    return out;
+  }
+
+  /// The micro-step of a loss whose gradient was accumulated: counts it and, every grad_accum
+  /// micro-batches, clips, steps AdamW and the schedule. weight is what the cycle's summed loss
+  /// is divided by (kTokens); stats receives the step's numbers.
+  void finishMicroStep(double weight, const std::vector<prompt::NamedParameter*>& params, StepStats& stats);
+
+  /// A diverged micro-batch: no backward, the accumulation cycle dropped.
+  void dropCycle(StepStats& stats) {
+    discardGradients();
+    micro_steps -= micro_steps % options.grad_accum;
+    cycle_weight = 0;
+    stats.optimizer_step = optimizer_steps;
+  }
 };
+
+namespace {
+void checkOptions(const TrainOptions& options) {
+  PTUNE_CHECK(options.grad_accum >= 1, "grad_accum must be >= 1, got ", options.grad_accum);
+  PTUNE_CHECK(options.learning_rate > 0, "learning rate must be positive, got ", options.learning_rate);
+  PTUNE_CHECK(options.total_steps >= 1, "total_steps must be >= 1, got ", options.total_steps);
+  PTUNE_CHECK(options.schedule >= 0 && options.schedule <= 2, "unknown schedule ", options.schedule);
+  PTUNE_CHECK(options.loss_averaging >= 0 && options.loss_averaging <= 1, "unknown loss averaging ",
+              options.loss_averaging);
+}
+}  // namespace
 
 PromptTrainer::PromptTrainer(const Model& model, PromptModel& prompt, const TrainOptions& options) {
   impl_ = api::translated("creating the trainer", [&] {
     PTUNE_CHECK(&prompt.impl_->base == model.impl_->model.get(), "the prompt belongs to another model");
     causalHead(*model.impl_->model);
-    PTUNE_CHECK(options.grad_accum >= 1, "grad_accum must be >= 1, got ", options.grad_accum);
-    PTUNE_CHECK(options.learning_rate > 0, "learning rate must be positive, got ",
-                options.learning_rate);
-    PTUNE_CHECK(options.total_steps >= 1, "total_steps must be >= 1, got ", options.total_steps);
-    PTUNE_CHECK(options.schedule >= 0 && options.schedule <= 2, "unknown schedule ",
-                options.schedule);
-    PTUNE_CHECK(options.loss_averaging >= 0 && options.loss_averaging <= 1, "unknown loss averaging ",
-                options.loss_averaging);
-    return std::make_shared<Impl>(Impl{prompt.impl_, *prompt.impl_, options, {}, 0, 0, 0});
+    checkOptions(options);
+    return std::make_shared<Impl>(
+        Impl{prompt.impl_, prompt.impl_.get(), nullptr, model.impl_, *model.impl_->model, options, {}, 0, 0, 0, {}});
+  });
+}
+
+PromptTrainer::PromptTrainer(const Model& model, PromptModel* prompt, Classifier& classifier,
+                             const TrainOptions& options) {
+  impl_ = api::translated("creating the classification trainer", [&] {
+    PTUNE_CHECK(prompt == nullptr || &prompt->impl_->base == model.impl_->model.get(),
+                "the prompt belongs to another model");
+    PTUNE_CHECK(&classifier.impl_->base == model.impl_->model.get(), "the classifier belongs to another model");
+    checkOptions(options);
+    PTUNE_CHECK(options.class_loss >= 0 && options.class_loss <= 1, "unknown class loss ", options.class_loss);
+    return std::make_shared<Impl>(Impl{prompt != nullptr ? prompt->impl_ : nullptr,
+                                       prompt != nullptr ? prompt->impl_.get() : nullptr, classifier.impl_,
+                                       model.impl_, *model.impl_->model, options, {}, 0, 0, 0, {}});
   });
 }
 
 PromptTrainer::~PromptTrainer() = default;
 
-StepStats PromptTrainer::trainMicroBatch(const int64_t* ids, const int64_t* mask,
-                                         const int64_t* labels, int64_t B, int64_t T) {
+void PromptTrainer::Impl::finishMicroStep(double weight, const std::vector<prompt::NamedParameter*>& params,
+                                         StepStats& stats) {
+  cycle_weight += weight;
+  micro_steps += 1;
+  stats.optimizer_step = optimizer_steps;
+  if (micro_steps % options.grad_accum != 0) return;
+
+  at::NoGradGuard no_grad;
+  std::vector<at::Tensor> grads;
+  for (auto* p : params) {
+    if (!p->tensor.grad().defined()) p->tensor.mutable_grad() = at::zeros_like(p->tensor);
+    grads.push_back(p->tensor.grad());
+  }
+  if (options.loss_averaging == static_cast<int32_t>(LossAveraging::kTokens)) {
+    for (auto& g : grads) g.div_(cycle_weight);
+  }
+  cycle_weight = 0;
+  stats.grad_norm = optim::clipGradNorm(grads, options.max_grad_norm);
+  const double factor = optim::scheduleFactor(static_cast<LrSchedule>(options.schedule), optimizer_steps,
+                                              options.warmup_steps, options.total_steps);
+  stats.learning_rate = options.learning_rate * factor;
+  optimizer_steps += 1;
+  for (size_t i = 0; i < params.size(); ++i) {
+    prompt::NamedParameter& p = *params[i];
+    const double lr = (p.learning_rate > 0 ? p.learning_rate : options.learning_rate) * factor;
+    Moments& m = momentsOf(p);
+    m.step += 1;
+    at::Tensor param = p.tensor.detach();  // shares storage: the update lands in the parameter
+    optim::adamwStep(param, grads[i], m.exp_avg, m.exp_avg_sq, m.step,
+                     {lr, options.adam_beta1, options.adam_beta2, options.adam_epsilon, options.weight_decay});
+    grads[i].zero_();
+  }
+  stats.optimizer_stepped = true;
+  stats.optimizer_step = optimizer_steps;
+}
+
+StepStats PromptTrainer::trainMicroBatch(const int64_t* ids, const int64_t* mask, const int64_t* labels, int64_t B,
+                                         int64_t T) {
   return api::translated("training step", [&] {
     Impl& s = *impl_;
-    std::vector<prompt::NamedParameter*> trainable;
-    for (auto* p : s.prompt.all()) {
-      if (p->trainable) trainable.push_back(p);
-    }
-    PTUNE_CHECK(!trainable.empty(), "nothing to train: every prompt parameter is frozen");
-    s.prompt.method->seedDropout(s.micro_steps);
+    PTUNE_CHECK(!s.classifier && s.prompt != nullptr, "this trainer classifies: use trainClassBatch");
+    const std::vector<prompt::NamedParameter*> trainable = s.trainable();
+    s.prompt->method->seedDropout(s.micro_steps);
     int64_t virtual_tokens = 0;
-    const at::Tensor hidden =
-        s.prompt.hidden(view(ids, B, T, "ids"), view(mask, B, T, "mask"), true, virtual_tokens);
+    const at::Tensor hidden = s.prompt->hidden(view(ids, B, T, "ids"), view(mask, B, T, "mask"), true, virtual_tokens);
     StepStats stats{};
-    const at::Tensor loss_sum =
-        shiftedLossSum(s.prompt.model(), hidden,
-                       prompt::padLabels(view(labels, B, T, "labels"), virtual_tokens),
-                       stats.label_tokens);
+    const at::Tensor loss_sum = shiftedLossSum(s.prompt->model(), hidden,
+                                               prompt::padLabels(view(labels, B, T, "labels"), virtual_tokens),
+                                               stats.label_tokens);
     PTUNE_CHECK(stats.label_tokens > 0,
                 "a micro-batch has no label tokens (all labels are -100); check the data "
                 "template and --max-length");
     const at::Tensor loss = loss_sum / static_cast<double>(stats.label_tokens);
     stats.loss = loss.item<double>();
     if (!std::isfinite(stats.loss)) {
-      // Diverged: no backward, and the accumulation cycle is dropped; the caller reports it.
-      s.prompt.discardGradients();
-      s.micro_steps -= s.micro_steps % s.options.grad_accum;
-      s.cycle_label_tokens = 0;
-      stats.optimizer_step = s.optimizer_steps;
+      s.dropCycle(stats);  // diverged: the caller reports it
       return stats;
     }
     const bool per_token = s.options.loss_averaging == static_cast<int32_t>(LossAveraging::kTokens);
     // kTokens: gradients of the summed loss now, divided by the cycle's label tokens at the step.
     (per_token ? loss_sum : loss / static_cast<double>(s.options.grad_accum)).backward();
-    s.cycle_label_tokens += stats.label_tokens;
-    s.micro_steps += 1;
-    stats.optimizer_step = s.optimizer_steps;
-    if (s.micro_steps % s.options.grad_accum != 0) return stats;
-
-    at::NoGradGuard no_grad;
-    std::vector<at::Tensor> grads;
-    for (auto* p : trainable) {
-      if (!p->tensor.grad().defined()) p->tensor.mutable_grad() = at::zeros_like(p->tensor);
-      grads.push_back(p->tensor.grad());
-    }
-    if (per_token) {
-      for (auto& g : grads) g.div_(static_cast<double>(s.cycle_label_tokens));
-    }
-    s.cycle_label_tokens = 0;
-    stats.grad_norm = optim::clipGradNorm(grads, s.options.max_grad_norm);
-    const double factor =
-        optim::scheduleFactor(static_cast<LrSchedule>(s.options.schedule), s.optimizer_steps,
-                              s.options.warmup_steps, s.options.total_steps);
-    stats.learning_rate = s.options.learning_rate * factor;
-    s.optimizer_steps += 1;
-    for (size_t i = 0; i < trainable.size(); ++i) {
-      prompt::NamedParameter& p = *trainable[i];
-      const double lr = (p.learning_rate > 0 ? p.learning_rate : s.options.learning_rate) * factor;
-      Impl::Moments& m = s.momentsOf(p);
-      m.step += 1;
-      at::Tensor param = p.tensor.detach();  // shares storage: the update lands in the parameter
-      optim::adamwStep(param, grads[i], m.exp_avg, m.exp_avg_sq, m.step,
-                       {lr, s.options.adam_beta1, s.options.adam_beta2, s.options.adam_epsilon,
-                        s.options.weight_decay});
-      grads[i].zero_();
-    }
-    stats.optimizer_stepped = true;
-    stats.optimizer_step = s.optimizer_steps;
+    s.finishMicroStep(static_cast<double>(stats.label_tokens), trainable, stats);
     return stats;
   });
 }
 
-EvalStats PromptTrainer::evaluate(const int64_t* ids, const int64_t* mask, const int64_t* labels,
-                                  int64_t B, int64_t T) const {
+StepStats PromptTrainer::trainClassBatch(const int64_t* ids, const int64_t* mask, const int64_t* token_types,
+                                         const int64_t* slots, const int64_t* labels, int64_t B, int64_t T) {
+  return api::translated("classification training step", [&] {
+    Impl& s = *impl_;
+    PTUNE_CHECK(s.classifier, "this trainer trains the causal-LM objective: use trainMicroBatch");
+    const std::vector<prompt::NamedParameter*> trainable = s.trainable();
+    if (s.prompt != nullptr) s.prompt->method->seedDropout(s.micro_steps);
+    const at::Tensor m = view(mask, B, T, "mask");
+    const at::Tensor y = at::from_blob(const_cast<int64_t*>(labels), {B}, kLong);
+    const at::Tensor scores = s.classifier->scores(s.prompt, view(ids, B, T, "ids"), m,
+                                                   optionalView(token_types, B, T, "token_types"),
+                                                   slotsView(slots, B, T, m), true);  // (B, K)
+    loss::ClassLoss spec{static_cast<loss::ClassLossKind>(s.options.class_loss), s.options.focal_gamma,
+                         s.options.label_smoothing, s.class_weights};
+    const at::Tensor per_example = loss::classLossPerExample(scores, y, spec);
+    const double weight = s.class_weights.defined() ? s.class_weights.index_select(0, y).sum().item<double>()
+                                                    : static_cast<double>(B);
+    const at::Tensor loss_sum = per_example.sum();
+    StepStats stats{};
+    stats.label_tokens = B;
+    stats.loss = loss_sum.item<double>() / weight;
+    if (!std::isfinite(stats.loss)) {
+      s.dropCycle(stats);
+      return stats;
+    }
+    const bool per_example_mean = s.options.loss_averaging == static_cast<int32_t>(LossAveraging::kTokens);
+    (per_example_mean ? loss_sum : loss_sum / (weight * static_cast<double>(s.options.grad_accum))).backward();
+    s.finishMicroStep(weight, trainable, stats);
+    return stats;
+  });
+}
+
+void PromptTrainer::setClassWeights(const double* weights, int64_t K) {
+  api::translated("setting class weights", [&] {
+    PTUNE_CHECK(impl_->classifier, "class weights need a classifier");
+    if (weights == nullptr) {
+      impl_->class_weights = at::Tensor();
+      return;
+    }
+    PTUNE_CHECK(K == impl_->classifier->head.numClasses(), "class weights: ", K, " values for ",
+                impl_->classifier->head.numClasses(), " classes");
+    const at::Tensor w = at::from_blob(const_cast<double*>(weights), {K}, at::TensorOptions().dtype(at::kDouble));
+    PTUNE_CHECK(at::isfinite(w).all().item<bool>() && w.gt(0).all().item<bool>(), "class weights must be positive");
+    impl_->class_weights = w.to(impl_->base.dtype()).clone();
+  });
+}
+
+EvalStats PromptTrainer::evaluate(const int64_t* ids, const int64_t* mask, const int64_t* labels, int64_t B,
+                                  int64_t T) const {
   return api::translated("evaluating", [&] {
     at::NoGradGuard no_grad;
     const Impl& s = *impl_;
+    PTUNE_CHECK(!s.classifier && s.prompt != nullptr, "this trainer classifies: use Classifier::scores");
     int64_t virtual_tokens = 0;
-    const at::Tensor hidden =
-        s.prompt.hidden(view(ids, B, T, "ids"), view(mask, B, T, "mask"), false, virtual_tokens);
+    const at::Tensor hidden = s.prompt->hidden(view(ids, B, T, "ids"), view(mask, B, T, "mask"), false, virtual_tokens);
     EvalStats stats{};
-    stats.loss_sum = shiftedLossSum(s.prompt.model(), hidden,
+    stats.loss_sum = shiftedLossSum(s.prompt->model(), hidden,
                                     prompt::padLabels(view(labels, B, T, "labels"), virtual_tokens),
                                     stats.label_tokens)
                          .item<double>();
@@ -499,7 +733,7 @@ EvalStats PromptTrainer::evaluate(const int64_t* ids, const int64_t* mask, const
 void PromptTrainer::readMoments(const char* name, float* exp_avg, float* exp_avg_sq) const {
   api::translated("reading optimizer moments", [&] {
     Impl& s = *impl_;
-    Impl::Moments& m = s.momentsOf(s.prompt.find(name));
+    Impl::Moments& m = s.momentsOf(s.find(name));
     copyOut(m.exp_avg, exp_avg);
     copyOut(m.exp_avg_sq, exp_avg_sq);
   });
@@ -508,7 +742,7 @@ void PromptTrainer::readMoments(const char* name, float* exp_avg, float* exp_avg
 void PromptTrainer::writeMoments(const char* name, const float* exp_avg, const float* exp_avg_sq) {
   api::translated("restoring optimizer moments", [&] {
     Impl& s = *impl_;
-    const prompt::NamedParameter& p = s.prompt.find(name);
+    const prompt::NamedParameter& p = s.find(name);
     Impl::Moments& m = s.momentsOf(p);
     const auto opts = at::TensorOptions().dtype(at::kFloat);
     PTUNE_CHECK(exp_avg != nullptr && exp_avg_sq != nullptr, "moments of '", name, "' are null");
@@ -529,8 +763,8 @@ void PromptTrainer::setOptimizerStep(int64_t step) {
     // layers joined later; their own count is not in the checkpoint, so it is approximated.)
     for (auto& [name, m] : impl_->moments) m.step = step;
     // A half-accumulated gradient belongs to the run being replaced: discard it.
-    impl_->prompt.discardGradients();
-    impl_->cycle_label_tokens = 0;
+    impl_->discardGradients();
+    impl_->cycle_weight = 0;
   });
 }
 

@@ -67,6 +67,11 @@ class Backbone {
   /// A shallow copy sharing every weight tensor (two-stage training replaces some).
   virtual std::unique_ptr<Backbone> clone() const = 0;
 
+  /// BERT's pooler, tanh(dense(x)) on a (..., C) hidden state, where the checkpoint has one
+  /// (BertModel); other families and checkpoints without it have none.
+  virtual bool hasPooler() const { return false; }
+  virtual at::Tensor pool(const at::Tensor& hidden) const { return hidden; }
+
   /// The LM head (decoders) or MLM head (encoders that have one), else null.
   const heads::LmHead* head() const { return head_ ? &*head_ : nullptr; }
   /// The head, or an error naming the family when the checkpoint has none.

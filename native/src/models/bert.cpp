@@ -61,6 +61,10 @@ class Bert final : public Backbone {
       norm(p + "output.LayerNorm", l.out_norm_weight, l.out_norm_bias);
       layers_.push_back(std::move(l));
     }
+    if (weights.contains(prefix_ + "pooler.dense.weight")) {
+      pooler_weight_ = w("pooler.dense.weight", {C, C});
+      pooler_bias_ = w("pooler.dense.bias", {C});
+    }
     if (weights.contains("cls.predictions.transform.dense.weight")) {
       const std::string t = "cls.predictions.transform.";
       const bool old = !weights.contains(t + "LayerNorm.weight") && weights.contains(t + "LayerNorm.gamma");
@@ -76,6 +80,13 @@ class Bert final : public Backbone {
   }
 
   bool causal() const override { return false; }
+
+  bool hasPooler() const override { return pooler_weight_.defined(); }
+
+  // BertPooler: tanh(dense(x)) (transformers applies it to position 0).
+  at::Tensor pool(const at::Tensor& hidden) const override {
+    return pooler_weight_.defined() ? at::tanh(linear(hidden, pooler_weight_, pooler_bias_)) : hidden;
+  }
 
   at::Tensor embed(const at::Tensor& ids) const override { return at::embedding(word_embeddings_, ids); }
 
@@ -147,6 +158,7 @@ class Bert final : public Backbone {
   at::Tensor position_embeddings_;    // (max_position_embeddings, C)
   at::Tensor token_type_embeddings_;  // (type_vocab_size, C)
   at::Tensor emb_norm_weight_, emb_norm_bias_;
+  at::Tensor pooler_weight_, pooler_bias_;  // (C, C), (C) or undefined
   std::vector<Layer> layers_;
 };
 

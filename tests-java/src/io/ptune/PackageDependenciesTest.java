@@ -33,7 +33,8 @@ class PackageDependenciesTest {
             Map.entry("adapter", 5),
             Map.entry("inference", 5),
             Map.entry("train", 6),
-            Map.entry("cli", 7));
+            Map.entry("classify", 7),
+            Map.entry("cli", 8));
 
     private static final Pattern REFERENCE = Pattern.compile("\\bio\\.ptune\\.((?:[a-z]+\\.)*)[A-Z]");
 

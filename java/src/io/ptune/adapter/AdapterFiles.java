@@ -24,7 +24,8 @@ final class AdapterFiles {
     /** Every file an adapter save may write; stale ones are removed when a directory is reused. */
     static final Set<String> MANAGED_FILES = Set.of(CONFIG_FILE, WEIGHTS_FILE,
             PromptAdapter.P_TUNING_ENCODER_FILE, PromptAdapter.PREFIX_ENCODER_FILE, PromptAdapter.COMPOSITE_FILE,
-            PromptAdapter.DYNAMIC_FILE, PromptAdapter.LAYERS_FILE);
+            PromptAdapter.DYNAMIC_FILE, PromptAdapter.LAYERS_FILE, PromptAdapter.CLASSIFIER_FILE,
+            PromptAdapter.HEAD_FILE, PromptAdapter.SOFT_VERBALIZER_FILE);
 
     private AdapterFiles() {}
 
@@ -60,7 +61,8 @@ final class AdapterFiles {
                 temp = null;
             } else {
                 for (String stale : MANAGED_FILES) {
-                    if (!files.containsKey(stale) && !stale.equals(CONFIG_FILE)) {
+                    // The config goes too when this save has none (a head without a prompt).
+                    if (!files.containsKey(stale)) {
                         Files.deleteIfExists(target.resolve(stale));
                     }
                 }

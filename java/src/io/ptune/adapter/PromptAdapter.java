@@ -88,6 +88,39 @@ public final class PromptAdapter {
     public static final String LAYERS_FILE = "ptune_layers.safetensors";
     /** Our own peft_type for dynamic prompts (PEFT has no such method and will refuse it). */
     public static final String DYNAMIC_PEFT_TYPE = "PTUNE_DYNAMIC_PROMPT";
+    /** A classification task's settings and labels (io.ptune.classify). */
+    public static final String CLASSIFIER_FILE = "ptune_classifier.json";
+    /** A classification head saved without a prompt (a linear probe). */
+    public static final String HEAD_FILE = "ptune_head.safetensors";
+    /** A soft verbalizer's class vectors. */
+    public static final String SOFT_VERBALIZER_FILE = "ptune_soft_verbalizer.safetensors";
+    /** PEFT's task type of sequence classification, whose head lives in adapter_model.safetensors. */
+    public static final String SEQ_CLS = "SEQ_CLS";
+
+    /**
+     * What a task adds to a prompt adapter: PEFT's {@code task_type} (null = the model's default),
+     * tensors saved beside {@code prompt_embeddings} in adapter_model.safetensors (PEFT's
+     * {@code modules_to_save}, such as {@code base_model.classifier.weight}), and extra files
+     * ({@link #CLASSIFIER_FILE}, {@link #HEAD_FILE}, {@link #SOFT_VERBALIZER_FILE}).
+     */
+    public record Extras(String taskType, Map<String, FloatTensor> weights, Map<String, byte[]> files) {
+        public static final Extras NONE = new Extras(null, Map.of(), Map.of());
+
+        public Extras {
+            weights = Map.copyOf(weights);
+            files = Map.copyOf(files);
+            for (String name : files.keySet()) {
+                if (!Set.of(CLASSIFIER_FILE, HEAD_FILE, SOFT_VERBALIZER_FILE).contains(name)) {
+                    throw new IllegalArgumentException("'" + name + "' is not an extra file of an adapter");
+                }
+            }
+            for (String name : weights.keySet()) {
+                if (name.equals(TENSOR_NAME)) {
+                    throw new IllegalArgumentException(TENSOR_NAME + " is the prompt's own tensor");
+                }
+            }
+        }
+    }
 
     private static final String LAYERS_METADATA = "ptune_unfrozen_layers";
     private static final String LAYER_RATE_METADATA = "ptune_layer_learning_rate";
@@ -119,7 +152,16 @@ public final class PromptAdapter {
      * (e.g. a Hugging Face hub id) as the model it belongs to.
      */
     public static void save(PromptModule prompt, Path dir, String baseModelNameOrPath) {
+        save(prompt, dir, baseModelNameOrPath, Extras.NONE);
+    }
+
+    /**
+     * Writes {@code prompt} with a task's {@code extras} (see {@link Extras}) into {@code dir},
+     * atomically.
+     */
+    public static void save(PromptModule prompt, Path dir, String baseModelNameOrPath, Extras extras) {
         Objects.requireNonNull(prompt, "prompt");
+        Objects.requireNonNull(extras, "extras");
         Model model = prompt.model();
         Architecture arch = model.architecture();
         String base = baseModelNameOrPath;
@@ -127,12 +169,17 @@ public final class PromptAdapter {
         int n = prompt.numVirtualTokens();
         Map<String, AdapterFiles.FileWriter> files = new LinkedHashMap<>();
         ObjectNode json;
+        boolean inPeftWeights = !(config instanceof DynamicPromptConfig);
+        if (!inPeftWeights && !extras.weights().isEmpty()) {
+            throw new IllegalArgumentException("a dynamic prompt has no adapter_model.safetensors to hold "
+                    + extras.weights().keySet());
+        }
         if (config instanceof PromptTuningConfig c) {
             json = promptTuningJson(arch, n, c.initialization(), base);
-            files.put(WEIGHTS_FILE, peftWeights(prompt));
+            files.put(WEIGHTS_FILE, peftWeights(prompt, extras.weights()));
         } else if (config instanceof CompositePromptConfig c) {
             json = promptTuningJson(arch, n, PromptInitSpec.random(), base);
-            files.put(WEIGHTS_FILE, peftWeights(prompt));
+            files.put(WEIGHTS_FILE, peftWeights(prompt, extras.weights()));
             files.put(COMPOSITE_FILE, file -> Files.write(file, JsonFiles.MAPPER.writeValueAsBytes(compositeJson(c))));
         } else if (config instanceof PTuningConfig c) {
             json = common(arch, arch.numHeads(), n, "P_TUNING", arch.hiddenSize(), base);
@@ -140,7 +187,7 @@ public final class PromptAdapter {
             json.put("encoder_hidden_size", c.resolvedEncoderHiddenSize(arch.hiddenSize()));
             json.put("encoder_num_layers", c.encoderNumLayers());
             json.put("encoder_reparameterization_type", c.encoderType().name());
-            files.put(WEIGHTS_FILE, peftWeights(prompt));
+            files.put(WEIGHTS_FILE, peftWeights(prompt, extras.weights()));
             // The seed also drives LSTM dropout masks: kept so a resumed run draws the same ones.
             files.put(P_TUNING_ENCODER_FILE, parameterFile(prompt, prompt.methodParameterNames(),
                     Map.of(SEED_METADATA, Long.toString(c.seed()))));
@@ -150,7 +197,7 @@ public final class PromptAdapter {
             json = common(arch, arch.numKvHeads(), n, "PREFIX_TUNING", tokenDim, base);
             json.put("encoder_hidden_size", c.resolvedEncoderHiddenSize(tokenDim));
             json.put("prefix_projection", c.prefixProjection());
-            files.put(WEIGHTS_FILE, peftWeights(prompt));
+            files.put(WEIGHTS_FILE, peftWeights(prompt, extras.weights()));
             if (c.prefixProjection()) {
                 files.put(PREFIX_ENCODER_FILE, parameterFile(prompt, prompt.methodParameterNames(), Map.of()));
             }
@@ -166,12 +213,47 @@ public final class PromptAdapter {
                     LAYERS_METADATA, Integer.toString(prompt.unfrozenLayers()),
                     LAYER_RATE_METADATA, Double.toString(prompt.layerLearningRate()))));
         }
+        if (extras.taskType() != null) {
+            json.put("task_type", extras.taskType());
+        }
+        extras.files().forEach((name, bytes) -> files.put(name, file -> Files.write(file, bytes)));
         ObjectNode sorted = sortedKeys(json);
         files.put(CONFIG_FILE, file -> Files.write(file, JsonFiles.MAPPER.writeValueAsBytes(sorted)));
         Path target = dir.toAbsolutePath().normalize();
         AdapterFiles.writeAtomically(target, files);
         LOG.info("saved {} adapter ({} virtual tokens{}) to {}", config.method().cliName(), n,
                 prompt.unfrozenLayers() > 0 ? ", top " + prompt.unfrozenLayers() + " layers" : "", target);
+    }
+
+    /**
+     * Writes a task's files without a prompt (a classification head alone, e.g. a linear probe)
+     * into {@code dir}, atomically; adapter files of an earlier save there are removed.
+     */
+    public static void saveWithoutPrompt(Path dir, Extras extras) {
+        if (!extras.weights().isEmpty() || extras.files().isEmpty()) {
+            throw new IllegalArgumentException("without a prompt, everything goes into extra files");
+        }
+        Map<String, AdapterFiles.FileWriter> files = new LinkedHashMap<>();
+        extras.files().forEach((name, bytes) -> files.put(name, file -> Files.write(file, bytes)));
+        Path target = dir.toAbsolutePath().normalize();
+        AdapterFiles.writeAtomically(target, files);
+        LOG.info("saved {} to {}", extras.files().keySet(), target);
+    }
+
+    /**
+     * Reads tensor {@code name} of a task's file {@code fileName} in adapter {@code dir} (e.g. a
+     * classification head), checking its shape; {@code what} says where the shape comes from.
+     *
+     * @throws AdapterException naming the file when it, the tensor or the shape is wrong
+     */
+    public static float[] readTaskTensor(Path dir, String fileName, String name, long[] shape, String what) {
+        return AdapterFiles.readTensor(AdapterFiles.open(dir.resolve(fileName), ""), name, shape, what);
+    }
+
+    /** The shape of tensor {@code name} in a task's file, or null when the file lacks it. */
+    public static long[] taskTensorShape(Path dir, String fileName, String name) {
+        Safetensors.TensorInfo info = AdapterFiles.open(dir.resolve(fileName), "").tensors().get(name);
+        return info == null ? null : info.shape();
     }
 
     /**
@@ -232,9 +314,11 @@ public final class PromptAdapter {
         return sorted;
     }
 
-    private static AdapterFiles.FileWriter peftWeights(PromptModule prompt) {
-        FloatTensor tensor = new FloatTensor(prompt.peftEmbeddingsShape(), prompt.peftEmbeddings());
-        return file -> Safetensors.write(file, Map.of(TENSOR_NAME, tensor), Map.of("format", "pt"));
+    private static AdapterFiles.FileWriter peftWeights(PromptModule prompt, Map<String, FloatTensor> extra) {
+        Map<String, FloatTensor> tensors = new LinkedHashMap<>();
+        tensors.put(TENSOR_NAME, new FloatTensor(prompt.peftEmbeddingsShape(), prompt.peftEmbeddings()));
+        tensors.putAll(extra);
+        return file -> Safetensors.write(file, tensors, Map.of("format", "pt"));
     }
 
     /** A safetensors writer of the named parameters, under their PEFT state_dict names. */
@@ -705,7 +789,7 @@ public final class PromptAdapter {
 
     private static void checkTaskType(JsonNode json, Path configFile, Architecture arch) {
         String taskType = AdapterFiles.textField(json, "task_type", configFile);
-        if (taskType != null && !taskType.equals(taskType(arch))) {
+        if (taskType != null && !taskType.equals(taskType(arch)) && !taskType.equals(SEQ_CLS)) {
             LOG.warn("{}: task_type is {}, not {} as for this {} model; using the prompt anyway", configFile,
                     taskType, taskType(arch), arch.modelType());
         }

@@ -164,7 +164,8 @@ public final class Safetensors {
         }
 
         /**
-         * Reads tensor {@code name} as float (F32, F16 and BF16 are converted).
+         * Reads tensor {@code name} as float (F16 and BF16 are converted exactly, F64 is rounded to
+         * the nearest float).
          *
          * @throws ModelFormatException if there is no such tensor or its dtype is not a float type
          */
@@ -174,9 +175,10 @@ public final class Safetensors {
                 throw new ModelFormatException(path + " has no tensor '" + name + "'; it holds "
                         + tensors.keySet());
             }
-            if (info.dtype() != DType.F32 && info.dtype() != DType.F16 && info.dtype() != DType.BF16) {
+            if (info.dtype() != DType.F32 && info.dtype() != DType.F16 && info.dtype() != DType.BF16
+                    && info.dtype() != DType.F64) {
                 throw new ModelFormatException(path + ": tensor '" + name + "' has dtype " + info.dtype()
-                        + "; only F32, F16 and BF16 can be read");
+                        + "; only F32, F16, BF16 and F64 can be read");
             }
             long bytes = info.end() - info.begin();
             if (bytes > Integer.MAX_VALUE) {
@@ -207,6 +209,11 @@ public final class Safetensors {
                 case BF16 -> {
                     for (int i = 0; i < out.length; i++) {
                         out[i] = Float.intBitsToFloat((buffer.getShort() & 0xFFFF) << 16);
+                    }
+                }
+                case F64 -> {
+                    for (int i = 0; i < out.length; i++) {
+                        out[i] = (float) buffer.getDouble();
                     }
                 }
                 default -> throw new AssertionError(info.dtype());

@@ -5,6 +5,7 @@ import io.ptune.model.Model;
 import io.ptune.prompt.PromptModule;
 import java.nio.file.Path;
 import picocli.CommandLine.ArgGroup;
+import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 
 /**
@@ -16,13 +17,8 @@ import picocli.CommandLine.Option;
  * {@link #run(Model, PromptModule, long[])}, and closed after it.
  */
 abstract class ModelInputCommand extends CliCommand {
-    @Option(names = "--model", required = true, paramLabel = "PATH",
-            description = "Hugging Face model directory, or a BERT-family encoder exported to .onnx.")
-    Path model;
-
-    @Option(names = "--tokenizer", paramLabel = "FILE",
-            description = "tokenizer.json to use instead of the one beside the model.")
-    Path tokenizer;
+    @Mixin
+    ModelOptions model;
 
     @Option(names = "--adapter", paramLabel = "DIR", description = "Adapter directory of any prompt method (PEFT layout).")
     Path adapter;
@@ -34,7 +30,7 @@ abstract class ModelInputCommand extends CliCommand {
     protected final int run() throws Exception {
         checkFlags();
         input.validate();
-        try (Model lm = Model.load(model, tokenizer);
+        try (Model lm = model.load();
                 PromptModule prompt = adapter == null ? null : PromptAdapter.load(adapter, lm)) {
             run(lm, prompt, input.tokenIds(lm::tokenizer));
             out().flush();

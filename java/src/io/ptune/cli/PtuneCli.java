@@ -9,7 +9,8 @@ import picocli.CommandLine.Spec;
 import picocli.CommandLine.Model.CommandSpec;
 
 /**
- * The {@code ptune} command line: {@code train}, {@code generate}, {@code logits} and {@code embed}.
+ * The {@code ptune} command line: {@code train}, {@code generate}, {@code logits}, {@code embed},
+ * {@code eval} and {@code classify}.
  *
  * <p>Results go to stdout, logs to stderr. Every failure (a bad flag, a missing file, a native
  * error) ends with {@code error: <message>} on stderr and exit code 1; {@code --verbose} adds the
@@ -20,8 +21,10 @@ import picocli.CommandLine.Model.CommandSpec;
         mixinStandardHelpOptions = true,
         version = "ptune 0.1.0",
         description = "Prompt learning (prompt tuning, P-tuning, prefix tuning, composite and dynamic prompts) on frozen"
-                + " Hugging Face models (Llama, Mistral, Qwen2, GPT-2, BLOOM decoders; BERT encoders, also from ONNX).",
-        subcommands = {TrainCommand.class, GenerateCommand.class, LogitsCommand.class, EmbedCommand.class},
+                + " Hugging Face models (Llama, Mistral, Qwen2, GPT-2, BLOOM decoders; BERT encoders, also from ONNX):"
+                + " generation and classification (linear heads, PET verbalizers, soft verbalizers).",
+        subcommands = {TrainCommand.class, GenerateCommand.class, LogitsCommand.class, EmbedCommand.class,
+                EvalCommand.class, ClassifyCommand.class},
         exitCodeOnInvalidInput = 1,
         exitCodeOnExecutionException = 1)
 public final class PtuneCli implements Runnable {
@@ -47,7 +50,7 @@ public final class PtuneCli implements Runnable {
     @Override
     public void run() {
         throw new ParameterException(spec.commandLine(),
-                "a subcommand is required: train, generate, logits or embed");
+                "a subcommand is required: train, generate, logits, embed, eval or classify");
     }
 
     /** One line naming the bad flag, then where to find help. */

@@ -25,23 +25,63 @@ import java.util.List;
 import java.util.Locale;
 import java.util.Map;
 import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 
 /** {@code ptune train}: trains a prompt of any method and writes it as a PEFT-layout adapter. */
 @Command(name = "train", mixinStandardHelpOptions = true,
         description = "Train a prompt (prompt tuning, P-tuning, prefix tuning, composite or dynamic) on an"
-                + " Alpaca-style dataset; write a PEFT-layout adapter.",
+                + " Alpaca-style dataset (--task causal-lm, the default) or a classifier on labelled data"
+                + " (--task classify); write a PEFT-layout adapter.",
         exitCodeOnInvalidInput = 1, exitCodeOnExecutionException = 1)
 final class TrainCommand extends CliCommand {
     private static final int DEFAULT_VIRTUAL_TOKENS = 20;
 
-    @Option(names = "--model", required = true, paramLabel = "DIR",
-            description = "Hugging Face model directory (config.json, tokenizer.json, model.safetensors).")
-    Path model;
+    @Option(names = "--task", paramLabel = "TASK",
+            description = "causal-lm (Alpaca data, the default) | classify (labelled data, a classification head).")
+    String task;
+
+    @Mixin
+    ModelOptions model;
 
     @Option(names = "--data", required = true, paramLabel = "FILE",
-            description = "Alpaca data: JSON array or JSON Lines of {instruction, input, output}.")
+            description = "causal-lm: Alpaca data, a JSON array or JSON Lines of {instruction, input, output}."
+                    + " classify: CSV / TSV with a header, JSON Lines or a JSON array, with a text and a label field.")
     Path data;
+
+    @Option(names = "--dev", paramLabel = "FILE",
+            description = "classify: labelled dev data, evaluated after every epoch (default: a stratified"
+                    + " --dev-fraction of --data, split with --seed).")
+    Path dev;
+
+    @Option(names = "--dev-fraction", paramLabel = "X",
+            description = "classify without --dev: the share of each class held out as dev data (default: 0.1;"
+                    + " 0 trains on everything and evaluates nothing).")
+    Double devFraction;
+
+    @Option(names = "--train-examples", paramLabel = "N",
+            description = "classify: train on a stratified sample of about N training examples (seeded by --seed;"
+                    + " drawn after the dev split).")
+    Integer trainExamples;
+
+    @Mixin
+    ClassifierOptions classifier;
+
+    @Option(names = "--loss", paramLabel = "KIND",
+            description = "classify: ce (cross-entropy) | focal (default: ce).")
+    String loss;
+
+    @Option(names = "--focal-gamma", paramLabel = "X", description = "Focal loss focusing parameter (default: 2).")
+    Double focalGamma;
+
+    @Option(names = "--focal-alpha", paramLabel = "A,B,..",
+            description = "Focal loss per-class weights, in label order (the mean is divided by the sum of the"
+                    + " batch's weights).")
+    String focalAlpha;
+
+    @Option(names = "--label-smoothing", paramLabel = "X",
+            description = "Cross-entropy label smoothing in [0, 1) (default: 0).")
+    Double labelSmoothing;
 
     @Option(names = "--out", required = true, paramLabel = "DIR",
             description = "Where to write the adapter (adapter_config.json, adapter_model.safetensors, extra files).")
@@ -175,6 +215,12 @@ final class TrainCommand extends CliCommand {
 
     @Override
     protected Map<String, String> flagNames() {
+        Map<String, String> names = new java.util.HashMap<>(ClassifierOptions.FLAGS);
+        names.putAll(ownFlagNames());
+        return names;
+    }
+
+    private static Map<String, String> ownFlagNames() {
         return Map.ofEntries(
                 Map.entry("numVirtualTokens", "--virtual-tokens"),
                 Map.entry("initText", "--init"),
@@ -209,6 +255,10 @@ final class TrainCommand extends CliCommand {
 
     @Override
     protected int run() {
+        if (isClassify()) {
+            return new ClassifyTraining(this).run();
+        }
+        rejectClassifyFlags();
         // Validate every flag before the model is loaded, so typos fail fast.
         PromptMethodConfig promptConfig = resumeFrom == null ? promptConfig() : null;
         if (resumeFrom != null) {
@@ -220,7 +270,7 @@ final class TrainCommand extends CliCommand {
         }
         AlpacaDataset dataset = AlpacaDataset.load(data);
 
-        try (Model lm = Model.load(model);
+        try (Model lm = model.load();
                 Trainer trainer = resumeFrom == null ? Trainer.create(lm, promptConfig, trainingConfig, dataset)
                         : Trainer.resume(lm, resumeFrom, trainingConfig, dataset);
                 MetricsWriter metrics = metricsOut == null ? null
@@ -243,6 +293,38 @@ final class TrainCommand extends CliCommand {
             out().flush();
         }
         return 0;
+    }
+
+    boolean isClassify() {
+        if (task == null || task.equals("causal-lm")) {
+            return false;
+        }
+        if (task.equals("classify")) {
+            return true;
+        }
+        throw new IllegalArgumentException("--task '" + task + "' is not one of causal-lm, classify");
+    }
+
+    private void rejectClassifyFlags() {
+        List<String> given = new ArrayList<>();
+        if (dev != null) {
+            given.add("--dev");
+        }
+        if (devFraction != null) {
+            given.add("--dev-fraction");
+        }
+        if (trainExamples != null) {
+            given.add("--train-examples");
+        }
+        if (classifier.anyGiven()) {
+            given.add("--head/--pooling/--template/--verbalizer/--multi-token/--calibrate/--*-field");
+        }
+        if (loss != null || focalGamma != null || focalAlpha != null || labelSmoothing != null) {
+            given.add("--loss/--focal-*/--label-smoothing");
+        }
+        if (!given.isEmpty()) {
+            throw new IllegalArgumentException(String.join(", ", given) + ": classification flags need --task classify");
+        }
     }
 
     /** The method's config from the flags; flags of another method are an error, not ignored. */
@@ -303,7 +385,7 @@ final class TrainCommand extends CliCommand {
         };
     }
 
-    private String methodName() {
+    String methodName() {
         return method == null ? PromptMethod.PROMPT_TUNING.cliName() : method;
     }
 
@@ -355,7 +437,7 @@ final class TrainCommand extends CliCommand {
         }
     }
 
-    private TrainingConfig trainingConfig() {
+    TrainingConfig trainingConfig() {
         TrainingConfig.Builder builder = TrainingConfig.builder();
         if (learningRate != null) {
             builder.learningRate(learningRate);

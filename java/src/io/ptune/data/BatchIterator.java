@@ -44,7 +44,7 @@ public final class BatchIterator implements Iterator<Batch> {
     }
 
     /** Mixes the epoch into the seed so that epochs get unrelated orders. */
-    static long epochSeed(long seed, int epoch) {
+    public static long epochSeed(long seed, int epoch) {
         return seed * 0x9E3779B97F4A7C15L + epoch;
     }
 

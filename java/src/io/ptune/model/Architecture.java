@@ -48,6 +48,11 @@ public sealed interface Architecture permits LlamaArchitecture, Gpt2Architecture
     /** Decoders attend causally and generate; encoders attend both ways. */
     boolean causal();
 
+    /** Whether the model reads segment ids (BERT's token_type_ids). */
+    default boolean usesTokenTypes() {
+        return false;
+    }
+
     Integer bosTokenId();
 
     /** Every id that ends generation (config.json allows an int or a list). */

@@ -95,6 +95,11 @@ public record BertArchitecture(
     }
 
     @Override
+    public boolean usesTokenTypes() {
+        return typeVocabSize > 0;
+    }
+
+    @Override
     public boolean causal() {
         return false;
     }

@@ -45,6 +45,36 @@ public final class Tokenizer implements AutoCloseable {
 
     /** Text whose encoding with and without special tokens reveals the post-processor's template. */
     private static final String PROBE_TEXT = "a";
+    private static final String PROBE_TEXT_B = "b";
+
+    /**
+     * The special tokens the tokenizer's post-processor puts around one text ({@code prefix} text
+     * {@code suffix}) or a pair ({@code prefix} a {@code middle} b {@code suffix}): BERT's
+     * {@code [CLS] a [SEP] b [SEP]}. Segment ids: {@code prefix}, a and {@code middle} get
+     * {@code typeA}; b and {@code suffix} get {@code typeB}.
+     */
+    public record SpecialTokens(long[] prefix, long[] middle, long[] suffix, long typeA, long typeB) {
+        public SpecialTokens {
+            prefix = prefix.clone();
+            middle = middle.clone();
+            suffix = suffix.clone();
+        }
+
+        @Override
+        public long[] prefix() {
+            return prefix.clone();
+        }
+
+        @Override
+        public long[] middle() {
+            return middle.clone();
+        }
+
+        @Override
+        public long[] suffix() {
+            return suffix.clone();
+        }
+    }
 
     private final HuggingFaceTokenizer tokenizer;
     private final Path source;
@@ -56,17 +86,26 @@ public final class Tokenizer implements AutoCloseable {
     /** True when add_bos/add_eos agree with what the post-processor does by itself. */
     private final boolean postProcessorMatches;
     private final int vocabSize;
+    /** Every token's id (vocabulary and added tokens), for label words and special tokens. */
+    private final Map<String, Long> tokenIds;
+    private final OptionalLong mask;
+    private final OptionalLong unknown;
+    private final SpecialTokens single;
+    private final SpecialTokens pair;
     private boolean closed;
 
     private Tokenizer(HuggingFaceTokenizer tokenizer, Path source, OptionalLong bos,
-            OptionalLong eos, OptionalLong pad, Boolean configAddBos, Boolean configAddEos,
-            int vocabSize) {
+            OptionalLong eos, OptionalLong pad, OptionalLong mask, OptionalLong unknown, Boolean configAddBos,
+            Boolean configAddEos, Map<String, Long> tokenIds) {
         this.tokenizer = tokenizer;
         this.source = source;
         this.bos = bos;
         this.eos = eos;
         this.pad = pad;
-        this.vocabSize = vocabSize;
+        this.mask = mask;
+        this.unknown = unknown;
+        this.tokenIds = tokenIds;
+        this.vocabSize = tokenIds.values().stream().mapToInt(Math::toIntExact).max().orElse(-1) + 1;
 
         long[] plain = tokenizer.encode(PROBE_TEXT, false, false).getIds();
         long[] full = tokenizer.encode(PROBE_TEXT, true, false).getIds();
@@ -92,6 +131,39 @@ public final class Tokenizer implements AutoCloseable {
                     + " tokenizer_config.json", source, Arrays.toString(prefix),
                     Arrays.toString(suffix), addBos, addEos);
         }
+        this.single = singleTemplate(plain);
+        this.pair = pairTemplate();
+    }
+
+    /**
+     * The special tokens {@code encode(text, true)} puts around a text: {@code prefix} before it,
+     * {@code suffix} after it (found by encoding a probe text with and without them).
+     */
+    private SpecialTokens singleTemplate(long[] plain) {
+        long[] full = encode(PROBE_TEXT, true);
+        int offset = indexOf(full, plain);
+        if (offset < 0) {
+            return new SpecialTokens(new long[0], new long[0], new long[0], 0, 0);
+        }
+        return new SpecialTokens(Arrays.copyOfRange(full, 0, offset), new long[0],
+                Arrays.copyOfRange(full, offset + plain.length, full.length), 0, 0);
+    }
+
+    /** The post-processor's template for a pair of texts, with the segment ids of its two parts. */
+    private SpecialTokens pairTemplate() {
+        long[] a = tokenizer.encode(PROBE_TEXT, false, false).getIds();
+        long[] b = tokenizer.encode(PROBE_TEXT_B, false, false).getIds();
+        Encoding full = tokenizer.encode(PROBE_TEXT, PROBE_TEXT_B, true, false);
+        long[] ids = full.getIds();
+        long[] types = full.getTypeIds();
+        int i = indexOf(ids, a);
+        int j = i < 0 ? -1 : indexOf(Arrays.copyOfRange(ids, i + a.length, ids.length), b);
+        if (i < 0 || j < 0) {
+            return new SpecialTokens(single.prefix(), new long[0], single.suffix(), 0, 0);
+        }
+        j += i + a.length;
+        return new SpecialTokens(Arrays.copyOfRange(ids, 0, i), Arrays.copyOfRange(ids, i + a.length, j),
+                Arrays.copyOfRange(ids, j + b.length, ids.length), types[i], types[j]);
     }
 
     /**
@@ -110,19 +182,27 @@ public final class Tokenizer implements AutoCloseable {
         }
         JsonNode tokenizerRoot = JsonFiles.readObject(tokenizerJson, ModelFormatException::new, "");
         Map<String, Long> specialIds = tokenIds(tokenizerRoot);
-        int vocabSize = specialIds.values().stream().mapToInt(Math::toIntExact).max().orElse(-1) + 1;
 
         JsonNode config = readOptional(dir.resolve("tokenizer_config.json"));
         JsonNode specialMap = readOptional(dir.resolve("special_tokens_map.json"));
         OptionalLong bos = specialTokenId("bos_token", config, specialMap, specialIds, tokenizerJson);
         OptionalLong eos = specialTokenId("eos_token", config, specialMap, specialIds, tokenizerJson);
         OptionalLong pad = specialTokenId("pad_token", config, specialMap, specialIds, tokenizerJson);
+        OptionalLong mask = specialTokenId("mask_token", config, specialMap, specialIds, tokenizerJson);
+        if (mask.isEmpty()) {
+            // Exports without tokenizer_config.json (the ONNX jars): the conventional names.
+            mask = firstPresent(specialIds, "[MASK]", "<mask>");
+        }
+        OptionalLong unknown = specialTokenId("unk_token", config, specialMap, specialIds, tokenizerJson);
+        if (unknown.isEmpty() && tokenizerRoot.path("model").path("unk_token").isTextual()) {
+            unknown = firstPresent(specialIds, tokenizerRoot.path("model").path("unk_token").asText());
+        }
         Boolean addBos = optionalBoolean(config, "add_bos_token", dir);
         Boolean addEos = optionalBoolean(config, "add_eos_token", dir);
 
         HuggingFaceTokenizer djl = openDjl(tokenizerJson, asTransformersBuildsIt(tokenizerRoot, config, dir));
         try {
-            return new Tokenizer(djl, tokenizerJson, bos, eos, pad, addBos, addEos, vocabSize);
+            return new Tokenizer(djl, tokenizerJson, bos, eos, pad, mask, unknown, addBos, addEos, specialIds);
         } catch (RuntimeException e) {
             djl.close();
             throw e;
@@ -155,6 +235,36 @@ public final class Tokenizer implements AutoCloseable {
             ids[ids.length - 1] = eos.getAsLong();
         }
         return ids;
+    }
+
+    /** The special tokens {@link #encode(String, boolean) encode(text, true)} puts around one text. */
+    public SpecialTokens singleSpecialTokens() {
+        return single;
+    }
+
+    /**
+     * The special tokens and segment ids of a pair of texts, as the tokenizer's post-processor
+     * builds it (what transformers' {@code tokenizer(a, b)} does); without a pair template the two
+     * texts are concatenated between the single-text specials.
+     */
+    public SpecialTokens pairSpecialTokens() {
+        return pair;
+    }
+
+    /** The mask token ({@code [MASK]}, {@code <mask>}) of a masked-LM tokenizer. */
+    public OptionalLong maskTokenId() {
+        return mask;
+    }
+
+    /** The unknown token ({@code [UNK]}), which a word outside the vocabulary encodes to. */
+    public OptionalLong unknownTokenId() {
+        return unknown;
+    }
+
+    /** The id of one token string (a vocabulary entry or an added token), if it is one. */
+    public OptionalLong tokenId(String token) {
+        Long id = tokenIds.get(token);
+        return id == null ? OptionalLong.empty() : OptionalLong.of(id);
     }
 
     /** The text of {@code ids}; {@code skipSpecial} drops BOS/EOS/PAD and other special tokens. */
@@ -356,6 +466,16 @@ public final class Tokenizer implements AutoCloseable {
         }
         throw new ModelFormatException("tokenizer_config.json / special_tokens_map.json: field '"
                 + field + "' must be a string or an object with \"content\", got " + node);
+    }
+
+    private static OptionalLong firstPresent(Map<String, Long> ids, String... tokens) {
+        for (String token : tokens) {
+            Long id = ids.get(token);
+            if (id != null) {
+                return OptionalLong.of(id);
+            }
+        }
+        return OptionalLong.empty();
     }
 
     private static int indexOf(long[] haystack, long[] needle) {

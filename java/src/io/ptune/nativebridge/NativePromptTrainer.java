@@ -3,13 +3,14 @@ package io.ptune.nativebridge;
 import io.ptune.PtuneException;
 
 /**
- * Trains the trainable parameters of a {@link NativePrompt} in front of a frozen {@link
- * NativeModel}; holds the AdamW moments and step counters natively. Model and prompt must stay
- * open while the trainer is used.
+ * Trains the trainable parameters of a {@link NativePrompt} (and of a {@link NativeClassifier})
+ * in front of a frozen {@link NativeModel}; holds the AdamW moments and step counters natively.
+ * Model, prompt and classifier must stay open while the trainer is used.
  */
 public final class NativePromptTrainer implements AutoCloseable {
     private final PtuneNative.PromptTrainer handle;
     private final NativePrompt prompt;
+    private final NativeClassifier classifier;
 
     /**
      * A trainer of {@code prompt}'s trainable parameters (the prompt is borrowed: close it after
@@ -18,19 +19,63 @@ public final class NativePromptTrainer implements AutoCloseable {
     public NativePromptTrainer(NativeModel model, NativePrompt prompt, OptimizerOptions options) {
         NativeCalls.ensureLoaded();
         this.prompt = prompt;
-        try (PtuneNative.TrainOptions o = new PtuneNative.TrainOptions()) {
-            o.learning_rate(options.learningRate())
-                    .weight_decay(options.weightDecay())
-                    .adam_beta1(options.beta1())
-                    .adam_beta2(options.beta2())
-                    .adam_epsilon(options.epsilon())
-                    .max_grad_norm(options.maxGradNorm())
-                    .grad_accum(options.gradAccum())
-                    .total_steps(options.totalSteps())
-                    .warmup_steps(options.warmupSteps())
-                    .schedule(options.schedule().ordinal())
-                    .loss_averaging(options.lossAveraging().ordinal());
+        this.classifier = null;
+        try (PtuneNative.TrainOptions o = trainOptions(options, ClassLossOptions.CROSS_ENTROPY)) {
             this.handle = NativeCalls.call(() -> new PtuneNative.PromptTrainer(model.handle(), prompt.handle(), o));
+        }
+    }
+
+    /**
+     * A classification trainer of {@code prompt}'s (may be null: the head alone) and
+     * {@code classifier}'s trainable parameters under {@code loss} (both borrowed).
+     */
+    public NativePromptTrainer(NativeModel model, NativePrompt prompt, NativeClassifier classifier,
+            OptimizerOptions options, ClassLossOptions loss) {
+        NativeCalls.ensureLoaded();
+        this.prompt = prompt;
+        this.classifier = classifier;
+        try (PtuneNative.TrainOptions o = trainOptions(options, loss)) {
+            PtuneNative.PromptModel p = prompt == null ? null : prompt.handle();
+            this.handle = NativeCalls.call(() -> new PtuneNative.PromptTrainer(model.handle(), p, classifier.handle(), o));
+        }
+        if (loss.classWeights() != null) {
+            double[] weights = loss.classWeights();
+            NativeCalls.run(() -> handle.setClassWeights(weights, weights.length));
+        }
+    }
+
+    private static PtuneNative.TrainOptions trainOptions(OptimizerOptions options, ClassLossOptions loss) {
+        PtuneNative.TrainOptions o = new PtuneNative.TrainOptions();
+        o.learning_rate(options.learningRate())
+                .weight_decay(options.weightDecay())
+                .adam_beta1(options.beta1())
+                .adam_beta2(options.beta2())
+                .adam_epsilon(options.epsilon())
+                .max_grad_norm(options.maxGradNorm())
+                .grad_accum(options.gradAccum())
+                .total_steps(options.totalSteps())
+                .warmup_steps(options.warmupSteps())
+                .schedule(options.schedule().ordinal())
+                .loss_averaging(options.lossAveraging().ordinal())
+                .class_loss(loss.kind().ordinal())
+                .focal_gamma(loss.focalGamma())
+                .label_smoothing(loss.labelSmoothing());
+        return o;
+    }
+
+    /**
+     * Classification: one micro-batch of B examples with class labels (B); slots (B) for
+     * verbalizers (null for the linear head); tokenTypes (B, T) or null.
+     */
+    public MicroStepResult trainClassBatch(long[] ids, long[] mask, long[] tokenTypes, long[] slots, long[] labels,
+            int B, int T) {
+        NativeCalls.requireLength("ids", ids, (long) B * T);
+        NativeCalls.requireLength("mask", mask, (long) B * T);
+        NativeCalls.requireLength("labels", labels, B);
+        try (PtuneNative.StepStats s = NativeCalls.call(
+                () -> handle.trainClassBatch(ids, mask, tokenTypes, slots, labels, B, T))) {
+            return new MicroStepResult(
+                    s.loss(), s.label_tokens(), s.optimizer_stepped(), s.grad_norm(), s.learning_rate(), s.optimizer_step());
         }
     }
 
@@ -61,7 +106,7 @@ public final class NativePromptTrainer implements AutoCloseable {
 
     /** AdamW's first and second moments of parameter {@code name}: {exp_avg, exp_avg_sq}. */
     public float[][] readMoments(String name) {
-        int numel = prompt.numel(name);
+        int numel = numel(name);
         float[] expAvg = new float[numel];
         float[] expAvgSq = new float[numel];
         NativeCalls.run(() -> handle.readMoments(name, expAvg, expAvgSq));
@@ -70,12 +115,16 @@ public final class NativePromptTrainer implements AutoCloseable {
 
     /** Replaces the moments of {@code name} (a checkpoint being restored). */
     public void writeMoments(String name, float[] expAvg, float[] expAvgSq) {
-        int numel = prompt.numel(name);
+        int numel = numel(name);
         if (expAvg == null || expAvgSq == null || expAvg.length != numel || expAvgSq.length != numel) {
             throw new PtuneException("the AdamW moments of " + name + " must hold " + numel + " values each, got "
                     + (expAvg == null ? "null" : expAvg.length) + " and " + (expAvgSq == null ? "null" : expAvgSq.length));
         }
         NativeCalls.run(() -> handle.writeMoments(name, expAvg, expAvgSq));
+    }
+
+    private int numel(String name) {
+        return classifier != null && classifier.hasParameter(name) ? classifier.numel(name) : prompt.numel(name);
     }
 
     /** Optimizer steps taken so far (the schedule's position). */

@@ -14,7 +14,8 @@ import java.util.ArrayList;
 import java.util.List;
 
 /**
- * Writes one JSON line per optimizer step: {@code {"step":s,"loss":l,"lr":x,"tokens_per_s":t}}.
+ * Writes one JSON line per optimizer step: {@code {"step":s,"loss":l,"lr":x,"tokens_per_s":t}}
+ * (and the records a task adds, see {@link #write}).
  * Each line is flushed as it is written, so a killed run keeps its metrics so far.
  */
 public final class MetricsWriter implements TrainingListener, AutoCloseable {
@@ -79,8 +80,17 @@ public final class MetricsWriter implements TrainingListener, AutoCloseable {
 
     @Override
     public void onStep(StepMetrics metrics) {
+        writeLine(toJsonLine(metrics));
+    }
+
+    /** Another kind of record (e.g. a classifier's per-epoch dev metrics) as one JSON line. */
+    public void write(JsonNode record) {
+        writeLine(record.toString());
+    }
+
+    private void writeLine(String line) {
         try {
-            writer.write(toJsonLine(metrics));
+            writer.write(line);
             writer.newLine();
             writer.flush();
         } catch (IOException e) {

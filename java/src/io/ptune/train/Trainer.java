@@ -250,7 +250,11 @@ public final class Trainer implements AutoCloseable {
         return stepsOfEpochs(numExamples, config, config.epochs(), "gradAccum");
     }
 
-    private static long stage2Steps(long numExamples, TrainingConfig config) {
+    /** The number of optimizer steps the second stage makes (0 without one). */
+    public static long stage2Steps(long numExamples, TrainingConfig config) {
+        if (config.twoStage() == null) {
+            return 0;
+        }
         TwoStageConfig twoStage = config.twoStage();
         if (twoStage.steps() > 0) {
             return twoStage.steps();

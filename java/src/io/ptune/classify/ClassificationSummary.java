@@ -1,0 +1,21 @@
+package io.ptune.classify;
+
+import java.time.Duration;
+import java.util.List;
+
+/**
+ * The outcome of {@link ClassificationTrainer#train()}.
+ *
+ * @param steps optimizer steps made
+ * @param firstLoss the first step's loss
+ * @param lastLoss the last step's loss
+ * @param examplesPerSecond training examples per second over the whole run (dev evaluation excluded)
+ * @param elapsed wall time of the loop, dev evaluation included
+ * @param epochs what each epoch ended with
+ */
+public record ClassificationSummary(long steps, double firstLoss, double lastLoss, double examplesPerSecond,
+        Duration elapsed, List<EpochMetrics> epochs) {
+    public ClassificationSummary {
+        epochs = List.copyOf(epochs);
+    }
+}

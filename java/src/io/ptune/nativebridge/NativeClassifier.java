@@ -1,0 +1,126 @@
+package io.ptune.nativebridge;
+
+import io.ptune.PtuneException;
+import java.util.ArrayList;
+import java.util.List;
+
+/**
+ * A native classification head (a linear head, a verbalizer or a soft verbalizer) in front of a
+ * frozen {@link NativeModel}, optionally behind a {@link NativePrompt}. The model must stay open
+ * while the classifier is used.
+ */
+public final class NativeClassifier implements AutoCloseable {
+    private final PtuneNative.Classifier handle;
+    private final NativeModel model;
+    private final ClassifierSpecOptions spec;
+
+    /**
+     * @param wordClass the class of each label word (verbalizers), or null for the linear head
+     * @param wordOffsets word i's tokens are wordTokens[wordOffsets[i] .. wordOffsets[i + 1])
+     */
+    public NativeClassifier(NativeModel model, ClassifierSpecOptions spec, long[] wordClass, long[] wordOffsets,
+            long[] wordTokens) {
+        NativeCalls.ensureLoaded();
+        this.model = model;
+        this.spec = spec;
+        int words = wordClass == null ? 0 : wordClass.length;
+        if (words > 0 && (wordOffsets == null || wordOffsets.length != words + 1 || wordTokens == null)) {
+            throw new PtuneException("label words: " + words + " words need " + (words + 1) + " offsets and tokens");
+        }
+        try (PtuneNative.ClassifierSpec s = new PtuneNative.ClassifierSpec()) {
+            s.head(spec.head().ordinal())
+                    .num_classes(spec.numClasses())
+                    .pooling(spec.pooling().ordinal())
+                    .head_bias(spec.headBias())
+                    .multi_token(spec.multiToken().ordinal())
+                    .seed(spec.seed());
+            this.handle = NativeCalls.call(() -> new PtuneNative.Classifier(model.handle(), s, wordClass, wordOffsets,
+                    wordTokens, words));
+        }
+    }
+
+    public ClassifierSpecOptions spec() {
+        return spec;
+    }
+
+    PtuneNative.Classifier handle() {
+        return handle;
+    }
+
+    public int numClasses() {
+        return Math.toIntExact(handle.numClasses());
+    }
+
+    public List<String> parameterNames() {
+        long n = handle.numParameters();
+        List<String> names = new ArrayList<>();
+        for (long i = 0; i < n; i++) {
+            long index = i;
+            names.add(NativeCalls.call(() -> handle.parameterName(index).getString()));
+        }
+        return List.copyOf(names);
+    }
+
+    public boolean hasParameter(String name) {
+        return parameterNames().contains(name);
+    }
+
+    public long[] shape(String name) {
+        long[] dims = new long[4];
+        int rank = Math.toIntExact(NativeCalls.call(() -> handle.parameterShape(name, dims)));
+        return java.util.Arrays.copyOf(dims, rank);
+    }
+
+    public int numel(String name) {
+        return Math.toIntExact(NativeCalls.call(() -> handle.parameterNumel(name)));
+    }
+
+    public float[] read(String name) {
+        float[] out = new float[numel(name)];
+        NativeCalls.run(() -> handle.readParameter(name, out));
+        return out;
+    }
+
+    public void write(String name, float[] values) {
+        int numel = numel(name);
+        if (values == null || values.length != numel) {
+            throw new PtuneException("classifier parameter '" + name + "' holds " + numel + " values, got "
+                    + (values == null ? "null" : values.length));
+        }
+        NativeCalls.run(() -> handle.writeParameter(name, values));
+    }
+
+    /**
+     * Class scores (B, K), row-major: the linear head's logits or the verbalizer's aggregated
+     * label-word log-probabilities. prompt may be null; slots (B) may be null for the linear head;
+     * tokenTypes (B, T) may be null.
+     */
+    public float[] scores(NativePrompt prompt, long[] ids, long[] mask, long[] tokenTypes, long[] slots, int B, int T) {
+        NativeCalls.requireLength("ids", ids, (long) B * T);
+        NativeCalls.requireLength("mask", mask, (long) B * T);
+        if (slots != null) {
+            NativeCalls.requireLength("slots", slots, B);
+        }
+        float[] out = new float[Math.multiplyExact(B, numClasses())];
+        PtuneNative.PromptModel p = prompt == null ? null : prompt.handle();
+        NativeCalls.run(() -> handle.scores(p, ids, mask, tokenTypes, slots, B, T, out));
+        return out;
+    }
+
+    /** Contextual calibration from content-free inputs (verbalizers). */
+    public void calibrate(NativePrompt prompt, long[] ids, long[] mask, long[] slots, int B, int T) {
+        NativeCalls.requireLength("ids", ids, (long) B * T);
+        NativeCalls.requireLength("slots", slots, B);
+        PtuneNative.PromptModel p = prompt == null ? null : prompt.handle();
+        NativeCalls.run(() -> handle.calibrate(p, ids, mask, slots, B, T));
+    }
+
+    public void clearCalibration() {
+        NativeCalls.run(handle::clearCalibration);
+    }
+
+    @Override
+    public void close() {
+        handle.close();
+    }
+}
