@@ -11,6 +11,11 @@ here=\$(cd "\$(dirname "\${BASH_SOURCE[0]}")" && pwd)
 # keeping them mapped cut page faults ~2.5x and wall time ~7% on stories260k (farm-bench).
 export MALLOC_MMAP_THRESHOLD_=\${MALLOC_MMAP_THRESHOLD_:-33554432}
 export MALLOC_TRIM_THRESHOLD_=\${MALLOC_TRIM_THRESHOLD_:-1073741824}
+# OpenMP threads that finish early sleep instead of spinning: while another process kept one of
+# 2 cores busy, spinning made a stories260k step 3.7x slower (0.47 s against 0.13 s idle), and
+# passive waiting kept it at 0.15 s, for 8-12% on an idle machine (bench/PROFILE.md). Set
+# OMP_WAIT_POLICY=active for the last few percent on a machine that is surely idle.
+export OMP_WAIT_POLICY=\${OMP_WAIT_POLICY:-passive}
 cp="\$here/$final_name.jar:\$here/$final_name-$platform.jar:\$here/lib/*"
 exec "\${JAVA_HOME:+\$JAVA_HOME/bin/}java" \${PTUNE_JAVA_OPTS:-} -cp "\$cp" io.ptune.cli.PtuneCli "\$@"
 LAUNCHER

@@ -108,7 +108,7 @@ class Bert final : public Backbone {
       at::Tensor k = linear(h, l.key_weight, l.key_bias).view({B, S, H, D}).transpose(1, 2);
       at::Tensor v = linear(h, l.value_weight, l.value_bias).view({B, S, H, D}).transpose(1, 2);
       appendToCache(cache, i, k, v);
-      const at::Tensor att = attention(q, k, v, bias, 1.0 / std::sqrt(static_cast<double>(D)));
+      const at::Tensor att = attention(q, k, v, bias, 1.0 / std::sqrt(static_cast<double>(D)), false);
       h = layerNorm(h + linear(att.transpose(1, 2).reshape({B, S, C}), l.attn_out_weight, l.attn_out_bias),
                     l.attn_norm_weight, l.attn_norm_bias, spec_.norm_eps);
       const at::Tensor up = activate(linear(h, l.up_weight, l.up_bias), act);

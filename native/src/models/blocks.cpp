@@ -6,6 +6,7 @@
 #include <limits>
 
 #include "core/check.h"
+#include "models/attention/fused_attention.h"
 
 namespace ptune::models {
 namespace {
@@ -149,7 +150,13 @@ at::Tensor attentionBias(const at::Tensor& key_mask, int64_t new_positions, at::
 }
 
 at::Tensor attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
-                     const at::Tensor& bias, double scale) {
+                     const at::Tensor& bias, double scale, bool causal) {
+  if (attention_kernel::applies(q, bias)) return attention_kernel::fused(q, k, v, bias, scale, causal);
+  return attentionComposed(q, k, v, bias, scale);
+}
+
+at::Tensor attentionComposed(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                             const at::Tensor& bias, double scale) {
   const int64_t B = q.size(0), H = q.size(1), S = q.size(2), D = q.size(3);
   const int64_t G = k.size(1), K = k.size(2);
   const int64_t groups = H / G;

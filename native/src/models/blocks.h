@@ -67,10 +67,18 @@ at::Tensor attentionBias(const at::Tensor& key_mask, int64_t new_positions, at::
                          bool causal = true, int64_t window = 0);
 
 /// Scaled dot-product attention with grouped-query heads. q is (B, H, S, D); k, v are
-/// (B, G, K, D) with H % G == 0; bias is (B, 1, S, K) or per head (B, H, S, K). Returns
-/// (B, H, S, D). Softmax in fp32 at least.
+/// (B, G, K, D) with H % G == 0; bias is (B, 1, S, K) or per head (B, H, S, K), additive, its
+/// lowest value hiding a key. causal: the bias hides every key after slot K - S + i from query i
+/// (decoders), which lets the fused kernel skip them. Returns (B, H, S, D). Softmax in fp32 at
+/// least. On CPU in fp32/fp64 this is the fused kernel (attention/fused_attention.h), elsewhere
+/// attentionComposed().
 at::Tensor attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
-                     const at::Tensor& bias, double scale);
+                     const at::Tensor& bias, double scale, bool causal);
+
+/// The same composed from libtorch ops (matmul, softmax, matmul): the fused kernel's reference
+/// and the path of other devices and dtypes.
+at::Tensor attentionComposed(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                             const at::Tensor& bias, double scale);
 
 /// Appends the new keys/values (B, G, S, D) of layer `layer` to the cache (when given) and
 /// returns the keys/values to attend to.

@@ -79,7 +79,7 @@ class Bloom final : public Backbone {
       at::Tensor k = qkv.select(3, 1).transpose(1, 2);
       at::Tensor v = qkv.select(3, 2).transpose(1, 2);
       appendToCache(cache, i, k, v);
-      const at::Tensor att = attention(q, k, v, bias, 1.0 / std::sqrt(static_cast<double>(D)));
+      const at::Tensor att = attention(q, k, v, bias, 1.0 / std::sqrt(static_cast<double>(D)), true);
       h = h + linear(att.transpose(1, 2).reshape({B, S, C}), l.dense_weight, l.dense_bias);
       const at::Tensor y = layerNorm(h, l.post_norm_weight, l.post_norm_bias, spec_.norm_eps);
       h = h + linear(activate(linear(y, l.up_weight, l.up_bias), act), l.down_weight, l.down_bias);

@@ -80,7 +80,7 @@ class Gpt2 final : public Backbone {
       at::Tensor k = qkv.narrow(2, C, C).view({B, S, H, D}).transpose(1, 2);
       at::Tensor v = qkv.narrow(2, 2 * C, C).view({B, S, H, D}).transpose(1, 2);
       appendToCache(cache, i, k, v);
-      const at::Tensor att = attention(q, k, v, bias, 1.0 / std::sqrt(static_cast<double>(D)));
+      const at::Tensor att = attention(q, k, v, bias, 1.0 / std::sqrt(static_cast<double>(D)), true);
       h = h + conv1d(att.transpose(1, 2).reshape({B, S, C}), l.c_proj_weight, l.c_proj_bias);
       const at::Tensor x = layerNorm(h, l.ln_2_weight, l.ln_2_bias, spec_.norm_eps);
       h = h + conv1d(activate(conv1d(x, l.c_fc_weight, l.c_fc_bias), act), l.mlp_proj_weight, l.mlp_proj_bias);

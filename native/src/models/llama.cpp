@@ -148,7 +148,7 @@ class Llama final : public Backbone {
     k = applyRotary(k, cos, sin);
     // Cached keys were rotated with their own positions; prefixes enter the cache unrotated.
     appendToCache(cache, layer_index, k, v);
-    const at::Tensor out = attention(q, k, v, bias, 1.0 / std::sqrt(static_cast<double>(D)));
+    const at::Tensor out = attention(q, k, v, bias, 1.0 / std::sqrt(static_cast<double>(D)), true);
     return linear(out.transpose(1, 2).reshape({B, S, H * D}), layer.o_proj, layer.o_bias);
   }
 

@@ -1,0 +1,160 @@
+#include "models/attention/fused_attention.h"
+
+#include <ATen/ATen.h>
+#include <ATen/Parallel.h>
+#include <ATen/record_function.h>
+#include <torch/csrc/autograd/custom_function.h>
+
+#include <cstdlib>
+#include <cstring>
+
+#include "core/check.h"
+#include "models/attention/kernel.h"
+
+namespace ptune::models::attention_kernel {
+namespace {
+
+using torch::autograd::AutogradContext;
+using torch::autograd::variable_list;
+
+template <typename T>
+Args<T> argsOf(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& bias, double scale,
+               bool causal) {
+  Args<T> a{};
+  a.q = q.data_ptr<T>();
+  a.k = k.data_ptr<T>();
+  a.v = v.data_ptr<T>();
+  a.bias = bias.data_ptr<T>();
+  a.B = q.size(0);
+  a.H = q.size(1);
+  a.S = q.size(2);
+  a.D = q.size(3);
+  a.G = k.size(1);
+  a.K = k.size(2);
+  a.bias_b = bias.size(0) == 1 ? 0 : bias.stride(0);
+  a.bias_h = bias.size(1) == 1 ? 0 : bias.stride(1);
+  a.bias_s = bias.size(2) == 1 ? 0 : bias.stride(2);
+  a.scale = static_cast<T>(scale);
+  a.causal_past = causal ? a.K - a.S : -1;
+  return a;
+}
+
+/// Runs kernel(args, begin, end, scratch) over the B*G tasks on libtorch's intra-op threads,
+/// each chunk with its own scratch.
+template <typename T, typename Kernel>
+void runTasks(const Args<T>& a, Kernel kernel) {
+  const auto options = at::TensorOptions().dtype(c10::CppTypeToScalarType<T>::value);
+  at::parallel_for(0, a.B * a.G, 1, [&](int64_t begin, int64_t end) {
+    at::Tensor scratch = at::empty({scratchSize(a.K, a.D)}, options);
+    kernel(a, begin, end, scratch.data_ptr<T>());
+  });
+}
+
+void forwardKernel(const Args<float>& a, Variant variant) {
+  if (variant == Variant::kAvx2) {
+    runTasks(a, [](const Args<float>& x, int64_t b, int64_t e, float* s) { forwardAvx2(x, b, e, s); });
+  } else {
+    runTasks(a, [](const Args<float>& x, int64_t b, int64_t e, float* s) { forwardBase(x, b, e, s); });
+  }
+}
+void forwardKernel(const Args<double>& a, Variant) {
+  runTasks(a, [](const Args<double>& x, int64_t b, int64_t e, double* s) { forwardBase(x, b, e, s); });
+}
+void backwardKernel(const Args<float>& a, Variant variant) {
+  if (variant == Variant::kAvx2) {
+    runTasks(a, [](const Args<float>& x, int64_t b, int64_t e, float* s) { backwardAvx2(x, b, e, s); });
+  } else {
+    runTasks(a, [](const Args<float>& x, int64_t b, int64_t e, float* s) { backwardBase(x, b, e, s); });
+  }
+}
+void backwardKernel(const Args<double>& a, Variant) {
+  runTasks(a, [](const Args<double>& x, int64_t b, int64_t e, double* s) { backwardBase(x, b, e, s); });
+}
+
+class FusedAttentionFunction : public torch::autograd::Function<FusedAttentionFunction> {
+ public:
+  // q (B, H, S, D), k and v (B, G, K, D), bias (B|1, H|1, S|1, K) -> (B, H, S, D)
+  static at::Tensor forward(AutogradContext* ctx, const at::Tensor& q_in, const at::Tensor& k_in,
+                            const at::Tensor& v_in, const at::Tensor& bias_in, double scale, bool causal,
+                            int64_t variant) {
+    RECORD_FUNCTION("ptune::fused_attention", std::vector<c10::IValue>());  // named in profiles
+    const at::Tensor q = q_in.contiguous(), k = k_in.contiguous(), v = v_in.contiguous();
+    const at::Tensor bias = bias_in.stride(3) == 1 ? bias_in : bias_in.contiguous();
+    at::Tensor out = at::empty_like(q);
+    at::Tensor lse = at::empty({q.size(0), q.size(1), q.size(2)}, q.options());
+    AT_DISPATCH_FLOATING_TYPES(q.scalar_type(), "fused attention", [&] {
+      Args<scalar_t> a = argsOf<scalar_t>(q, k, v, bias, scale, causal);
+      a.out = out.data_ptr<scalar_t>();
+      a.lse = lse.data_ptr<scalar_t>();
+      forwardKernel(a, static_cast<Variant>(variant));
+    });
+    ctx->save_for_backward({q, k, v, bias, out, lse});
+    ctx->saved_data["scale"] = scale;
+    ctx->saved_data["causal"] = causal;
+    ctx->saved_data["variant"] = variant;
+    return out;
+  }
+
+  static variable_list backward(AutogradContext* ctx, variable_list grad_outputs) {
+    const auto saved = ctx->get_saved_variables();
+    const at::Tensor &q = saved[0], &k = saved[1], &v = saved[2], &bias = saved[3], &out = saved[4],
+                     &lse = saved[5];
+    const at::Tensor grad_out = grad_outputs[0].contiguous();
+    at::Tensor grad_q = at::empty_like(q), grad_k = at::empty_like(k), grad_v = at::empty_like(v);
+    const double scale = ctx->saved_data["scale"].toDouble();
+    const bool causal = ctx->saved_data["causal"].toBool();
+    const auto variant = static_cast<Variant>(ctx->saved_data["variant"].toInt());
+    AT_DISPATCH_FLOATING_TYPES(q.scalar_type(), "fused attention backward", [&] {
+      Args<scalar_t> a = argsOf<scalar_t>(q, k, v, bias, scale, causal);
+      a.out = out.data_ptr<scalar_t>();
+      a.lse = lse.data_ptr<scalar_t>();
+      a.grad_out = grad_out.data_ptr<scalar_t>();
+      a.grad_q = grad_q.data_ptr<scalar_t>();
+      a.grad_k = grad_k.data_ptr<scalar_t>();
+      a.grad_v = grad_v.data_ptr<scalar_t>();
+      backwardKernel(a, variant);
+    });
+    return {grad_q, grad_k, grad_v, at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor()};
+  }
+};
+
+bool cpuHasAvx2() {
+#if defined(__x86_64__) || defined(__i386__)
+  return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+#else
+  return false;
+#endif
+}
+
+}  // namespace
+
+Variant defaultVariant() {
+  const char* capability = std::getenv("ATEN_CPU_CAPABILITY");
+  if (capability != nullptr && std::strcmp(capability, "default") == 0) return Variant::kBase;
+  return cpuHasAvx2() ? Variant::kAvx2 : Variant::kBase;
+}
+
+bool applies(const at::Tensor& q, const at::Tensor& bias) {
+  return q.device().is_cpu() && (q.scalar_type() == at::kFloat || q.scalar_type() == at::kDouble) &&
+         bias.defined() && bias.scalar_type() == q.scalar_type() && !bias.requires_grad();
+}
+
+at::Tensor fused(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& bias,
+                 double scale, bool causal, Variant variant) {
+  PTUNE_CHECK(q.dim() == 4 && k.dim() == 4 && v.dim() == 4 && bias.dim() == 4, "fused attention: 4-d inputs expected");
+  const int64_t B = q.size(0), H = q.size(1), S = q.size(2), D = q.size(3), G = k.size(1), K = k.size(2);
+  PTUNE_CHECK(k.size(0) == B && v.sizes() == k.sizes() && k.size(3) == D && G > 0 && H % G == 0,
+              "fused attention: q ", q.sizes(), ", k ", k.sizes(), ", v ", v.sizes(), " do not fit");
+  PTUNE_CHECK((bias.size(0) == B || bias.size(0) == 1) && (bias.size(1) == H || bias.size(1) == 1) &&
+                  (bias.size(2) == S || bias.size(2) == 1) && bias.size(3) == K,
+              "fused attention: bias ", bias.sizes(), " does not broadcast to (", B, ", ", H, ", ", S, ", ", K, ")");
+  PTUNE_CHECK(!causal || K >= S, "fused attention: causal with fewer keys than queries");
+  PTUNE_CHECK(applies(q, bias) && k.scalar_type() == q.scalar_type() && v.scalar_type() == q.scalar_type(),
+              "fused attention: CPU fp32/fp64 tensors of one dtype expected");
+  PTUNE_CHECK(variant == Variant::kBase || (cpuHasAvx2() && q.scalar_type() == at::kFloat) ||
+                  q.scalar_type() == at::kDouble,
+              "fused attention: this CPU has no AVX2/FMA");
+  return FusedAttentionFunction::apply(q, k, v, bias, scale, causal, static_cast<int64_t>(variant));
+}
+
+}  // namespace ptune::models::attention_kernel
