@@ -28,8 +28,12 @@ struct Args {
   T* grad_v;          // (B, G, K, D)
 };
 
-/// Scratch values one thread needs for forward() / backward().
-inline int64_t scratchSize(int64_t K, int64_t D) { return 4 * D * K + 2 * K + D; }
+/// Scratch values one thread needs for forward() / backward(): four (D, Kp) tables and two
+/// (4, Kp) row blocks, Kp = K rounded up to 8, plus three (4, D) blocks.
+inline int64_t scratchSize(int64_t K, int64_t D) {
+  const int64_t Kp = (K + 7) / 8 * 8;
+  return 4 * D * Kp + 2 * 4 * Kp + 3 * 4 * D;
+}
 
 /// Tasks [begin, end) of the forward pass (out, lse) and of the backward pass (grad_q, grad_k,
 /// grad_v, each task writing only its own rows). scratch holds scratchSize(K, D) values.

@@ -55,35 +55,102 @@ PTUNE_INLINE T lowestHalf() {
   return std::numeric_limits<T>::lowest() / 2;
 }
 
-/// s[0, n) = scale * (q . keys_t[:, j]) + bias[j]; returns the maximum of the non-NaN scores.
+/// 32-byte vectors (GCC's vector extensions: AVX registers in the AVX2 build, pairs of SSE
+/// registers in the portable one).
 template <typename T>
-PTUNE_INLINE T scores(const T* __restrict q, const T* __restrict kt, const T* __restrict bias, T* __restrict s,
-                      int64_t n, int64_t K, int64_t D, T scale) {
-  {
-    const T q0 = q[0];
-#pragma omp simd
-    for (int64_t j = 0; j < n; ++j) s[j] = q0 * kt[j];
-  }
-  for (int64_t d = 1; d < D; ++d) {
-    const T qd = q[d];
-    const T* __restrict row = kt + d * K;
-#pragma omp simd
-    for (int64_t j = 0; j < n; ++j) s[j] += qd * row[j];
-  }
-#pragma omp simd
-  for (int64_t j = 0; j < n; ++j) s[j] = s[j] * scale + bias[j];
-  // A NaN score is skipped here but turns its exp, the row's sum and so the output into NaN.
-  T m = std::numeric_limits<T>::lowest();
-#pragma omp simd reduction(max : m)
-  for (int64_t j = 0; j < n; ++j) m = s[j] > m ? s[j] : m;
-  return m;
+struct Simd;
+template <>
+struct Simd<float> {
+  typedef float V __attribute__((vector_size(32)));
+  static constexpr int64_t kWidth = 8;
+};
+template <>
+struct Simd<double> {
+  typedef double V __attribute__((vector_size(32)));
+  static constexpr int64_t kWidth = 4;
+};
+
+template <typename T>
+PTUNE_INLINE typename Simd<T>::V load(const T* p) {
+  typename Simd<T>::V v;
+  __builtin_memcpy(&v, p, sizeof v);
+  return v;
+}
+template <typename T>
+PTUNE_INLINE void store(T* p, typename Simd<T>::V v) {
+  __builtin_memcpy(p, &v, sizeof v);
+}
+template <typename T>
+PTUNE_INLINE T sum(typename Simd<T>::V v) {
+  T total = 0;
+  for (int64_t l = 0; l < Simd<T>::kWidth; ++l) total += v[l];
+  return total;
 }
 
-/// (D, K) transpose of rows (K, D).
+/// Query rows handled together: each key/value vector loaded from the (D, Kp) tables serves
+/// all of them, and the gradient tables are read and written once per block, not once per row.
+constexpr int64_t kRows = 4;
+
+/// The key count rounded up to whole vectors (the transposed tables' row length).
+PTUNE_INLINE int64_t padded(int64_t K) { return (K + 7) / 8 * 8; }
+
+/// out[r][c] = sum_d x[r][d] * table[d][c] for the R rows of x (R, D) and the columns
+/// [0, n) of table (D, Kp), whole vectors (up to n rounded up); out is (R, Kp).
 template <typename T>
-PTUNE_INLINE void transpose(const T* __restrict rows, T* __restrict t, int64_t K, int64_t D) {
-  for (int64_t j = 0; j < K; ++j) {
-    for (int64_t d = 0; d < D; ++d) t[d * K + j] = rows[j * D + d];
+PTUNE_INLINE void rowsTimesTable(const T* __restrict x, int64_t R, const T* __restrict table, T* __restrict out,
+                                 int64_t n, int64_t Kp, int64_t D) {
+  typedef typename Simd<T>::V V;
+  constexpr int64_t W = Simd<T>::kWidth;
+  for (int64_t c = 0; c < n; c += W) {
+    V acc[kRows] = {};
+    for (int64_t d = 0; d < D; ++d) {
+      const V t = load(table + d * Kp + c);
+      for (int64_t r = 0; r < kRows; ++r) acc[r] += x[r * D + d] * t;
+    }
+    for (int64_t r = 0; r < R; ++r) store(out + r * Kp + c, acc[r]);
+  }
+}
+
+/// out[r][d] = sum_c p[r][c] * table[d][c] over whole vectors up to n (p zero beyond each
+/// row's keys); out is (R, D).
+template <typename T>
+PTUNE_INLINE void rowsTimesTableT(const T* __restrict p, int64_t R, const T* __restrict table, T* __restrict out,
+                                  int64_t n, int64_t Kp, int64_t D) {
+  typedef typename Simd<T>::V V;
+  constexpr int64_t W = Simd<T>::kWidth;
+  for (int64_t d = 0; d < D; ++d) {
+    V acc[kRows] = {};
+    for (int64_t c = 0; c < n; c += W) {
+      const V t = load(table + d * Kp + c);
+      for (int64_t r = 0; r < kRows; ++r) acc[r] += load(p + r * Kp + c) * t;
+    }
+    for (int64_t r = 0; r < R; ++r) out[r * D + d] = sum<T>(acc[r]);
+  }
+}
+
+/// table[d][c] += sum_r w[r][c] * x[r][d] for whole vectors up to n: table (D, Kp), w (R, Kp)
+/// (zero beyond each row's keys), x (R, D).
+template <typename T>
+PTUNE_INLINE void accumulateTable(T* __restrict table, const T* __restrict w, const T* __restrict x, int64_t n,
+                                  int64_t Kp, int64_t D) {
+  typedef typename Simd<T>::V V;
+  constexpr int64_t W = Simd<T>::kWidth;
+  for (int64_t d = 0; d < D; ++d) {
+    T* row = table + d * Kp;
+    for (int64_t c = 0; c < n; c += W) {
+      V acc = load(row + c);
+      for (int64_t r = 0; r < kRows; ++r) acc += load(w + r * Kp + c) * x[r * D + d];
+      store(row + c, acc);
+    }
+  }
+}
+
+/// (D, Kp) transpose of rows (K, D), zero in the padding columns.
+template <typename T>
+PTUNE_INLINE void transpose(const T* __restrict rows, T* __restrict t, int64_t K, int64_t Kp, int64_t D) {
+  for (int64_t d = 0; d < D; ++d) {
+    for (int64_t j = 0; j < K; ++j) t[d * Kp + j] = rows[j * D + d];
+    for (int64_t j = K; j < Kp; ++j) t[d * Kp + j] = 0;
   }
 }
 
@@ -99,45 +166,98 @@ PTUNE_INLINE const T* biasRow(const Args<T>& a, int64_t b, int64_t h, int64_t i)
   return a.bias + b * a.bias_b + h * a.bias_h + i * a.bias_s;
 }
 
+/// One block of R <= kRows consecutive queries i0.. of head h, batch row b: fills the (R, Kp)
+/// scores s = scale * q.k + bias over the keys the block may see (the last row's limit, n),
+/// and per row its key count n_r (keys [n_r, n) are hidden from row r: their probability is 0)
+/// and its maximum. A fully hidden row (max <= lowest / 2) gets all K keys, its scores
+/// completed here, so that its softmax is uniform over them as the composed ops make it.
+/// Returns n, raised to K when some row needed all keys.
+template <typename T>
+PTUNE_INLINE int64_t blockScores(const Args<T>& a, int64_t b, int64_t h, int64_t i0, int64_t R, const T* kt,
+                                 T* __restrict s, int64_t* rows_n, T* rows_max, T* qblock) {
+  const int64_t D = a.D, Kp = padded(a.K);
+  for (int64_t r = 0; r < kRows; ++r) {
+    for (int64_t d = 0; d < D; ++d) qblock[r * D + d] = r < R ? a.q[((b * a.H + h) * a.S + i0 + r) * D + d] : T(0);
+  }
+  int64_t n = keyLimit(a, i0 + R - 1);
+  rowsTimesTable(qblock, R, kt, s, n, Kp, D);
+  bool widen = false;
+  for (int64_t r = 0; r < R; ++r) {
+    T* row = s + r * Kp;
+    const T* bias = biasRow(a, b, h, i0 + r);
+    const int64_t nr = keyLimit(a, i0 + r);
+#pragma omp simd
+    for (int64_t j = 0; j < nr; ++j) row[j] = row[j] * a.scale + bias[j];
+    T m = std::numeric_limits<T>::lowest();
+    // A NaN score is skipped here but turns its exp, the row's sum and so the output into NaN.
+#pragma omp simd reduction(max : m)
+    for (int64_t j = 0; j < nr; ++j) m = row[j] > m ? row[j] : m;
+    rows_n[r] = nr;
+    rows_max[r] = m;
+    widen |= nr < a.K && m <= lowestHalf<T>();
+  }
+  if (!widen) return n;
+  // Padding queries that see no key: their softmax runs over all K keys (equal lowest scores).
+  for (int64_t r = 0; r < R; ++r) {
+    if (!(rows_n[r] < a.K && rows_max[r] <= lowestHalf<T>())) continue;
+    T* row = s + r * Kp;
+    const T* bias = biasRow(a, b, h, i0 + r);
+    T m = std::numeric_limits<T>::lowest();
+    for (int64_t j = 0; j < a.K; ++j) {
+      T dot = 0;
+      for (int64_t d = 0; d < D; ++d) dot += qblock[r * D + d] * kt[d * Kp + j];
+      row[j] = dot * a.scale + bias[j];
+      m = row[j] > m ? row[j] : m;
+    }
+    rows_n[r] = a.K;
+    rows_max[r] = m;
+  }
+  return a.K;
+}
+
 template <typename T>
 void forwardTasks(const Args<T>& a, int64_t begin, int64_t end, T* scratch) {
-  const int64_t K = a.K, D = a.D, S = a.S, groups = a.H / a.G;
-  T* kt = scratch;           // (D, K)
-  T* vt = kt + D * K;        // (D, K)
-  T* s = vt + D * K;         // (K)
+  const int64_t K = a.K, Kp = padded(K), D = a.D, S = a.S, groups = a.H / a.G;
+  T* kt = scratch;               // (D, Kp)
+  T* vt = kt + D * Kp;           // (D, Kp)
+  T* s = vt + D * Kp;            // (kRows, Kp) scores, then probabilities
+  T* qblock = s + kRows * Kp;    // (kRows, D)
+  T* oblock = qblock + kRows * D;  // (kRows, D)
+  int64_t rows_n[kRows];
+  T rows_max[kRows];
   for (int64_t task = begin; task < end; ++task) {
     const int64_t b = task / a.G, g = task % a.G;
-    transpose(a.k + task * K * D, kt, K, D);
-    transpose(a.v + task * K * D, vt, K, D);
+    transpose(a.k + task * K * D, kt, K, Kp, D);
+    transpose(a.v + task * K * D, vt, K, Kp, D);
     for (int64_t h = g * groups; h < (g + 1) * groups; ++h) {
-      for (int64_t i = 0; i < S; ++i) {
-        const int64_t row = (b * a.H + h) * S + i;
-        const T* q = a.q + row * D;
-        const T* bias = biasRow(a, b, h, i);
-        int64_t n = keyLimit(a, i);
-        T m = scores(q, kt, bias, s, n, K, D, a.scale);
-        if (n < K && m <= lowestHalf<T>()) {  // every visible key hidden: softmax over all keys
-          n = K;
-          m = scores(q, kt, bias, s, n, K, D, a.scale);
-        }
-        T sum = 0;
-#pragma omp simd reduction(+ : sum)
-        for (int64_t j = 0; j < n; ++j) {
-          s[j] = expOf(s[j] - m);
-          sum += s[j];
-        }
-        const T inv = T(1) / sum;
+      for (int64_t i0 = 0; i0 < S; i0 += kRows) {
+        const int64_t R = S - i0 < kRows ? S - i0 : kRows;
+        const int64_t n = blockScores(a, b, h, i0, R, kt, s, rows_n, rows_max, qblock);
+        const int64_t nv = n < Kp ? (n + Simd<T>::kWidth - 1) / Simd<T>::kWidth * Simd<T>::kWidth : Kp;
+        for (int64_t r = 0; r < kRows; ++r) {
+          T* p = s + r * Kp;
+          if (r >= R) {  // unused rows of the last block: zero weights
+            for (int64_t j = 0; j < nv; ++j) p[j] = 0;
+            continue;
+          }
+          const int64_t nr = rows_n[r];
+          const T m = rows_max[r];
+          T total = 0;
+#pragma omp simd reduction(+ : total)
+          for (int64_t j = 0; j < nr; ++j) {
+            p[j] = expOf(p[j] - m);
+            total += p[j];
+          }
+          const T inv = T(1) / total;
 #pragma omp simd
-        for (int64_t j = 0; j < n; ++j) s[j] *= inv;
-        T* out = a.out + row * D;
-        for (int64_t d = 0; d < D; ++d) {
-          const T* __restrict vrow = vt + d * K;
-          T acc = 0;
-#pragma omp simd reduction(+ : acc)
-          for (int64_t j = 0; j < n; ++j) acc += s[j] * vrow[j];
-          out[d] = acc;
+          for (int64_t j = 0; j < nr; ++j) p[j] *= inv;
+          for (int64_t j = nr; j < nv; ++j) p[j] = 0;
+          a.lse[(b * a.H + h) * S + i0 + r] = m + logOf(total);
         }
-        a.lse[row] = m + logOf(sum);
+        rowsTimesTableT(s, R, vt, oblock, nv, Kp, D);
+        for (int64_t r = 0; r < R; ++r) {
+          for (int64_t d = 0; d < D; ++d) a.out[((b * a.H + h) * S + i0 + r) * D + d] = oblock[r * D + d];
+        }
       }
     }
   }
@@ -145,78 +265,76 @@ void forwardTasks(const Args<T>& a, int64_t begin, int64_t end, T* scratch) {
 
 template <typename T>
 void backwardTasks(const Args<T>& a, int64_t begin, int64_t end, T* scratch) {
-  const int64_t K = a.K, D = a.D, S = a.S, groups = a.H / a.G;
-  T* kt = scratch;        // (D, K)
-  T* vt = kt + D * K;     // (D, K)
-  T* dkt = vt + D * K;    // (D, K) accumulated over the group's heads and queries
-  T* dvt = dkt + D * K;   // (D, K)
-  T* p = dvt + D * K;     // (K)
-  T* ds = p + K;          // (K)
+  const int64_t K = a.K, Kp = padded(K), D = a.D, S = a.S, groups = a.H / a.G;
+  T* kt = scratch;                    // (D, Kp)
+  T* vt = kt + D * Kp;                // (D, Kp)
+  T* dkt = vt + D * Kp;               // (D, Kp) accumulated over the group's heads and queries
+  T* dvt = dkt + D * Kp;              // (D, Kp)
+  T* p = dvt + D * Kp;                // (kRows, Kp) probabilities
+  T* ds = p + kRows * Kp;             // (kRows, Kp) dp, then the scores' gradient
+  T* qblock = ds + kRows * Kp;        // (kRows, D)
+  T* dblock = qblock + kRows * D;     // (kRows, D) the output gradient, zero in unused rows
+  T* dqblock = dblock + kRows * D;    // (kRows, D)
+  int64_t rows_n[kRows];
+  T rows_max[kRows];
   for (int64_t task = begin; task < end; ++task) {
     const int64_t b = task / a.G, g = task % a.G;
-    transpose(a.k + task * K * D, kt, K, D);
-    transpose(a.v + task * K * D, vt, K, D);
-    for (int64_t x = 0; x < 2 * D * K; ++x) dkt[x] = 0;  // dkt and dvt are adjacent
+    transpose(a.k + task * K * D, kt, K, Kp, D);
+    transpose(a.v + task * K * D, vt, K, Kp, D);
+    for (int64_t x = 0; x < 2 * D * Kp; ++x) dkt[x] = 0;  // dkt and dvt are adjacent
     for (int64_t h = g * groups; h < (g + 1) * groups; ++h) {
-      for (int64_t i = 0; i < S; ++i) {
-        const int64_t row = (b * a.H + h) * S + i;
-        const T* q = a.q + row * D;
-        const T* dout = a.grad_out + row * D;
-        const T* out = a.out + row * D;
-        const T lse = a.lse[row];
-        // A fully hidden row (its lse near the lowest value) spread its weight over all keys;
-        // there lse itself has lost log(sum) to rounding, so its softmax is recomputed in full.
-        const bool hidden = lse <= lowestHalf<T>();
-        const int64_t n = hidden ? K : keyLimit(a, i);
-        const T m = scores(q, kt, biasRow(a, b, h, i), p, n, K, D, a.scale);
-        T shift = lse, inv = 1;
-        if (hidden) {
-          T sum = 0;
-          for (int64_t j = 0; j < n; ++j) sum += expOf(p[j] - m);
-          shift = m;
-          inv = T(1) / sum;
-        }
-        T delta = 0;  // dout . out = sum_j p_j dp_j
-        for (int64_t d = 0; d < D; ++d) delta += dout[d] * out[d];
-        {
-          const T d0 = dout[0];
-#pragma omp simd
-          for (int64_t j = 0; j < n; ++j) ds[j] = d0 * vt[j];
-        }
-        for (int64_t d = 1; d < D; ++d) {
-          const T dd = dout[d];
-          const T* __restrict vrow = vt + d * K;
-#pragma omp simd
-          for (int64_t j = 0; j < n; ++j) ds[j] += dd * vrow[j];
-        }
-#pragma omp simd
-        for (int64_t j = 0; j < n; ++j) {
-          p[j] = expOf(p[j] - shift) * inv;
-          ds[j] = p[j] * (ds[j] - delta) * a.scale;
-        }
-        T* dq = a.grad_q + row * D;
-        for (int64_t d = 0; d < D; ++d) {
-          const T* __restrict krow = kt + d * K;
-          T* __restrict dkrow = dkt + d * K;
-          T* __restrict dvrow = dvt + d * K;
-          const T qd = q[d], dd = dout[d];
-          T acc = 0;
-#pragma omp simd reduction(+ : acc)
-          for (int64_t j = 0; j < n; ++j) {
-            acc += ds[j] * krow[j];
-            dkrow[j] += ds[j] * qd;
-            dvrow[j] += p[j] * dd;
+      for (int64_t i0 = 0; i0 < S; i0 += kRows) {
+        const int64_t R = S - i0 < kRows ? S - i0 : kRows;
+        const int64_t n = blockScores(a, b, h, i0, R, kt, p, rows_n, rows_max, qblock);
+        const int64_t nv = n < Kp ? (n + Simd<T>::kWidth - 1) / Simd<T>::kWidth * Simd<T>::kWidth : Kp;
+        for (int64_t r = 0; r < kRows; ++r) {
+          for (int64_t d = 0; d < D; ++d) {
+            dblock[r * D + d] = r < R ? a.grad_out[((b * a.H + h) * S + i0 + r) * D + d] : T(0);
           }
-          dq[d] = acc;
         }
+        rowsTimesTable(dblock, R, vt, ds, nv, Kp, D);  // dp_j = dout . v_j
+        for (int64_t r = 0; r < kRows; ++r) {
+          T* pr = p + r * Kp;
+          T* dsr = ds + r * Kp;
+          if (r >= R) {
+            for (int64_t j = 0; j < nv; ++j) pr[j] = dsr[j] = 0;
+            continue;
+          }
+          const int64_t row = (b * a.H + h) * S + i0 + r;
+          const int64_t nr = rows_n[r];
+          // p = exp(s - lse); a fully hidden row's lse has lost log(sum) to rounding next to
+          // the lowest value, so its softmax is recomputed from the maximum instead.
+          T shift = a.lse[row], inv = 1;
+          if (nr == K && shift <= lowestHalf<T>()) {
+            T total = 0;
+            for (int64_t j = 0; j < nr; ++j) total += expOf(pr[j] - rows_max[r]);
+            shift = rows_max[r];
+            inv = T(1) / total;
+          }
+          T delta = 0;  // dout . out = sum_j p_j dp_j
+          for (int64_t d = 0; d < D; ++d) delta += dblock[r * D + d] * a.out[row * D + d];
+          const T scale = a.scale;
+#pragma omp simd
+          for (int64_t j = 0; j < nr; ++j) {
+            pr[j] = expOf(pr[j] - shift) * inv;
+            dsr[j] = pr[j] * (dsr[j] - delta) * scale;
+          }
+          for (int64_t j = nr; j < nv; ++j) pr[j] = dsr[j] = 0;
+        }
+        rowsTimesTableT(ds, R, kt, dqblock, nv, Kp, D);  // dq = scale sum_j ds_j k_j
+        for (int64_t r = 0; r < R; ++r) {
+          for (int64_t d = 0; d < D; ++d) a.grad_q[((b * a.H + h) * S + i0 + r) * D + d] = dqblock[r * D + d];
+        }
+        accumulateTable(dkt, ds, qblock, nv, Kp, D);  // dk_j += scale ds_j q
+        accumulateTable(dvt, p, dblock, nv, Kp, D);   // dv_j += p_j dout
       }
     }
     T* dk = a.grad_k + task * K * D;
     T* dv = a.grad_v + task * K * D;
     for (int64_t j = 0; j < K; ++j) {
       for (int64_t d = 0; d < D; ++d) {
-        dk[j * D + d] = dkt[d * K + j];
-        dv[j * D + d] = dvt[d * K + j];
+        dk[j * D + d] = dkt[d * Kp + j];
+        dv[j * D + d] = dvt[d * Kp + j];
       }
     }
   }
