@@ -115,7 +115,9 @@ def main():
         f"{tokens_per_step} real input tokens of a step (every tool counts this way), median over the "
         f"steps after the first {a.warmup}. All run with the glibc settings ptune's launcher uses "
         "(`MALLOC_MMAP_THRESHOLD_=33554432 MALLOC_TRIM_THRESHOLD_=1073741824`) and "
-        f"`OMP_NUM_THREADS={machine['nproc']}`, exported by run.sh; ptune and the torch 1.13 peer use the same "
+        f"`OMP_NUM_THREADS={machine['nproc']}`, exported by run.sh (ptune's launcher also sets its default "
+        "`OMP_WAIT_POLICY=passive`, about 10% slower than spinning on an idle machine; the peers spin); ptune and "
+        "the torch 1.13 peer use the same "
         "libtorch and OpenBLAS (its OpenMP build); transformers + PEFT run on the PyTorch wheel "
         "(its own BLAS) from `toolchains/peft-env.sh`.",
         "",
@@ -252,9 +254,10 @@ def interpretation(by, a):
              "disturb least)")
     if best_ratio >= 1.05:
         first = (f"- Medium (the case that matters): {speed} and peaks at "
-                 f"{mp['peak_rss_mib']:,.0f} MiB against {mq['peak_rss_mib']:,.0f}. {loss}; the layers themselves "
-                 "are the same libtorch ops on both sides (ptune also skips the peer's repeat_kv copies), so the "
-                 "loss is where most of the difference comes from." + prof_text)
+                 f"{mp['peak_rss_mib']:,.0f} MiB against {mq['peak_rss_mib']:,.0f}. {loss}; the projections and "
+                 "MLPs are the same libtorch ops on both sides, while ptune's attention is its own fused kernel "
+                 "(no (B, H, S, S) score tensors, no repeat_kv copies), so the loss and the attention are where the "
+                 "difference comes from." + prof_text)
     else:
         first = (f"- Medium (the case that matters): {speed} although it peaks at {mp['peak_rss_mib']:,.0f} MiB against {mq['peak_rss_mib']:,.0f}. {loss}, so ptune "
                  "should be ahead; that it is not points at something outside the matmuls (see the per-step "
@@ -264,13 +267,14 @@ def interpretation(by, a):
               f"at an implied {mp['step_flops_label_rows'] / mp['step_s_median'] / 1e9:.0f} GFLOP/s on the median "
               f"step and {mp['step_flops_label_rows'] / mp['step_s_min'] / 1e9:.0f} on the fastest, against the "
               f"measured {rate / 1e9:.0f} (LM-head shapes {head_rate / 1e9:.0f}). Besides contention, the rest of "
-              "a step is what the floor leaves out: the attention products are small batched matmuls (head_dim "
-              "64) that run well below the sgemm rate, and RMSNorm, rotary, the bias add and softmax over the "
-              "(B, H, S, S) scores and their backward are memory-bound passes.")
+              "a step is what the floor leaves out: ptune's fused attention (head_dim 64) runs its dot products "
+              "below the sgemm rate (vector loops over keys, not a tuned GEMM), and RMSNorm, rotary and the MLP's "
+              "activation and their backward are memory-bound elementwise passes.")
     third = (f"- Small (stories260k, hidden 64, head_dim 8) is nowhere near its floor (ptune "
              f"{sp['fraction_of_floor']:.3f}, peer {sq['fraction_of_floor']:.3f}): a step is only "
-             f"{sp['step_flops_dense'] / 1e9:.1f} GFLOP, and its time goes to per-op overhead and elementwise "
-             "passes over the attention scores (8 heads of 276 x 276 per row, head_dim 8), not to FLOPs; "
+             f"{sp['step_flops_dense'] / 1e9:.1f} GFLOP, and its time goes to the fused attention "
+             "(8 heads of 276 x 276 scores per row at head_dim 8: exp and softmax work, not FLOPs), per-op "
+             "overhead and elementwise passes (bench/PROFILE.md); "
              + (f"ptune and the peer are within {abs(small_ratio - 1):.0%} of each other there, so ptune's "
                 "JVM/JNI per-step overhead does not show."
                 if abs(small_ratio - 1) < 0.1 else
@@ -288,10 +292,9 @@ def interpretation(by, a):
             f"attention): on medium ptune is {pace} (median tokens/s, {medium_hf:.2f}x) and peaks at "
             f"{mp['peak_rss_mib']:,.0f} MiB against {mh['peak_rss_mib']:,.0f}: transformers holds the "
             f"full-vocabulary logits and their gradient ({logits_mib:,.0f} MiB each), ptune's fused loss never "
-            "does, while the newer PyTorch runs attention and the elementwise passes faster than Debian's "
-            f"libtorch 1.13. On small, where those passes and per-op overhead are the whole step, ptune is "
-            f"{small_hf:.2f}x their speed. Building ptune on a PyTorch 2 libtorch is what would close that gap; "
-            "the Debian 1.13 package is the only libtorch with headers that the build installs today.")
+            f"does. On small, where attention and per-op overhead are the whole step, ptune is {small_hf:.2f}x "
+            "their speed: its fused attention kernel against PyTorch 2's flash-attention CPU kernel, and "
+            "Debian's libtorch 1.13 for the rest (bench/PROFILE.md has where the step goes).")
     return out + [caveat(by)]
 
 
