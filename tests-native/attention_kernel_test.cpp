@@ -168,6 +168,27 @@ TEST_P(AttentionKernelTest, EveryBuildEqualsComposedOpsInFloat) {
   }
 }
 
+TEST_P(AttentionKernelTest, ReadsKeysFromAPreallocatedCache) {
+  // Decoding keeps keys/values in (B, G, capacity, D) storage and attends to its first K slots
+  // (KvCache::reserve): the kernel reads that view in place, with the contiguous result.
+  const Case& c = GetParam();
+  const Inputs in = inputs(c, at::kFloat, 5);
+  const at::Tensor bias = biasOf(c, at::kFloat);
+  const double scale = 1.0 / std::sqrt(static_cast<double>(c.D));
+  const int64_t K = c.past + c.S;
+  at::Tensor k_storage = at::full({c.B, c.G, K + 5, c.D}, 1e30, at::kFloat);
+  at::Tensor v_storage = at::full({c.B, c.G, K + 5, c.D}, -1e30, at::kFloat);
+  k_storage.narrow(2, 0, K).copy_(in.k);
+  v_storage.narrow(2, 0, K).copy_(in.v);
+  at::NoGradGuard no_grad;
+  for (const kernel::Variant variant : variants()) {
+    const at::Tensor want = kernel::fused(in.q, in.k, in.v, bias, scale, c.causal, variant);
+    const at::Tensor got =
+        kernel::fused(in.q, k_storage.narrow(2, 0, K), v_storage.narrow(2, 0, K), bias, scale, c.causal, variant);
+    EXPECT_TRUE(at::equal(got, want)) << c.name << ": a strided cache view gives another result";
+  }
+}
+
 TEST_P(AttentionKernelTest, FullyHiddenQueriesAreUniformOverAllKeys) {
   const Case& c = GetParam();
   if (!c.causal || !c.left_pad || c.past >= 3) GTEST_SKIP() << "no query of this case is fully hidden";

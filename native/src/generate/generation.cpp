@@ -64,6 +64,7 @@ at::Tensor generate(const models::Backbone& model, const prompt::PromptMethodImp
   prompt::PreparedInput prepared = prompt::prepareInput(model, method, ids, mask, /*training=*/false);
   models::KvCache& cache = prepared.cache;
   at::Tensor hidden = model.forward(prepared.input, &cache);
+  cache.reserve(cache.length() + N);  // new keys/values are then written in place, not concatenated
   at::Tensor next_position = prepared.input.positions.select(1, -1) + 1;  // (B)
   at::Tensor logits = head.logits(hidden.select(1, -1));  // (B, V)
 

@@ -4,6 +4,7 @@
 
 #include <cmath>
 #include <limits>
+#include <vector>
 
 #include "core/check.h"
 #include "models/attention/fused_attention.h"
@@ -44,7 +45,27 @@ at::Tensor activate(const at::Tensor& x, Activation kind) {
 }
 
 at::Tensor linear(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias) {
-  return bias.defined() ? at::linear(x, weight, bias) : at::linear(x, weight);
+  const int64_t rows = x.numel() / std::max<int64_t>(1, x.size(-1));
+  if (rows > kFewRows || !x.device().is_cpu()) {
+    return bias.defined() ? at::linear(x, weight, bias) : at::linear(x, weight);
+  }
+  return rowsTimesMatrix(x, weight, false, bias);
+}
+
+at::Tensor rowsTimesMatrix(const at::Tensor& x, const at::Tensor& matrix, bool in_out, const at::Tensor& bias) {
+  // Decoding: one matrix-vector product per row reads the weights once, unpacked; a GEMM call
+  // (what linear/matmul make of a few rows) first copies them into packed panels, 2-5x slower
+  // at these shapes on OpenBLAS (bench/PROFILE.md).
+  const int64_t in = x.size(-1), rows = x.numel() / std::max<int64_t>(1, in);
+  const at::Tensor m = in_out ? matrix.t() : matrix;  // (out, in)
+  const at::Tensor flat = x.reshape({rows, in});
+  std::vector<at::Tensor> outs;
+  outs.reserve(static_cast<size_t>(rows));
+  for (int64_t r = 0; r < rows; ++r) outs.push_back(at::mv(m, flat[r]));
+  std::vector<int64_t> shape(x.sizes().begin(), x.sizes().end());
+  shape.back() = m.size(0);
+  at::Tensor out = (rows == 1 ? outs[0] : at::stack(outs)).view(shape);
+  return bias.defined() ? out + bias : out;
 }
 
 Rotary::Rotary(int64_t head_dim, const ModelSpec& spec) {
@@ -172,10 +193,36 @@ at::Tensor attentionComposed(const at::Tensor& q, const at::Tensor& k, const at:
   return out.view({B, H, S, D});
 }
 
+void KvCache::reserve(int64_t capacity) {
+  PTUNE_CHECK(capacity >= length(), "KV cache: capacity ", capacity, " below the ", length(), " cached positions");
+  key_storage.clear();
+  value_storage.clear();
+  for (size_t i = 0; i < keys.size(); ++i) {
+    const int64_t L = keys[i].size(2);
+    at::Tensor ks = at::empty({keys[i].size(0), keys[i].size(1), capacity, keys[i].size(3)}, keys[i].options());
+    at::Tensor vs = at::empty({values[i].size(0), values[i].size(1), capacity, values[i].size(3)}, values[i].options());
+    ks.narrow(2, 0, L).copy_(keys[i]);
+    vs.narrow(2, 0, L).copy_(values[i]);
+    keys[i] = ks.narrow(2, 0, L);
+    values[i] = vs.narrow(2, 0, L);
+    key_storage.push_back(std::move(ks));
+    value_storage.push_back(std::move(vs));
+  }
+}
+
 void appendToCache(KvCache* cache, size_t layer, at::Tensor& k, at::Tensor& v) {
   if (cache == nullptr) return;
-  k = at::cat({cache->keys[layer], k}, 2);
-  v = at::cat({cache->values[layer], v}, 2);
+  const int64_t L = cache->keys[layer].size(2), S = k.size(2);
+  if (layer < cache->key_storage.size() && L + S <= cache->key_storage[layer].size(2) && !k.requires_grad() &&
+      !v.requires_grad()) {
+    cache->key_storage[layer].narrow(2, L, S).copy_(k);
+    cache->value_storage[layer].narrow(2, L, S).copy_(v);
+    k = cache->key_storage[layer].narrow(2, 0, L + S);
+    v = cache->value_storage[layer].narrow(2, 0, L + S);
+  } else {
+    k = at::cat({cache->keys[layer], k}, 2);
+    v = at::cat({cache->values[layer], v}, 2);
+  }
   cache->keys[layer] = k;
   cache->values[layer] = v;
 }

@@ -23,8 +23,16 @@ at::Tensor layerNorm(const at::Tensor& x, const at::Tensor& weight, const at::Te
 /// The activation `kind` (ptune::Activation) applied elementwise.
 at::Tensor activate(const at::Tensor& x, Activation kind);
 
-/// x (..., in) @ weight (out, in)^T + bias (out) or no bias when undefined.
+/// x (..., in) @ weight (out, in)^T + bias (out) or no bias when undefined. At most kFewRows rows
+/// of x (decoding) go through rowsTimesMatrix.
 at::Tensor linear(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias);
+
+/// Rows up to which linear() multiplies row by row (matrix-vector products) instead of one GEMM.
+constexpr int64_t kFewRows = 4;
+
+/// x (..., in) times a matrix, one matrix-vector product per row of x: matrix is (out, in), or
+/// (in, out) with in_out (GPT-2's Conv1D); plus bias (out) when defined. Returns (..., out).
+at::Tensor rowsTimesMatrix(const at::Tensor& x, const at::Tensor& matrix, bool in_out, const at::Tensor& bias);
 
 /// Rotary position embedding tables (rotate_half convention).
 class Rotary {
@@ -55,7 +63,12 @@ struct KvCache {
   std::vector<at::Tensor> keys;    // per layer (B, G, L, D), rotary already applied
   std::vector<at::Tensor> values;  // per layer (B, G, L, D)
   at::Tensor key_mask;             // (B, L) bool, true where a real (attendable) position
+  // After reserve(): per layer (B, G, capacity, D) storage that keys/values are the first L
+  // slots of, so appending writes in place instead of concatenating (decoding, no autograd).
+  std::vector<at::Tensor> key_storage, value_storage;
   int64_t length() const { return key_mask.defined() ? key_mask.size(1) : 0; }
+  /// Moves the cache into storage for `capacity` positions (>= length()).
+  void reserve(int64_t capacity);
 };
 
 /// Additive attention bias (B, 1, S, K) for the last S of K key slots: 0 where a query may see
@@ -81,7 +94,8 @@ at::Tensor attentionComposed(const at::Tensor& q, const at::Tensor& k, const at:
                              const at::Tensor& bias, double scale);
 
 /// Appends the new keys/values (B, G, S, D) of layer `layer` to the cache (when given) and
-/// returns the keys/values to attend to.
+/// returns the keys/values to attend to: a concatenation, or after KvCache::reserve a view of
+/// the storage the new ones were written into.
 void appendToCache(KvCache* cache, size_t layer, at::Tensor& k, at::Tensor& v);
 
 }  // namespace ptune::models

@@ -17,6 +17,17 @@ namespace {
 using torch::autograd::AutogradContext;
 using torch::autograd::variable_list;
 
+/// x (B, G, K, D) as the kernel reads it: rows of D contiguous, the (b, g) blocks evenly spaced
+/// (a contiguous tensor, or the first K slots of a (B, G, capacity, D) one), with the strides of
+/// `like` when given; a contiguous copy otherwise.
+at::Tensor kvLayout(const at::Tensor& x, at::IntArrayRef like = {}) {
+  const bool rows_ok = x.stride(3) == 1 && x.stride(2) == x.size(3) && x.stride(0) == x.size(1) * x.stride(1) &&
+                       x.stride(1) >= x.size(2) * x.size(3);
+  if (rows_ok && (like.empty() || x.strides() == like)) return x;
+  const at::Tensor c = x.contiguous();
+  return like.empty() || c.strides() == like ? c : at::empty_strided(x.sizes(), like, x.options()).copy_(x);
+}
+
 template <typename T>
 Args<T> argsOf(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& bias, double scale,
                bool causal) {
@@ -34,6 +45,7 @@ Args<T> argsOf(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, co
   a.bias_b = bias.size(0) == 1 ? 0 : bias.stride(0);
   a.bias_h = bias.size(1) == 1 ? 0 : bias.stride(1);
   a.bias_s = bias.size(2) == 1 ? 0 : bias.stride(2);
+  a.kv_task = k.stride(1);
   a.scale = static_cast<T>(scale);
   a.causal_past = causal ? a.K - a.S : -1;
   return a;
@@ -78,7 +90,8 @@ class FusedAttentionFunction : public torch::autograd::Function<FusedAttentionFu
                             const at::Tensor& v_in, const at::Tensor& bias_in, double scale, bool causal,
                             int64_t variant) {
     RECORD_FUNCTION("ptune::fused_attention", std::vector<c10::IValue>());  // named in profiles
-    const at::Tensor q = q_in.contiguous(), k = k_in.contiguous(), v = v_in.contiguous();
+    // Keys and values may be the first K slots of a preallocated KV cache (B, G, capacity, D).
+    const at::Tensor q = q_in.contiguous(), k = kvLayout(k_in), v = kvLayout(v_in, k.strides());
     const at::Tensor bias = bias_in.stride(3) == 1 ? bias_in : bias_in.contiguous();
     at::Tensor out = at::empty_like(q);
     at::Tensor lse = at::empty({q.size(0), q.size(1), q.size(2)}, q.options());
@@ -100,7 +113,8 @@ class FusedAttentionFunction : public torch::autograd::Function<FusedAttentionFu
     const at::Tensor &q = saved[0], &k = saved[1], &v = saved[2], &bias = saved[3], &out = saved[4],
                      &lse = saved[5];
     const at::Tensor grad_out = grad_outputs[0].contiguous();
-    at::Tensor grad_q = at::empty_like(q), grad_k = at::empty_like(k), grad_v = at::empty_like(v);
+    at::Tensor grad_q = at::empty_like(q), grad_k = at::empty(k.sizes(), k.options()),
+               grad_v = at::empty(v.sizes(), v.options());  // (B, G, K, D) contiguous
     const double scale = ctx->saved_data["scale"].toDouble();
     const bool causal = ctx->saved_data["causal"].toBool();
     const auto variant = static_cast<Variant>(ctx->saved_data["variant"].toInt());

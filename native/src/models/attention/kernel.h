@@ -12,8 +12,9 @@ namespace ptune::models::attention_kernel {
 template <typename T>
 struct Args {
   const T* q;      // (B, H, S, D) contiguous
-  const T* k;      // (B, G, K, D) contiguous
-  const T* v;      // (B, G, K, D) contiguous
+  const T* k;      // (B, G, K, D): rows of D contiguous, task (b, g) at (b * G + g) * kv_task
+  const T* v;      // (B, G, K, D), laid out as k
+  int64_t kv_task;  // elements between consecutive (b, g) in k and v (K * D when contiguous)
   const T* bias;   // additive, element (b, h, i, j) at b*bias_b + h*bias_h + i*bias_s + j
   int64_t bias_b, bias_h, bias_s;  // strides; 0 where the bias is broadcast
   int64_t B, H, G, S, K, D;

@@ -227,8 +227,8 @@ void forwardTasks(const Args<T>& a, int64_t begin, int64_t end, T* scratch) {
   T rows_max[kRows];
   for (int64_t task = begin; task < end; ++task) {
     const int64_t b = task / a.G, g = task % a.G;
-    transpose(a.k + task * K * D, kt, K, Kp, D);
-    transpose(a.v + task * K * D, vt, K, Kp, D);
+    transpose(a.k + task * a.kv_task, kt, K, Kp, D);
+    transpose(a.v + task * a.kv_task, vt, K, Kp, D);
     for (int64_t h = g * groups; h < (g + 1) * groups; ++h) {
       for (int64_t i0 = 0; i0 < S; i0 += kRows) {
         const int64_t R = S - i0 < kRows ? S - i0 : kRows;
@@ -279,8 +279,8 @@ void backwardTasks(const Args<T>& a, int64_t begin, int64_t end, T* scratch) {
   T rows_max[kRows];
   for (int64_t task = begin; task < end; ++task) {
     const int64_t b = task / a.G, g = task % a.G;
-    transpose(a.k + task * K * D, kt, K, Kp, D);
-    transpose(a.v + task * K * D, vt, K, Kp, D);
+    transpose(a.k + task * a.kv_task, kt, K, Kp, D);
+    transpose(a.v + task * a.kv_task, vt, K, Kp, D);
     for (int64_t x = 0; x < 2 * D * Kp; ++x) dkt[x] = 0;  // dkt and dvt are adjacent
     for (int64_t h = g * groups; h < (g + 1) * groups; ++h) {
       for (int64_t i0 = 0; i0 < S; i0 += kRows) {
