@@ -7,7 +7,8 @@
 #
 #   bench/run.sh            (from any directory; needs `mvn -B -q -DskipTests package` done first)
 #
-# Writes bench/RESULTS.md and the raw files under bench/out/ (git-ignored): models, data,
+# Writes bench/RESULTS.md (training, then generation from bench/generate.sh) and the raw files
+# under bench/out/ (git-ignored): models, data,
 # metrics JSONL, logs, /usr/bin/time -v reports, summary.json.
 # Before each measurement it waits up to IDLE_WAIT_S (30) s for the CPUs to be idle, records how
 # much CPU time other processes used during the run (a shared machine is noisy), and measures a
@@ -179,4 +180,12 @@ bench_end=$(date +%s)
 "$py" "$here/report.py" --out "$out" --results "$here/RESULTS.md" --root "$root" \
     --batch-size "$batch" --seq-len "$seq" --virtual-tokens "$virtual" --warmup "$warmup" \
     --prompt-len "$prompt_len" --wall-s $((bench_end - bench_start)) "${notes[@]}"
-echo "bench/run.sh: wrote $here/RESULTS.md in $((bench_end - bench_start)) s"
+# ---- generation ---------------------------------------------------------------------------
+# Greedy decoding on the medium model against transformers + PEFT (bench/generate.sh writes
+# bench/GENERATE.md); its table and reading are appended to RESULTS.md.
+if ((with_hf)); then
+    wait_idle
+    "$here/generate.sh" > "$raw/generate.log" 2>&1 || die "bench/generate.sh failed; see $raw/generate.log"
+    { echo; echo "## Generation"; echo; tail -n +3 "$here/GENERATE.md"; } >> "$here/RESULTS.md"
+fi
+echo "bench/run.sh: wrote $here/RESULTS.md in $(( $(date +%s) - bench_start )) s"
