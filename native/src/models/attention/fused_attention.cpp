@@ -7,6 +7,7 @@
 
 #include <cstdlib>
 #include <cstring>
+#include <type_traits>
 
 #include "core/check.h"
 #include "models/attention/kernel.h"
@@ -62,25 +63,17 @@ void runTasks(const Args<T>& a, Kernel kernel) {
   });
 }
 
-void forwardKernel(const Args<float>& a, Variant variant) {
-  if (variant == Variant::kAvx2) {
-    runTasks(a, [](const Args<float>& x, int64_t b, int64_t e, float* s) { forwardAvx2(x, b, e, s); });
-  } else {
-    runTasks(a, [](const Args<float>& x, int64_t b, int64_t e, float* s) { forwardBase(x, b, e, s); });
+enum class Pass { kForward, kBackward };
+
+/// The kernel build for this dtype, pass and variant (fp64 has only the portable build).
+template <typename T>
+void runPass(const Args<T>& a, Pass pass, Variant variant) {
+  using Fn = void (*)(const Args<T>&, int64_t, int64_t, T*);
+  Fn fn = pass == Pass::kForward ? static_cast<Fn>(forwardBase) : static_cast<Fn>(backwardBase);
+  if constexpr (std::is_same_v<T, float>) {
+    if (variant == Variant::kAvx2) fn = pass == Pass::kForward ? forwardAvx2 : backwardAvx2;
   }
-}
-void forwardKernel(const Args<double>& a, Variant) {
-  runTasks(a, [](const Args<double>& x, int64_t b, int64_t e, double* s) { forwardBase(x, b, e, s); });
-}
-void backwardKernel(const Args<float>& a, Variant variant) {
-  if (variant == Variant::kAvx2) {
-    runTasks(a, [](const Args<float>& x, int64_t b, int64_t e, float* s) { backwardAvx2(x, b, e, s); });
-  } else {
-    runTasks(a, [](const Args<float>& x, int64_t b, int64_t e, float* s) { backwardBase(x, b, e, s); });
-  }
-}
-void backwardKernel(const Args<double>& a, Variant) {
-  runTasks(a, [](const Args<double>& x, int64_t b, int64_t e, double* s) { backwardBase(x, b, e, s); });
+  runTasks(a, fn);
 }
 
 class FusedAttentionFunction : public torch::autograd::Function<FusedAttentionFunction> {
@@ -99,7 +92,7 @@ class FusedAttentionFunction : public torch::autograd::Function<FusedAttentionFu
       Args<scalar_t> a = argsOf<scalar_t>(q, k, v, bias, scale, causal);
       a.out = out.data_ptr<scalar_t>();
       a.lse = lse.data_ptr<scalar_t>();
-      forwardKernel(a, static_cast<Variant>(variant));
+      runPass(a, Pass::kForward, static_cast<Variant>(variant));
     });
     ctx->save_for_backward({q, k, v, bias, out, lse});
     ctx->saved_data["scale"] = scale;
@@ -126,7 +119,7 @@ class FusedAttentionFunction : public torch::autograd::Function<FusedAttentionFu
       a.grad_q = grad_q.data_ptr<scalar_t>();
       a.grad_k = grad_k.data_ptr<scalar_t>();
       a.grad_v = grad_v.data_ptr<scalar_t>();
-      backwardKernel(a, variant);
+      runPass(a, Pass::kBackward, variant);
     });
     return {grad_q, grad_k, grad_v, at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor()};
   }

@@ -5,10 +5,10 @@
 namespace ptune::models::attention_kernel {
 
 void forwardAvx2(const Args<float>& a, int64_t begin, int64_t end, float* scratch) {
-  forwardTasks(a, begin, end, scratch);
+  forwardAnyD(a, begin, end, scratch);
 }
 void backwardAvx2(const Args<float>& a, int64_t begin, int64_t end, float* scratch) {
-  backwardTasks(a, begin, end, scratch);
+  backwardAnyD(a, begin, end, scratch);
 }
 
 }  // namespace ptune::models::attention_kernel

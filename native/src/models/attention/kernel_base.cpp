@@ -4,16 +4,16 @@
 namespace ptune::models::attention_kernel {
 
 void forwardBase(const Args<float>& a, int64_t begin, int64_t end, float* scratch) {
-  forwardTasks(a, begin, end, scratch);
+  forwardAnyD(a, begin, end, scratch);
 }
 void backwardBase(const Args<float>& a, int64_t begin, int64_t end, float* scratch) {
-  backwardTasks(a, begin, end, scratch);
+  backwardAnyD(a, begin, end, scratch);
 }
 void forwardBase(const Args<double>& a, int64_t begin, int64_t end, double* scratch) {
-  forwardTasks(a, begin, end, scratch);
+  forwardAnyD(a, begin, end, scratch);
 }
 void backwardBase(const Args<double>& a, int64_t begin, int64_t end, double* scratch) {
-  backwardTasks(a, begin, end, scratch);
+  backwardAnyD(a, begin, end, scratch);
 }
 
 }  // namespace ptune::models::attention_kernel

@@ -154,6 +154,13 @@ PTUNE_INLINE void transpose(const T* __restrict rows, T* __restrict t, int64_t K
   }
 }
 
+/// The (D, Kp) key and value tables of task (b, g).
+template <typename T>
+PTUNE_INLINE void loadTables(const Args<T>& a, int64_t D, int64_t task, T* kt, T* vt) {
+  transpose(a.k + task * a.kv_task, kt, a.K, padded(a.K), D);
+  transpose(a.v + task * a.kv_task, vt, a.K, padded(a.K), D);
+}
+
 template <typename T>
 PTUNE_INLINE int64_t keyLimit(const Args<T>& a, int64_t i) {
   if (a.causal_past < 0) return a.K;
@@ -173,9 +180,9 @@ PTUNE_INLINE const T* biasRow(const Args<T>& a, int64_t b, int64_t h, int64_t i)
 /// completed here, so that its softmax is uniform over them as the composed ops make it.
 /// Returns n, raised to K when some row needed all keys.
 template <typename T>
-PTUNE_INLINE int64_t blockScores(const Args<T>& a, int64_t b, int64_t h, int64_t i0, int64_t R, const T* kt,
-                                 T* __restrict s, int64_t* rows_n, T* rows_max, T* qblock) {
-  const int64_t D = a.D, Kp = padded(a.K);
+PTUNE_INLINE int64_t blockScores(const Args<T>& a, int64_t D, int64_t b, int64_t h, int64_t i0, int64_t R,
+                                 const T* kt, T* __restrict s, int64_t* rows_n, T* rows_max, T* qblock) {
+  const int64_t Kp = padded(a.K);
   for (int64_t r = 0; r < kRows; ++r) {
     for (int64_t d = 0; d < D; ++d) qblock[r * D + d] = r < R ? a.q[((b * a.H + h) * a.S + i0 + r) * D + d] : T(0);
   }
@@ -215,9 +222,10 @@ PTUNE_INLINE int64_t blockScores(const Args<T>& a, int64_t b, int64_t h, int64_t
   return a.K;
 }
 
-template <typename T>
+/// kD > 0: the head dim as a compile-time constant (the loops over it unroll); 0: a.D.
+template <typename T, int64_t kD>
 void forwardTasks(const Args<T>& a, int64_t begin, int64_t end, T* scratch) {
-  const int64_t K = a.K, Kp = padded(K), D = a.D, S = a.S, groups = a.H / a.G;
+  const int64_t K = a.K, Kp = padded(K), D = kD > 0 ? kD : a.D, S = a.S, groups = a.H / a.G;
   T* kt = scratch;               // (D, Kp)
   T* vt = kt + D * Kp;           // (D, Kp)
   T* s = vt + D * Kp;            // (kRows, Kp) scores, then probabilities
@@ -227,12 +235,11 @@ void forwardTasks(const Args<T>& a, int64_t begin, int64_t end, T* scratch) {
   T rows_max[kRows];
   for (int64_t task = begin; task < end; ++task) {
     const int64_t b = task / a.G, g = task % a.G;
-    transpose(a.k + task * a.kv_task, kt, K, Kp, D);
-    transpose(a.v + task * a.kv_task, vt, K, Kp, D);
+    loadTables(a, D, task, kt, vt);
     for (int64_t h = g * groups; h < (g + 1) * groups; ++h) {
       for (int64_t i0 = 0; i0 < S; i0 += kRows) {
         const int64_t R = S - i0 < kRows ? S - i0 : kRows;
-        const int64_t n = blockScores(a, b, h, i0, R, kt, s, rows_n, rows_max, qblock);
+        const int64_t n = blockScores(a, D, b, h, i0, R, kt, s, rows_n, rows_max, qblock);
         const int64_t nv = n < Kp ? (n + Simd<T>::kWidth - 1) / Simd<T>::kWidth * Simd<T>::kWidth : Kp;
         for (int64_t r = 0; r < kRows; ++r) {
           T* p = s + r * Kp;
@@ -263,9 +270,9 @@ void forwardTasks(const Args<T>& a, int64_t begin, int64_t end, T* scratch) {
   }
 }
 
-template <typename T>
+template <typename T, int64_t kD>
 void backwardTasks(const Args<T>& a, int64_t begin, int64_t end, T* scratch) {
-  const int64_t K = a.K, Kp = padded(K), D = a.D, S = a.S, groups = a.H / a.G;
+  const int64_t K = a.K, Kp = padded(K), D = kD > 0 ? kD : a.D, S = a.S, groups = a.H / a.G;
   T* kt = scratch;                    // (D, Kp)
   T* vt = kt + D * Kp;                // (D, Kp)
   T* dkt = vt + D * Kp;               // (D, Kp) accumulated over the group's heads and queries
@@ -279,13 +286,12 @@ void backwardTasks(const Args<T>& a, int64_t begin, int64_t end, T* scratch) {
   T rows_max[kRows];
   for (int64_t task = begin; task < end; ++task) {
     const int64_t b = task / a.G, g = task % a.G;
-    transpose(a.k + task * a.kv_task, kt, K, Kp, D);
-    transpose(a.v + task * a.kv_task, vt, K, Kp, D);
+    loadTables(a, D, task, kt, vt);
     for (int64_t x = 0; x < 2 * D * Kp; ++x) dkt[x] = 0;  // dkt and dvt are adjacent
     for (int64_t h = g * groups; h < (g + 1) * groups; ++h) {
       for (int64_t i0 = 0; i0 < S; i0 += kRows) {
         const int64_t R = S - i0 < kRows ? S - i0 : kRows;
-        const int64_t n = blockScores(a, b, h, i0, R, kt, p, rows_n, rows_max, qblock);
+        const int64_t n = blockScores(a, D, b, h, i0, R, kt, p, rows_n, rows_max, qblock);
         const int64_t nv = n < Kp ? (n + Simd<T>::kWidth - 1) / Simd<T>::kWidth * Simd<T>::kWidth : Kp;
         for (int64_t r = 0; r < kRows; ++r) {
           for (int64_t d = 0; d < D; ++d) {
@@ -337,6 +343,30 @@ void backwardTasks(const Args<T>& a, int64_t begin, int64_t end, T* scratch) {
         dv[j * D + d] = dvt[d * Kp + j];
       }
     }
+  }
+}
+
+/// forwardTasks / backwardTasks with the common head dims unrolled.
+template <typename T>
+void forwardAnyD(const Args<T>& a, int64_t begin, int64_t end, T* scratch) {
+  switch (a.D) {
+    case 8: return forwardTasks<T, 8>(a, begin, end, scratch);
+    case 16: return forwardTasks<T, 16>(a, begin, end, scratch);
+    case 32: return forwardTasks<T, 32>(a, begin, end, scratch);
+    case 64: return forwardTasks<T, 64>(a, begin, end, scratch);
+    case 128: return forwardTasks<T, 128>(a, begin, end, scratch);
+    default: return forwardTasks<T, 0>(a, begin, end, scratch);
+  }
+}
+template <typename T>
+void backwardAnyD(const Args<T>& a, int64_t begin, int64_t end, T* scratch) {
+  switch (a.D) {
+    case 8: return backwardTasks<T, 8>(a, begin, end, scratch);
+    case 16: return backwardTasks<T, 16>(a, begin, end, scratch);
+    case 32: return backwardTasks<T, 32>(a, begin, end, scratch);
+    case 64: return backwardTasks<T, 64>(a, begin, end, scratch);
+    case 128: return backwardTasks<T, 128>(a, begin, end, scratch);
+    default: return backwardTasks<T, 0>(a, begin, end, scratch);
   }
 }
 
