@@ -44,12 +44,13 @@ at::Tensor activate(const at::Tensor& x, Activation kind) {
   throw Error(detail::concat("unknown activation ", static_cast<int32_t>(kind)));
 }
 
+bool fewRows(const at::Tensor& x) {
+  return x.device().is_cpu() && x.numel() / std::max<int64_t>(1, x.size(-1)) <= kFewRows;
+}
+
 at::Tensor linear(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias) {
-  const int64_t rows = x.numel() / std::max<int64_t>(1, x.size(-1));
-  if (rows > kFewRows || !x.device().is_cpu()) {
-    return bias.defined() ? at::linear(x, weight, bias) : at::linear(x, weight);
-  }
-  return rowsTimesMatrix(x, weight, false, bias);
+  if (fewRows(x)) return rowsTimesMatrix(x, weight, false, bias);
+  return bias.defined() ? at::linear(x, weight, bias) : at::linear(x, weight);
 }
 
 at::Tensor rowsTimesMatrix(const at::Tensor& x, const at::Tensor& matrix, bool in_out, const at::Tensor& bias) {

@@ -30,6 +30,9 @@ at::Tensor linear(const at::Tensor& x, const at::Tensor& weight, const at::Tenso
 /// Rows up to which linear() multiplies row by row (matrix-vector products) instead of one GEMM.
 constexpr int64_t kFewRows = 4;
 
+/// Whether x (..., in) has at most kFewRows rows on CPU: what rowsTimesMatrix is for.
+bool fewRows(const at::Tensor& x);
+
 /// x (..., in) times a matrix, one matrix-vector product per row of x: matrix is (out, in), or
 /// (in, out) with in_out (GPT-2's Conv1D); plus bias (out) when defined. Returns (..., out).
 at::Tensor rowsTimesMatrix(const at::Tensor& x, const at::Tensor& matrix, bool in_out, const at::Tensor& bias);

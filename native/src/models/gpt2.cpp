@@ -16,7 +16,7 @@ namespace {
 
 /// transformers' Conv1D: x (..., in) @ weight (in, out) + bias (out).
 at::Tensor conv1d(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias) {
-  if (x.numel() / x.size(-1) <= kFewRows && x.device().is_cpu()) return rowsTimesMatrix(x, weight, true, bias);
+  if (fewRows(x)) return rowsTimesMatrix(x, weight, true, bias);
   return at::matmul(x, weight) + bias;
 }
 

@@ -94,6 +94,12 @@ constexpr int64_t kRows = 4;
 /// The key count rounded up to whole vectors (the transposed tables' row length).
 PTUNE_INLINE int64_t padded(int64_t K) { return (K + 7) / 8 * 8; }
 
+/// n rounded up to whole vectors of T: the columns a block's vector loops cover (<= padded(n)).
+template <typename T>
+PTUNE_INLINE int64_t wholeVectors(int64_t n) {
+  return (n + Simd<T>::kWidth - 1) / Simd<T>::kWidth * Simd<T>::kWidth;
+}
+
 /// out[r][c] = sum_d x[r][d] * table[d][c] for the R rows of x (R, D) and the columns
 /// [0, n) of table (D, Kp), whole vectors (up to n rounded up); out is (R, Kp).
 template <typename T>
@@ -240,7 +246,7 @@ void forwardTasks(const Args<T>& a, int64_t begin, int64_t end, T* scratch) {
       for (int64_t i0 = 0; i0 < S; i0 += kRows) {
         const int64_t R = S - i0 < kRows ? S - i0 : kRows;
         const int64_t n = blockScores(a, D, b, h, i0, R, kt, s, rows_n, rows_max, qblock);
-        const int64_t nv = n < Kp ? (n + Simd<T>::kWidth - 1) / Simd<T>::kWidth * Simd<T>::kWidth : Kp;
+        const int64_t nv = wholeVectors<T>(n);  // <= Kp
         for (int64_t r = 0; r < kRows; ++r) {
           T* p = s + r * Kp;
           if (r >= R) {  // unused rows of the last block: zero weights
@@ -292,7 +298,7 @@ void backwardTasks(const Args<T>& a, int64_t begin, int64_t end, T* scratch) {
       for (int64_t i0 = 0; i0 < S; i0 += kRows) {
         const int64_t R = S - i0 < kRows ? S - i0 : kRows;
         const int64_t n = blockScores(a, D, b, h, i0, R, kt, p, rows_n, rows_max, qblock);
-        const int64_t nv = n < Kp ? (n + Simd<T>::kWidth - 1) / Simd<T>::kWidth * Simd<T>::kWidth : Kp;
+        const int64_t nv = wholeVectors<T>(n);  // <= Kp
         for (int64_t r = 0; r < kRows; ++r) {
           for (int64_t d = 0; d < D; ++d) {
             dblock[r * D + d] = r < R ? a.grad_out[((b * a.H + h) * S + i0 + r) * D + d] : T(0);

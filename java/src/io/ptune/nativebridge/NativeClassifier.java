@@ -1,7 +1,6 @@
 package io.ptune.nativebridge;
 
 import io.ptune.PtuneException;
-import java.util.ArrayList;
 import java.util.List;
 
 /**
@@ -13,6 +12,7 @@ public final class NativeClassifier implements AutoCloseable {
     private final PtuneNative.Classifier handle;
     private final NativeModel model;
     private final ClassifierSpecOptions spec;
+    private final NamedParameters parameters;
 
     /**
      * @param wordClass the class of each label word (verbalizers), or null for the linear head
@@ -37,6 +37,7 @@ public final class NativeClassifier implements AutoCloseable {
             this.handle = NativeCalls.call(() -> new PtuneNative.Classifier(model.handle(), s, wordClass, wordOffsets,
                     wordTokens, words));
         }
+        this.parameters = new NamedParameters(parameterAccess(handle), "classifier parameter");
     }
 
     public ClassifierSpecOptions spec() {
@@ -52,13 +53,7 @@ public final class NativeClassifier implements AutoCloseable {
     }
 
     public List<String> parameterNames() {
-        long n = handle.numParameters();
-        List<String> names = new ArrayList<>();
-        for (long i = 0; i < n; i++) {
-            long index = i;
-            names.add(NativeCalls.call(() -> handle.parameterName(index).getString()));
-        }
-        return List.copyOf(names);
+        return parameters.names();
     }
 
     public boolean hasParameter(String name) {
@@ -66,28 +61,53 @@ public final class NativeClassifier implements AutoCloseable {
     }
 
     public long[] shape(String name) {
-        long[] dims = new long[4];
-        int rank = Math.toIntExact(NativeCalls.call(() -> handle.parameterShape(name, dims)));
-        return java.util.Arrays.copyOf(dims, rank);
+        return parameters.shape(name);
     }
 
     public int numel(String name) {
-        return Math.toIntExact(NativeCalls.call(() -> handle.parameterNumel(name)));
+        return parameters.numel(name);
     }
 
     public float[] read(String name) {
-        float[] out = new float[numel(name)];
-        NativeCalls.run(() -> handle.readParameter(name, out));
-        return out;
+        return parameters.read(name);
     }
 
     public void write(String name, float[] values) {
-        int numel = numel(name);
-        if (values == null || values.length != numel) {
-            throw new PtuneException("classifier parameter '" + name + "' holds " + numel + " values, got "
-                    + (values == null ? "null" : values.length));
-        }
-        NativeCalls.run(() -> handle.writeParameter(name, values));
+        parameters.write(name, values);
+    }
+
+    private static NamedParameters.Access parameterAccess(PtuneNative.Classifier handle) {
+        return new NamedParameters.Access() {
+            @Override
+            public long count() {
+                return handle.numParameters();
+            }
+
+            @Override
+            public String name(long index) {
+                return handle.parameterName(index).getString();
+            }
+
+            @Override
+            public long shape(String name, long[] dims) {
+                return handle.parameterShape(name, dims);
+            }
+
+            @Override
+            public long numel(String name) {
+                return handle.parameterNumel(name);
+            }
+
+            @Override
+            public void read(String name, float[] out) {
+                handle.readParameter(name, out);
+            }
+
+            @Override
+            public void write(String name, float[] values) {
+                handle.writeParameter(name, values);
+            }
+        };
     }
 
     /**

@@ -1,6 +1,5 @@
 package io.ptune.nativebridge;
 
-import java.util.ArrayList;
 import java.util.List;
 
 /**
@@ -13,6 +12,7 @@ public final class NativePrompt implements AutoCloseable {
     private final PtuneNative.PromptModel handle;
     private final NativeModel model;
     private final PromptSpecOptions spec;
+    private final NamedParameters parameters;
 
     /**
      * @param blockSizes composite prompt blocks (prompt tuning only), named "block.0", "block.1",
@@ -35,6 +35,41 @@ public final class NativePrompt implements AutoCloseable {
             int n = blocks == null ? 0 : blocks.length;
             this.handle = NativeCalls.call(() -> new PtuneNative.PromptModel(model.handle(), s, blocks, n));
         }
+        this.parameters = new NamedParameters(parameterAccess(handle), "parameter");
+    }
+
+    private static NamedParameters.Access parameterAccess(PtuneNative.PromptModel handle) {
+        return new NamedParameters.Access() {
+            @Override
+            public long count() {
+                return handle.numParameters();
+            }
+
+            @Override
+            public String name(long index) {
+                return handle.parameterName(index).getString();
+            }
+
+            @Override
+            public long shape(String name, long[] dims) {
+                return handle.parameterShape(name, dims);
+            }
+
+            @Override
+            public long numel(String name) {
+                return handle.parameterNumel(name);
+            }
+
+            @Override
+            public void read(String name, float[] out) {
+                handle.readParameter(name, out);
+            }
+
+            @Override
+            public void write(String name, float[] values) {
+                handle.writeParameter(name, values);
+            }
+        };
     }
 
     public PromptSpecOptions spec() {
@@ -60,39 +95,24 @@ public final class NativePrompt implements AutoCloseable {
 
     /** Parameter names in creation order (method parameters, then unfrozen layers). */
     public List<String> parameterNames() {
-        long n = handle.numParameters();
-        List<String> names = new ArrayList<>();
-        for (long i = 0; i < n; i++) {
-            long index = i;
-            names.add(NativeCalls.call(() -> handle.parameterName(index).getString()));
-        }
-        return List.copyOf(names);
+        return parameters.names();
     }
 
     public long[] shape(String name) {
-        long[] dims = new long[4];
-        int rank = Math.toIntExact(NativeCalls.call(() -> handle.parameterShape(name, dims)));
-        return java.util.Arrays.copyOf(dims, rank);
+        return parameters.shape(name);
     }
 
     /** The number of values parameter {@code name} holds. */
     public int numel(String name) {
-        return Math.toIntExact(NativeCalls.call(() -> handle.parameterNumel(name)));
+        return parameters.numel(name);
     }
 
     public float[] read(String name) {
-        float[] out = new float[numel(name)];
-        NativeCalls.run(() -> handle.readParameter(name, out));
-        return out;
+        return parameters.read(name);
     }
 
     public void write(String name, float[] values) {
-        long numel = NativeCalls.call(() -> handle.parameterNumel(name));
-        if (values == null || values.length != numel) {
-            throw new io.ptune.PtuneException("parameter '" + name + "' holds " + numel + " values, got "
-                    + (values == null ? "null" : values.length));
-        }
-        NativeCalls.run(() -> handle.writeParameter(name, values));
+        parameters.write(name, values);
     }
 
     /** learningRate 0 = the trainer's base rate. */
