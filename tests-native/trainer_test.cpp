@@ -12,6 +12,7 @@
 #include <numeric>
 #include <vector>
 
+#include "api/translate.h"
 #include "ptune/ptune.h"
 #include "test_support.h"
 #include "tolerance.h"
@@ -338,12 +339,26 @@ TEST_F(TrainerTest, NonFiniteLossIsReturnedWithoutAnUpdate) {
   ASSERT_TRUE(first.optimizer_stepped);
   const std::vector<float> blown = prompt(*soft);
   const StepStats second = train(trainer, a);
+  EXPECT_FALSE(first.cycle_dropped);
   EXPECT_FALSE(std::isfinite(second.loss));
   EXPECT_FALSE(second.optimizer_stepped);
+  EXPECT_TRUE(second.cycle_dropped);
   EXPECT_EQ(second.optimizer_step, 1);
   const std::vector<float> after = prompt(*soft);
   for (size_t i = 0; i < after.size(); ++i) {
     // bit-identical, NaN included: no update happened
     ASSERT_EQ(std::memcmp(&after[i], &blown[i], sizeof(float)), 0) << "entry " << i;
   }
+}
+
+TEST(FacadeTranslation, AnAllocationFailureSaysWhatToMakeSmaller) {
+  // 2^60 bytes exceed any x86-64 address space, so the allocation fails whatever the machine's
+  // memory or overcommit setting.
+  const std::string message = thrownMessage([] {
+    ptune::api::translated("training step", [] { return at::empty({int64_t{1} << 58}, at::kFloat); });
+  });
+  EXPECT_EQ(message.rfind(std::string("training step") + ptune::api::kOutOfMemory, 0), 0u) << message;
+  EXPECT_NE(message.find("--batch-size"), std::string::npos) << message;
+  EXPECT_NE(message.find("--max-length"), std::string::npos) << message;
+  EXPECT_EQ(message.find('\n'), std::string::npos) << message;
 }

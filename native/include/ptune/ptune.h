@@ -111,6 +111,8 @@ struct StepStats {
   double grad_norm;        // global norm before clipping (valid when optimizer_stepped)
   double learning_rate;    // rate used by that optimizer step (valid when optimizer_stepped)
   int64_t optimizer_step;  // optimizer steps taken so far
+  bool cycle_dropped;      // a non-finite loss or gradient norm dropped this accumulation cycle:
+                           // its gradients are discarded and the parameters and moments unchanged
 };
 
 /// Summed loss of an evaluation batch (sum over label tokens, so batches can be pooled).

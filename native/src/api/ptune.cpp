@@ -560,6 +560,7 @@ struct PromptTrainer::Impl {
     micro_steps -= micro_steps % options.grad_accum;
     cycle_weight = 0;
     stats.optimizer_step = optimizer_steps;
+    stats.cycle_dropped = true;
   }
 };
 
@@ -618,6 +619,12 @@ void PromptTrainer::Impl::finishMicroStep(double weight, const std::vector<promp
   }
   cycle_weight = 0;
   stats.grad_norm = optim::clipGradNorm(grads, options.max_grad_norm);
+  if (!std::isfinite(stats.grad_norm)) {
+    // An inf/NaN gradient would poison the parameters and both moments for good: drop the cycle.
+    for (auto& g : grads) g.zero_();
+    stats.cycle_dropped = true;
+    return;
+  }
   const double factor = optim::scheduleFactor(static_cast<LrSchedule>(options.schedule), optimizer_steps,
                                               options.warmup_steps, options.total_steps);
   stats.learning_rate = options.learning_rate * factor;

@@ -27,7 +27,8 @@ class ExceptionsTest {
     @Test
     void everyErrorIsAPtuneException() {
         for (PtuneException e : new PtuneException[] {new ModelFormatException("m"), new AdapterException("a"),
-                new DatasetException("d"), new InvalidConfigException("f", "p"), new TrainingDivergedException(1, 1)}) {
+                new DatasetException("d"), new InvalidConfigException("f", "p"), new TrainingDivergedException(1, 1),
+                new CheckpointException("c"), new ResourceExhaustedException("r")}) {
             assertInstanceOf(RuntimeException.class, e);
         }
     }

@@ -5,6 +5,14 @@ import java.nio.file.Path;
 
 /** Where the real models and datasets of the shared folder are (Surefire passes ptune.shared). */
 public final class TestPaths {
+    /**
+     * For {@code @DisabledIfSystemProperty(named = "ptune.kernel", matches = KERNEL_INDEPENDENT)}:
+     * the suite runs once per CPU-kernel configuration (toolchains/kernels.sh, pom.xml sets
+     * ptune.kernel); a test whose outcome cannot depend on the kernels (processes killed, a full
+     * disk) runs only in the first, as-given, one (and always when the property is not set).
+     */
+    public static final String KERNEL_INDEPENDENT = "^(?!as-given$).*";
+
     private TestPaths() {}
 
     public static Path shared() {

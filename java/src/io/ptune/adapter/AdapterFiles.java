@@ -55,10 +55,12 @@ final class AdapterFiles {
             for (Map.Entry<String, FileWriter> file : files.entrySet()) {
                 file.getValue().write(temp.resolve(file.getKey()));
             }
+            FileTrees.syncTree(temp);
             if (!Files.exists(target) || isEmptyDirectory(target)) {
                 Files.deleteIfExists(target);
                 FileTrees.moveAtomically(temp, target);
                 temp = null;
+                FileTrees.syncDirectory(target.getParent());
             } else {
                 for (String stale : MANAGED_FILES) {
                     // The config goes too when this save has none (a head without a prompt).
@@ -74,9 +76,11 @@ final class AdapterFiles {
                 if (files.containsKey(CONFIG_FILE)) {
                     FileTrees.moveAtomically(temp.resolve(CONFIG_FILE), target.resolve(CONFIG_FILE));
                 }
+                FileTrees.syncDirectory(target);
             }
         } catch (IOException e) {
-            throw new AdapterException("cannot write the adapter to " + target + ": " + e, e);
+            throw new AdapterException("cannot write the adapter to " + target + ": " + FileTrees.describe(e)
+                    + "; the previous adapter there (if any) is unchanged", e);
         } finally {
             if (temp != null) {
                 FileTrees.deleteOrWarn(temp);

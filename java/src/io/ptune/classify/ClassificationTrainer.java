@@ -239,6 +239,9 @@ public final class ClassificationTrainer implements AutoCloseable {
             if (!Double.isFinite(result.loss())) {
                 throw new TrainingDivergedException(offset + stageStep + 1, result.loss());
             }
+            if (result.cycleDropped()) {
+                throw new TrainingDivergedException(offset + stageStep + 1, result.gradNorm());
+            }
             loop.examples += batch.size();
             lossSum += result.loss();
             weightedLossSum += result.loss() * result.labelTokens();

@@ -36,10 +36,16 @@ final class ClassifyTraining {
     }
 
     int run() {
-        if (flags.resumeFrom != null || flags.saveEvery != null || flags.checkpointDir != null
+        if (flags.resumeFrom != null || flags.resume || flags.saveEvery != null || flags.checkpointDir != null
                 || flags.keepCheckpoints != null) {
-            throw new IllegalArgumentException("--save-every, --checkpoint-dir, --keep-checkpoints and --resume-from"
-                    + " are not supported with --task classify yet; classification runs are short, rerun them");
+            throw new IllegalArgumentException("--save-every, --checkpoint-dir, --keep-checkpoints, --resume and"
+                    + " --resume-from are not supported with --task classify yet; classification runs are short,"
+                    + " rerun them");
+        }
+        if (flags.onNonFinite != null && !flags.onNonFinite.strip().equalsIgnoreCase("stop")
+                || flags.maxNonFinite != null) {
+            throw new IllegalArgumentException("--on-nonfinite skip and --max-nonfinite are not supported with --task"
+                    + " classify yet: a NaN or infinite loss stops the run");
         }
         boolean noPrompt = "none".equals(flags.method);
         if (noPrompt && (flags.virtualTokens != null || flags.init != null || flags.encoder != null

@@ -15,6 +15,7 @@ import io.ptune.prompt.PromptTuningConfig;
 import io.ptune.train.LossAveraging;
 import io.ptune.train.LrSchedule;
 import io.ptune.train.MetricsWriter;
+import io.ptune.train.NonFinitePolicy;
 import io.ptune.train.Trainer;
 import io.ptune.train.TrainingConfig;
 import io.ptune.train.TrainingSummary;
@@ -204,9 +205,25 @@ final class TrainCommand extends CliCommand {
 
     @Option(names = "--resume-from", paramLabel = "DIR",
             description = "Continue the run a checkpoint was taken of (a checkpoint-<step> directory, or the"
-                    + " directory holding them: the newest is used). Give the same data and training flags;"
-                    + " the prompt comes from the checkpoint.")
+                    + " directory holding them: the newest valid one is used). Give the same data and training"
+                    + " flags; the prompt comes from the checkpoint (prompt flags may be repeated: they must"
+                    + " match it).")
     Path resumeFrom;
+
+    @Option(names = "--resume",
+            description = "Restartable job: continue from the newest valid checkpoint in --checkpoint-dir, or start"
+                    + " afresh when there is none. Re-run the same command line after a kill; a flag whose"
+                    + " value differs from the checkpoint's is an error.")
+    boolean resume;
+
+    @Option(names = "--on-nonfinite", paramLabel = "WHAT",
+            description = "A NaN or infinite loss or gradient norm: stop (the default) | skip (drop that"
+                    + " accumulation cycle, count it in the metrics, go on).")
+    String onNonFinite;
+
+    @Option(names = "--max-nonfinite", paramLabel = "N",
+            description = "With --on-nonfinite skip: stop after N dropped cycles in a row (default: 10).")
+    Integer maxNonFinite;
 
     @Option(names = "--metrics-out", paramLabel = "FILE",
             description = "Write one JSON line per optimizer step: step, loss, lr, tokens_per_s (with"
@@ -250,7 +267,14 @@ final class TrainCommand extends CliCommand {
                 Map.entry("lossAveraging", "--loss-averaging"),
                 Map.entry("examples", "--data examples"),
                 Map.entry("saveEvery", "--save-every"),
-                Map.entry("keepCheckpoints", "--keep-checkpoints"));
+                Map.entry("keepCheckpoints", "--keep-checkpoints"),
+                Map.entry("method", "--method"),
+                Map.entry("init", "--init"),
+                Map.entry("initialization", "--init"),
+                Map.entry("encoderType", "--encoder"),
+                Map.entry("prefixProjection", "--prefix-projection"),
+                Map.entry("onNonFinite", "--on-nonfinite"),
+                Map.entry("maxNonFinite", "--max-nonfinite"));
     }
 
     @Override
@@ -259,30 +283,33 @@ final class TrainCommand extends CliCommand {
             return new ClassifyTraining(this).run();
         }
         rejectClassifyFlags();
-        // Validate every flag before the model is loaded, so typos fail fast.
-        PromptMethodConfig promptConfig = resumeFrom == null ? promptConfig() : null;
-        if (resumeFrom != null) {
-            rejectPromptFlags();
+        if (resume && resumeFrom != null) {
+            throw new IllegalArgumentException("--resume and --resume-from exclude each other: --resume finds the"
+                    + " newest checkpoint in --checkpoint-dir itself");
         }
+        // Validate every flag before the model is loaded, so typos fail fast. Resuming, prompt flags
+        // are optional; given, they must describe the checkpoint's prompt.
+        PromptMethodConfig promptConfig = resumeFrom == null || promptFlagsGiven() ? promptConfig() : null;
         TrainingConfig trainingConfig = trainingConfig();
-        if ((checkpointDir != null || keepCheckpoints != null) && saveEvery == null) {
+        if ((checkpointDir != null || keepCheckpoints != null) && saveEvery == null && !resume) {
             throw new IllegalArgumentException("--checkpoint-dir and --keep-checkpoints need --save-every N");
         }
         AlpacaDataset dataset = AlpacaDataset.load(data);
+        Path checkpoints = checkpointDir != null ? checkpointDir
+                : out.toAbsolutePath().resolveSibling(out.getFileName() + "-checkpoints");
 
         try (Model lm = model.load();
-                Trainer trainer = resumeFrom == null ? Trainer.create(lm, promptConfig, trainingConfig, dataset)
-                        : Trainer.resume(lm, resumeFrom, trainingConfig, dataset);
+                Trainer trainer = resume ? Trainer.resumeOrCreate(lm, checkpoints, promptConfig, trainingConfig, dataset)
+                        : resumeFrom != null ? Trainer.resume(lm, resumeFrom, promptConfig, trainingConfig, dataset)
+                        : Trainer.create(lm, promptConfig, trainingConfig, dataset);
                 MetricsWriter metrics = metricsOut == null ? null
-                        : resumeFrom == null ? new MetricsWriter(metricsOut)
+                        : !trainer.isResumed() ? new MetricsWriter(metricsOut)
                         : MetricsWriter.resumedAfter(metricsOut, trainer.resumedStep())) {
             if (metrics != null) {
                 trainer.addListener(metrics);
             }
             if (saveEvery != null) {
-                Path dir = checkpointDir != null ? checkpointDir
-                        : out.toAbsolutePath().resolveSibling(out.getFileName() + "-checkpoints");
-                trainer.saveCheckpoints(dir, saveEvery, keepCheckpoints == null ? 2 : keepCheckpoints);
+                trainer.saveCheckpoints(checkpoints, saveEvery, keepCheckpoints == null ? 2 : keepCheckpoints);
             }
             TrainingSummary summary = trainer.train();
             PromptAdapter.save(trainer.prompt(), out);
@@ -389,34 +416,11 @@ final class TrainCommand extends CliCommand {
         return method == null ? PromptMethod.PROMPT_TUNING.cliName() : method;
     }
 
-    /** With --resume-from the prompt comes from the checkpoint; flags that would shape another are errors. */
-    private void rejectPromptFlags() {
-        List<String> given = new ArrayList<>();
-        if (method != null) {
-            given.add("--method");
-        }
-        if (virtualTokens != null) {
-            given.add("--virtual-tokens");
-        }
-        if (init != null) {
-            given.add("--init");
-        }
-        if (encoder != null || encoderLayers != null || encoderDropout != null || encoderHiddenSize != null) {
-            given.add("--encoder*");
-        }
-        if (prefixProjection) {
-            given.add("--prefix-projection");
-        }
-        if (generatorHiddenSize != null) {
-            given.add("--generator-hidden-size");
-        }
-        if (blocks != null) {
-            given.add("--blocks");
-        }
-        if (!given.isEmpty()) {
-            throw new IllegalArgumentException(String.join(", ", given) + ": the prompt of a resumed run comes"
-                    + " from the checkpoint (--resume-from); remove these flags");
-        }
+    /** Whether any flag that shapes the prompt was given. */
+    private boolean promptFlagsGiven() {
+        return method != null || virtualTokens != null || init != null || encoder != null || encoderLayers != null
+                || encoderDropout != null || encoderHiddenSize != null || prefixProjection
+                || generatorHiddenSize != null || blocks != null;
     }
 
     private PromptEncoderType encoderType() {
@@ -480,6 +484,14 @@ final class TrainCommand extends CliCommand {
         }
         ifGiven(weightDecay, builder::weightDecay);
         ifGiven(maxGradNorm, builder::maxGradNorm);
+        if (onNonFinite != null) {
+            try {
+                builder.onNonFinite(NonFinitePolicy.valueOf(onNonFinite.trim().toUpperCase(Locale.ROOT)));
+            } catch (IllegalArgumentException e) {
+                throw new IllegalArgumentException("--on-nonfinite '" + onNonFinite + "' is not one of stop, skip");
+            }
+        }
+        ifGiven(maxNonFinite, builder::maxNonFinite);
         return builder.logEvery(logEvery).build();
     }
 }

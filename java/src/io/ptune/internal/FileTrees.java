@@ -2,10 +2,12 @@ package io.ptune.internal;
 
 import java.io.IOException;
 import java.io.UncheckedIOException;
+import java.nio.channels.FileChannel;
 import java.nio.file.AtomicMoveNotSupportedException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
+import java.nio.file.StandardOpenOption;
 import java.util.ArrayList;
 import java.util.Comparator;
 import java.util.List;
@@ -13,7 +15,12 @@ import java.util.stream.Stream;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
-/** The file moves and deletions behind atomic writes (adapters, checkpoints). */
+/**
+ * The file moves, flushes and deletions behind atomic writes (adapters, checkpoints): write into a
+ * temporary directory, {@link #syncTree} it, rename it into place, {@link #syncDirectory} the
+ * parent. After a crash or power loss the target is then either the old one or the complete new
+ * one.
+ */
 public final class FileTrees {
     private static final Logger LOG = LoggerFactory.getLogger(FileTrees.class);
 
@@ -26,6 +33,58 @@ public final class FileTrees {
         } catch (AtomicMoveNotSupportedException e) {
             Files.move(from, to, StandardCopyOption.REPLACE_EXISTING);
         }
+    }
+
+    /**
+     * Forces every file and directory below {@code root} (and {@code root} itself) to the disk, so
+     * that a rename that follows never publishes data still only in the page cache.
+     */
+    public static void syncTree(Path root) throws IOException {
+        try (Stream<Path> paths = Files.walk(root)) {
+            List<Path> all = new ArrayList<>(paths.toList());
+            all.sort(Comparator.reverseOrder()); // files before the directories that hold them
+            for (Path path : all) {
+                if (Files.isDirectory(path)) {
+                    syncDirectory(path);
+                } else {
+                    syncFile(path);
+                }
+            }
+        } catch (UncheckedIOException e) {
+            throw e.getCause();
+        }
+    }
+
+    /** Forces one file's data and metadata to the disk. */
+    public static void syncFile(Path file) throws IOException {
+        try (FileChannel channel = FileChannel.open(file, StandardOpenOption.READ)) {
+            channel.force(true);
+        }
+    }
+
+    /** Forces a directory's entries (a rename into it, a new file) to the disk. */
+    public static void syncDirectory(Path dir) throws IOException {
+        try (FileChannel channel = FileChannel.open(dir, StandardOpenOption.READ)) {
+            channel.force(true);
+        } catch (IOException e) {
+            // Some file systems cannot open a directory for syncing; the data itself is synced.
+            LOG.debug("cannot sync directory {}: {}", dir, e.toString());
+        }
+    }
+
+    /**
+     * An I/O failure in words a user can act on: a full disk or a file-size limit says so (the
+     * JDK reports both only as "No space left on device" / "File too large" deep in the message).
+     */
+    public static String describe(IOException e) {
+        String text = String.valueOf(e.getMessage());
+        if (text.contains("No space left on device") || text.contains("Disk quota exceeded")) {
+            return "the disk is full (" + e + "); free some space or write elsewhere";
+        }
+        if (text.contains("File too large")) {
+            return "a file-size limit was reached (" + e + "; see ulimit -f); raise it or write elsewhere";
+        }
+        return e.toString();
     }
 
     /** Deletes {@code root} and everything below it. */

@@ -1,6 +1,7 @@
 package io.ptune.nativebridge;
 
 import io.ptune.PtuneException;
+import io.ptune.ResourceExhaustedException;
 import java.util.function.Supplier;
 import org.bytedeco.javacpp.Loader;
 
@@ -75,7 +76,13 @@ final class NativeCalls {
         return call(PtuneNative::intraOpThreads);
     }
 
-    /** Runs a native call; a C++ exception (a RuntimeException from JavaCPP) becomes a PtuneException. */
+    /** What the native façade puts in the message of an allocation failure (api/translate.h). */
+    static final String OUT_OF_MEMORY = ": out of memory (";
+
+    /**
+     * Runs a native call; a C++ exception (a RuntimeException from JavaCPP) becomes a
+     * PtuneException, an allocation failure a {@link ResourceExhaustedException}.
+     */
     static <T> T call(Supplier<T> body) {
         ensureLoaded();
         try {
@@ -83,7 +90,11 @@ final class NativeCalls {
         } catch (PtuneException e) {
             throw e;
         } catch (RuntimeException e) {
-            throw new PtuneException(e.getMessage(), e);
+            String message = String.valueOf(e.getMessage());
+            if (message.contains(OUT_OF_MEMORY)) {
+                throw new ResourceExhaustedException(message, e);
+            }
+            throw new PtuneException(message, e);
         }
     }
 

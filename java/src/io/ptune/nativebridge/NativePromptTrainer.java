@@ -75,7 +75,8 @@ public final class NativePromptTrainer implements AutoCloseable {
         try (PtuneNative.StepStats s = NativeCalls.call(
                 () -> handle.trainClassBatch(ids, mask, tokenTypes, slots, labels, B, T))) {
             return new MicroStepResult(
-                    s.loss(), s.label_tokens(), s.optimizer_stepped(), s.grad_norm(), s.learning_rate(), s.optimizer_step());
+                    s.loss(), s.label_tokens(), s.optimizer_stepped(), s.grad_norm(), s.learning_rate(), s.optimizer_step(),
+                    s.cycle_dropped());
         }
     }
 
@@ -90,7 +91,8 @@ public final class NativePromptTrainer implements AutoCloseable {
         NativeCalls.requireLength("labels", labels, (long) B * T);
         try (PtuneNative.StepStats s = NativeCalls.call(() -> handle.trainMicroBatch(ids, mask, labels, B, T))) {
             return new MicroStepResult(
-                    s.loss(), s.label_tokens(), s.optimizer_stepped(), s.grad_norm(), s.learning_rate(), s.optimizer_step());
+                    s.loss(), s.label_tokens(), s.optimizer_stepped(), s.grad_norm(), s.learning_rate(), s.optimizer_step(),
+                    s.cycle_dropped());
         }
     }
 

@@ -75,6 +75,9 @@ public final class MetricsWriter implements TrainingListener, AutoCloseable {
         line.put("loss", metrics.loss());
         line.put("lr", metrics.learningRate());
         line.put("tokens_per_s", metrics.tokensPerSecond());
+        if (metrics.droppedCycles() > 0) {
+            line.put("dropped_cycles", metrics.droppedCycles());
+        }
         return line.toString();
     }
 

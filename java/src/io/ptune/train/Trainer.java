@@ -1,5 +1,6 @@
 package io.ptune.train;
 
+import io.ptune.CheckpointException;
 import io.ptune.DatasetException;
 import io.ptune.InvalidConfigException;
 import io.ptune.ModelFormatException;
@@ -29,6 +30,7 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Objects;
+import java.util.Optional;
 import java.util.concurrent.CopyOnWriteArrayList;
 import me.tongfei.progressbar.ConsoleProgressBarConsumer;
 import me.tongfei.progressbar.ProgressBar;
@@ -73,6 +75,8 @@ public final class Trainer implements AutoCloseable {
     private final TrainingCheckpoint.State resumeState;
     /** What a resumed run must share with its checkpoint (see {@link #settings()}). */
     private final Map<String, String> settings;
+    /** The configuration the prompt was created with, as checkpoints record it. */
+    private final Map<String, String> promptSettings;
     private Path checkpointDir;
     private long checkpointEvery;
     private int checkpointsKept;
@@ -89,11 +93,11 @@ public final class Trainer implements AutoCloseable {
      *     two-stage settings do not fit the model
      */
     public Trainer(Model model, PromptModule prompt, TrainingConfig config, AlpacaDataset data) {
-        this(model, prompt, false, config, data, null, null);
+        this(model, prompt, false, config, data, null, null, null);
     }
 
     private Trainer(Model model, PromptModule prompt, boolean ownsPrompt, TrainingConfig config,
-            AlpacaDataset data, TrainingCheckpoint.State resume, Path resumeDir) {
+            AlpacaDataset data, TrainingCheckpoint.State resume, Path resumeDir, PromptMethodConfig expectedPrompt) {
         try {
             this.model = Objects.requireNonNull(model, "model");
             this.prompt = Objects.requireNonNull(prompt, "prompt");
@@ -131,10 +135,14 @@ public final class Trainer implements AutoCloseable {
             this.stage1Steps = totalSteps(examples.size(), config);
             this.stage2Steps = twoStage == null ? 0 : stage2Steps(examples.size(), config);
             this.settings = settings();
+            this.promptSettings = resume == null ? TrainingCheckpoint.promptSettings(prompt.config()) : resume.prompt();
             if (resume == null) {
                 this.nativeTrainer = new NativePromptTrainer(model.nativeModel(), prompt.nativePrompt(),
                         optimizerOptions(config.learningRate(), stage1Steps, config.warmupSteps()));
             } else {
+                if (expectedPrompt != null) {
+                    TrainingCheckpoint.checkPrompt(resume, expectedPrompt, resumeDir);
+                }
                 TrainingCheckpoint.checkSettings(resume, settings, resumeDir);
                 this.nativeTrainer = new NativePromptTrainer(model.nativeModel(), prompt.nativePrompt(),
                         resume.stage() == 2 ? optimizerOptions(config.learningRate(), stage2Steps, 0)
@@ -161,7 +169,7 @@ public final class Trainer implements AutoCloseable {
      */
     public static Trainer create(Model model, PromptMethodConfig promptConfig, TrainingConfig config,
             AlpacaDataset data) {
-        return new Trainer(model, PromptModule.create(model, promptConfig), true, config, data, null, null);
+        return new Trainer(model, PromptModule.create(model, promptConfig), true, config, data, null, null, null);
     }
 
     /**
@@ -175,10 +183,49 @@ public final class Trainer implements AutoCloseable {
      *     the checkpoint's
      */
     public static Trainer resume(Model model, Path checkpoint, TrainingConfig config, AlpacaDataset data) {
+        return resume(model, checkpoint, null, config, data);
+    }
+
+    /**
+     * {@link #resume(Model, Path, TrainingConfig, AlpacaDataset)} that also checks the prompt: a
+     * non-null {@code expectedPrompt} must equal the configuration the checkpoint's run created its
+     * prompt with (a re-run of the same command), else the first differing field is named.
+     *
+     * @throws CheckpointException if the checkpoint is damaged (its manifest names the file)
+     */
+    public static Trainer resume(Model model, Path checkpoint, PromptMethodConfig expectedPrompt, TrainingConfig config,
+            AlpacaDataset data) {
         Path dir = TrainingCheckpoint.resolve(checkpoint);
         TrainingCheckpoint.State state = TrainingCheckpoint.readState(dir);
+        if (expectedPrompt != null) {
+            TrainingCheckpoint.checkPrompt(state, expectedPrompt, dir);
+        }
         PromptModule prompt = PromptAdapter.loadForTraining(dir.resolve(TrainingCheckpoint.ADAPTER_DIR), model);
-        return new Trainer(model, prompt, true, config, data, state, dir);
+        return new Trainer(model, prompt, true, config, data, state, dir, expectedPrompt);
+    }
+
+    /**
+     * What a job scheduler's restart needs: continues from the newest valid checkpoint in
+     * {@code checkpointDir} (damaged ones are skipped with a warning), or starts a new run of
+     * {@code promptConfig} when there is none; logs which. A resumed run must have been started
+     * with {@code promptConfig}, {@code config} and {@code data}. Call {@link #saveCheckpoints}
+     * with the same directory to keep the run restartable.
+     */
+    public static Trainer resumeOrCreate(Model model, Path checkpointDir, PromptMethodConfig promptConfig,
+            TrainingConfig config, AlpacaDataset data) {
+        Objects.requireNonNull(promptConfig, "promptConfig");
+        Optional<Path> newest = TrainingCheckpoint.newestValid(checkpointDir);
+        if (newest.isEmpty()) {
+            LOG.info("no checkpoint in {}: starting a new run", checkpointDir);
+            return create(model, promptConfig, config, data);
+        }
+        LOG.info("resuming from {}", newest.get());
+        return resume(model, newest.get(), promptConfig, config, data);
+    }
+
+    /** Whether this trainer continues a checkpoint (else it starts a new run). */
+    public boolean isResumed() {
+        return resumeState != null;
     }
 
     /**
@@ -195,6 +242,7 @@ public final class Trainer implements AutoCloseable {
             throw new InvalidConfigException("keepCheckpoints", "must be > 0, got " + keepLast);
         }
         this.checkpointDir = Objects.requireNonNull(dir, "dir");
+        TrainingCheckpoint.removeStaleTemporaries(dir);
         this.checkpointEvery = everySteps;
         this.checkpointsKept = keepLast;
         return this;
@@ -297,7 +345,8 @@ public final class Trainer implements AutoCloseable {
     /**
      * Runs the training loop: the first stage, then the second when configured. Can be called once.
      *
-     * @throws TrainingDivergedException if a loss becomes NaN or infinite
+     * @throws TrainingDivergedException if a loss or gradient norm becomes NaN or infinite (with
+     *     {@link NonFinitePolicy#SKIP}: that many times in a row)
      */
     public TrainingSummary train() {
         ensureOpen();
@@ -351,7 +400,7 @@ public final class Trainer implements AutoCloseable {
                 String.format("%.1f", elapsed.toMillis() / 1000.0), fmt(progress.firstLoss), fmt(progress.lastLoss),
                 String.format("%.0f", tokensPerSecond));
         return new TrainingSummary(progress.step, progress.epoch, progress.firstLoss, progress.lastLoss,
-                tokensPerSecond, elapsed);
+                tokensPerSecond, elapsed, progress.droppedCycles);
     }
 
     private BatchIterator batchesOf(int epoch) {
@@ -367,6 +416,9 @@ public final class Trainer implements AutoCloseable {
         long tokensBefore;
         double firstLoss = Double.NaN;
         double lastLoss = Double.NaN;
+        /** Accumulation cycles dropped for a non-finite loss or gradient, in the run and in a row. */
+        long droppedCycles;
+        int droppedInARow;
     }
 
     /**
@@ -399,8 +451,28 @@ public final class Trainer implements AutoCloseable {
             }
             MicroStepResult result = nativeTrainer.trainMicroBatch(batch.ids(), batch.mask(),
                     batch.labels(), batch.batchSize(), batch.seqLen());
-            if (!Double.isFinite(result.loss())) {
-                throw new TrainingDivergedException(offset + stageStep + 1, result.loss());
+            if (result.cycleDropped()) {
+                // The native trainer discarded the cycle: no step, the prompt and moments unchanged.
+                double value = Double.isFinite(result.loss()) ? result.gradNorm() : result.loss();
+                String what = Double.isFinite(result.loss()) ? "gradient norm" : "loss";
+                if (config.onNonFinite() == NonFinitePolicy.STOP) {
+                    throw new TrainingDivergedException(offset + stageStep + 1, value);
+                }
+                progress.droppedCycles++;
+                progress.droppedInARow++;
+                microBatchLimit += stepMicroBatches + 1;
+                LOG.warn("step {}: the {} is {}; dropped this accumulation cycle ({} in a row, {} in the run;"
+                        + " --on-nonfinite skip)", offset + stageStep + 1, what, value, progress.droppedInARow,
+                        progress.droppedCycles);
+                if (progress.droppedInARow >= config.maxNonFinite()) {
+                    throw new TrainingDivergedException(offset + stageStep + 1, value, progress.droppedInARow);
+                }
+                stepLossSum = 0;
+                stepTokenLossSum = 0;
+                stepMicroBatches = 0;
+                stepTokens = 0;
+                stepLabelTokens = 0;
+                continue;
             }
             stepLossSum += result.loss();
             stepTokenLossSum += result.loss() * result.labelTokens();
@@ -412,16 +484,15 @@ public final class Trainer implements AutoCloseable {
             }
             stageStep = result.optimizerStep();
             long step = offset + stageStep;
-            if (!Double.isFinite(result.gradNorm())) {
-                throw new TrainingDivergedException(step, result.gradNorm());
-            }
+            progress.droppedInARow = 0;
             long now = System.nanoTime();
             double seconds = Math.max((now - stepStart) / 1e9, 1e-9);
             // The loss the optimizer step minimised, averaged as the gradients were.
             double stepLoss = config.lossAveraging() == LossAveraging.TOKENS
                     ? stepTokenLossSum / Math.max(stepLabelTokens, 1) : stepLossSum / stepMicroBatches;
             StepMetrics metrics = new StepMetrics(step, total, stepLoss,
-                    result.learningRate(), stepTokens / seconds, result.gradNorm(), stepLabelTokens);
+                    result.learningRate(), stepTokens / seconds, result.gradNorm(), stepLabelTokens,
+                    progress.droppedCycles);
             if (Double.isNaN(progress.firstLoss)) {
                 progress.firstLoss = metrics.loss();
             }
@@ -433,7 +504,7 @@ public final class Trainer implements AutoCloseable {
                 Path written = TrainingCheckpoint.write(checkpointDir, prompt, nativeTrainer,
                         new TrainingCheckpoint.State(stage, step, stageStep, batches.epoch(), batches.served(),
                                 progress.firstLoss, progress.lastLoss, progress.tokensBefore + progress.totalTokens,
-                                settings),
+                                settings, promptSettings),
                         checkpointsKept);
                 LOG.info("step {}: checkpoint written to {}", step, written);
             }

@@ -2,8 +2,9 @@ package io.ptune.train;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
+import io.ptune.AdapterException;
+import io.ptune.CheckpointException;
 import io.ptune.InvalidConfigException;
-import io.ptune.PtuneException;
 import io.ptune.adapter.PromptAdapter;
 import io.ptune.adapter.Safetensors;
 import io.ptune.adapter.Safetensors.FloatTensor;
@@ -12,8 +13,21 @@ import io.ptune.internal.FileTrees;
 import io.ptune.internal.JsonFiles;
 import io.ptune.nativebridge.NativePromptTrainer;
 import io.ptune.prompt.PromptModule;
+import com.fasterxml.jackson.databind.node.ArrayNode;
+import io.ptune.prompt.PromptInitSpec;
+import io.ptune.prompt.PromptMethodConfig;
 import java.io.IOException;
+import java.io.InputStream;
+import java.io.OutputStream;
 import java.io.UncheckedIOException;
+import java.lang.reflect.RecordComponent;
+import java.security.DigestInputStream;
+import java.security.MessageDigest;
+import java.security.NoSuchAlgorithmException;
+import java.util.ArrayList;
+import java.util.HexFormat;
+import java.util.Optional;
+import java.util.TreeMap;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Comparator;
@@ -23,6 +37,8 @@ import java.util.Map;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
 import java.util.stream.Stream;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
 
 /**
  * A training checkpoint: everything {@link Trainer#resume} needs to continue a run exactly where it
@@ -32,18 +48,26 @@ import java.util.stream.Stream;
  *   adapter/                 the prompt as an adapter (PromptAdapter.save: encoders, stage-2 layers)
  *   optimizer.safetensors    AdamW moments, "&lt;parameter&gt;.exp_avg" / "&lt;parameter&gt;.exp_avg_sq"
  *   trainer_state.json       stage, step, data position (epoch, micro-batches used), loss so far,
- *                            and the settings the run was made with (checked on resume)
+ *                            the settings the run was made with and the prompt's configuration
+ *                            (both checked on resume)
+ *   manifest.json            the size and SHA-256 of every other file, written last
  * </pre>
  *
  * The data order is rebuilt from the seed and the epoch number, so nothing of the data is stored.
- * A checkpoint directory is written beside its final name and renamed into place, so a crash never
- * leaves a half-written one.
+ * A checkpoint directory is written beside its final name, flushed to the disk (files and
+ * directories), and renamed into place, so a crash never leaves a half-written one under the final
+ * name; the manifest catches what a crash, a full disk or a hand can still do to the files later.
  */
 public final class TrainingCheckpoint {
     public static final String ADAPTER_DIR = "adapter";
     public static final String OPTIMIZER_FILE = "optimizer.safetensors";
     public static final String STATE_FILE = "trainer_state.json";
+    public static final String MANIFEST_FILE = "manifest.json";
     static final String FORMAT = "ptune-training-checkpoint/1";
+    static final String MANIFEST_FORMAT = "ptune-checkpoint-manifest/1";
+    private static final Logger LOG = LoggerFactory.getLogger(TrainingCheckpoint.class);
+    /** Temporary directories of checkpoint writes that a killed process left behind. */
+    private static final Pattern TEMP_NAME = Pattern.compile("\\.checkpoint-\\d+\\.tmp-.*");
     private static final Pattern NAME = Pattern.compile("checkpoint-(\\d+)");
 
     /**
@@ -58,11 +82,15 @@ public final class TrainingCheckpoint {
      * @param lastLoss loss of the latest step
      * @param totalTokens real tokens trained on so far
      * @param settings what must be equal for a resumed run to continue this one (name -> value)
+     * @param prompt the configuration the prompt was created with ({@link #promptSettings}; a
+     *     resumed run that names one must name this one)
      */
     public record State(int stage, long step, long stageStep, int epoch, long consumedMicroBatches,
-            double firstLoss, double lastLoss, long totalTokens, Map<String, String> settings) {
+            double firstLoss, double lastLoss, long totalTokens, Map<String, String> settings,
+            Map<String, String> prompt) {
         public State {
             settings = Map.copyOf(settings);
+            prompt = Map.copyOf(prompt);
         }
     }
 
@@ -94,15 +122,30 @@ public final class TrainingCheckpoint {
                 }
             }
             Safetensors.write(temp.resolve(OPTIMIZER_FILE), moments, Map.of("format", FORMAT));
-            JsonFiles.MAPPER.writerWithDefaultPrettyPrinter().writeValue(temp.resolve(STATE_FILE).toFile(),
-                    stateJson(state));
+            Files.write(temp.resolve(STATE_FILE),
+                    JsonFiles.MAPPER.writerWithDefaultPrettyPrinter().writeValueAsBytes(stateJson(state)));
+            FileTrees.syncTree(temp);
+            // Last: a manifest that verifies means every file it lists was complete on the disk.
+            Files.write(temp.resolve(MANIFEST_FILE),
+                    JsonFiles.MAPPER.writerWithDefaultPrettyPrinter().writeValueAsBytes(manifestJson(temp)));
+            FileTrees.syncFile(temp.resolve(MANIFEST_FILE));
+            FileTrees.syncDirectory(temp);
             if (Files.exists(target)) {
                 FileTrees.delete(target);
             }
             FileTrees.moveAtomically(temp, target);
             temp = null;
-        } catch (IOException | UncheckedIOException e) {
-            throw new PtuneException("cannot write the checkpoint " + target + ": " + e, e);
+            FileTrees.syncDirectory(target.getParent());
+        } catch (IOException e) {
+            throw new CheckpointException("cannot write the checkpoint " + target + ": " + FileTrees.describe(e)
+                    + "; the earlier checkpoints are unchanged", e);
+        } catch (AdapterException e) {
+            String cause = e.getCause() instanceof IOException io ? FileTrees.describe(io) : e.getMessage();
+            throw new CheckpointException("cannot write the checkpoint " + target + ": " + cause
+                    + "; the earlier checkpoints are unchanged", e);
+        } catch (UncheckedIOException e) {
+            throw new CheckpointException("cannot write the checkpoint " + target + ": "
+                    + FileTrees.describe(e.getCause()) + "; the earlier checkpoints are unchanged", e);
         } finally {
             if (temp != null) {
                 FileTrees.deleteOrWarn(temp);
@@ -113,52 +156,205 @@ public final class TrainingCheckpoint {
     }
 
     /**
-     * {@code path} itself when it is a checkpoint, else the newest {@code checkpoint-<step>} in it.
+     * {@code path} itself when it is a checkpoint (verified against its manifest), else the newest
+     * {@code checkpoint-<step>} in it that verifies (damaged ones are skipped with a warning).
      *
-     * @throws PtuneException if there is none
+     * @throws CheckpointException if {@code path} is a damaged checkpoint, or holds no valid one
      */
     public static Path resolve(Path path) {
-        if (Files.isRegularFile(path.resolve(STATE_FILE))) {
+        if (isCheckpoint(path)) {
+            verify(path);
             return path;
         }
-        List<Path> found = checkpoints(path);
-        if (found.isEmpty()) {
-            throw new PtuneException(path + " is not a training checkpoint (no " + STATE_FILE + ") and holds no"
-                    + " checkpoint-<step> directory; pass what --checkpoint-dir (or Trainer.saveCheckpoints) wrote");
+        return newestValid(path).orElseThrow(() -> new CheckpointException(path + " is not a training checkpoint"
+                + " (no " + STATE_FILE + ") and holds no valid checkpoint-<step> directory; pass what"
+                + " --checkpoint-dir (or Trainer.saveCheckpoints) wrote"));
+    }
+
+    /**
+     * The newest {@code checkpoint-<step>} directory in {@code parent} whose files match its
+     * manifest; each newer one that does not is named in a warning and skipped. Empty when there is
+     * none (or {@code parent} does not exist).
+     */
+    public static Optional<Path> newestValid(Path parent) {
+        List<Path> all = new ArrayList<>(checkpoints(parent));
+        for (int i = all.size() - 1; i >= 0; i--) {
+            try {
+                verify(all.get(i));
+                return Optional.of(all.get(i));
+            } catch (CheckpointException e) {
+                LOG.warn("skipping a damaged checkpoint: {}", e.getMessage());
+            }
         }
-        return found.get(found.size() - 1);
+        return Optional.empty();
+    }
+
+    /**
+     * Checks every file of checkpoint {@code dir} against its manifest (present, same size, same
+     * SHA-256, nothing unlisted) and that its state can be read.
+     *
+     * @throws CheckpointException naming the first file that is missing, truncated or changed
+     */
+    public static void verify(Path dir) {
+        Path manifestFile = dir.resolve(MANIFEST_FILE);
+        if (!Files.isRegularFile(manifestFile)) {
+            throw new CheckpointException(manifestFile + " is missing: the checkpoint is half-written or damaged"
+                    + " (or was written by a ptune without manifests)");
+        }
+        JsonNode manifest = JsonFiles.readObject(manifestFile, CheckpointException::new, "");
+        if (!MANIFEST_FORMAT.equals(manifest.path("format").asText(""))) {
+            throw new CheckpointException(manifestFile + ": format '" + manifest.path("format").asText("")
+                    + "' is not " + MANIFEST_FORMAT);
+        }
+        JsonNode files = manifest.get("files");
+        if (files == null || !files.isArray()) {
+            throw new CheckpointException(manifestFile + " has no 'files' list; the checkpoint is damaged");
+        }
+        Map<String, JsonNode> listed = new TreeMap<>();
+        for (JsonNode entry : files) {
+            String name = entry.path("path").asText("");
+            Path file = dir.resolve(name).normalize();
+            if (name.isEmpty() || !file.startsWith(dir.normalize()) || file.equals(dir.normalize())
+                    || !entry.path("size").isIntegralNumber() || !entry.path("sha256").isTextual()) {
+                throw new CheckpointException(manifestFile + " has a malformed entry " + entry
+                        + "; the checkpoint is damaged");
+            }
+            listed.put(name, entry);
+        }
+        Map<String, Path> present = relativeFiles(dir);
+        present.remove(MANIFEST_FILE);
+        for (String name : present.keySet()) {
+            if (!listed.containsKey(name)) {
+                throw new CheckpointException(present.get(name) + " is not listed in " + manifestFile
+                        + "; the checkpoint was changed after it was written");
+            }
+        }
+        for (Map.Entry<String, JsonNode> entry : listed.entrySet()) {
+            Path file = dir.resolve(entry.getKey());
+            if (!present.containsKey(entry.getKey())) {
+                throw new CheckpointException(file + " is missing (listed in " + manifestFile
+                        + "); the checkpoint is damaged");
+            }
+            long size = entry.getValue().get("size").asLong();
+            long actual;
+            try {
+                actual = Files.size(file);
+            } catch (IOException e) {
+                throw new CheckpointException("cannot read " + file + ": " + e, e);
+            }
+            if (actual != size) {
+                throw new CheckpointException(file + " has " + actual + " bytes but " + manifestFile + " says "
+                        + size + "; the file is truncated or half-written");
+            }
+            if (!sha256(file).equals(entry.getValue().get("sha256").asText())) {
+                throw new CheckpointException(file + " does not match its SHA-256 in " + manifestFile
+                        + "; the file was changed after the checkpoint was written");
+            }
+        }
+        readState(dir);
+    }
+
+    /** Whether {@code path} is a checkpoint directory itself (not a folder of them). */
+    private static boolean isCheckpoint(Path path) {
+        return Files.isRegularFile(path.resolve(STATE_FILE)) || Files.isRegularFile(path.resolve(MANIFEST_FILE))
+                || NAME.matcher(String.valueOf(path.getFileName())).matches();
+    }
+
+    /**
+     * Removes the temporary directories of checkpoint writes that a killed process left in
+     * {@code parent}.
+     */
+    static void removeStaleTemporaries(Path parent) {
+        if (!Files.isDirectory(parent)) {
+            return;
+        }
+        try (Stream<Path> entries = Files.list(parent)) {
+            for (Path stale : entries.filter(p -> TEMP_NAME.matcher(p.getFileName().toString()).matches()).toList()) {
+                LOG.info("removing {}, left by an interrupted checkpoint write", stale);
+                FileTrees.deleteOrWarn(stale);
+            }
+        } catch (IOException e) {
+            throw new CheckpointException("cannot list " + parent + ": " + e, e);
+        }
+    }
+
+    /**
+     * The configuration a prompt was created with, one entry per field (plus its method), in the
+     * form checkpoints record and {@link #checkPrompt} compares. Field names are the config
+     * records' component names ({@code numVirtualTokens}, {@code encoderType}, ...).
+     */
+    public static Map<String, String> promptSettings(PromptMethodConfig config) {
+        Map<String, String> out = new TreeMap<>();
+        out.put("method", config.method().cliName());
+        for (RecordComponent component : config.getClass().getRecordComponents()) {
+            Object value;
+            try {
+                value = component.getAccessor().invoke(config);
+            } catch (ReflectiveOperationException e) {
+                throw new IllegalStateException("cannot read " + component.getName() + " of " + config, e);
+            }
+            out.put(component.getName(), value instanceof PromptInitSpec spec ? spec.toSpecString()
+                    : String.valueOf(value));
+        }
+        return out;
+    }
+
+    /**
+     * Fails naming the first field where {@code expected} (the prompt a resumed run was asked for)
+     * differs from the prompt the checkpoint's run was created with.
+     */
+    static void checkPrompt(State state, PromptMethodConfig expected, Path dir) {
+        Map<String, String> wanted = promptSettings(expected);
+        if (!wanted.get("method").equals(state.prompt().get("method"))) {
+            throw new InvalidConfigException("method", "is " + wanted.get("method") + " here but "
+                    + state.prompt().get("method") + " in the checkpoint " + dir + "; resume with the method the"
+                    + " run was started with");
+        }
+        for (Map.Entry<String, String> entry : wanted.entrySet()) {
+            String saved = state.prompt().get(entry.getKey());
+            if (!entry.getValue().equals(saved)) {
+                throw new InvalidConfigException(entry.getKey(), "is " + entry.getValue() + " here but "
+                        + (saved == null ? "not recorded" : saved) + " in the checkpoint " + dir
+                        + "; resume with the prompt flags the run was started with (or leave them out)");
+            }
+        }
     }
 
     /** Reads {@code dir/trainer_state.json}. */
     public static State readState(Path dir) {
         Path file = dir.resolve(STATE_FILE);
         if (!Files.isRegularFile(file)) {
-            throw new PtuneException(dir + " has no " + STATE_FILE + "; is it a checkpoint-<step> directory?");
+            throw new CheckpointException(dir + " has no " + STATE_FILE + "; is it a checkpoint-<step> directory?");
         }
-        JsonNode json = JsonFiles.readObject(file, PtuneException::new, "");
+        JsonNode json = JsonFiles.readObject(file, CheckpointException::new, "");
         String format = json.path("format").asText("");
         if (!FORMAT.equals(format)) {
-            throw new PtuneException(file + ": format '" + format + "' is not " + FORMAT
+            throw new CheckpointException(file + ": format '" + format + "' is not " + FORMAT
                     + " (a checkpoint of another ptune version?)");
         }
-        JsonNode settingsNode = json.get("settings");
-        if (settingsNode == null || !settingsNode.isObject()) {
-            throw new PtuneException(file + " has no 'settings' object; the checkpoint is damaged");
-        }
-        Map<String, String> settings = new LinkedHashMap<>();
-        settingsNode.properties().forEach(e -> settings.put(e.getKey(), e.getValue().asText()));
         return new State(required(json, "stage", file).asInt(), required(json, "step", file).asLong(),
                 required(json, "stage_step", file).asLong(), required(json, "epoch", file).asInt(),
                 required(json, "consumed_micro_batches", file).asLong(),
                 required(json, "first_loss", file).asDouble(), required(json, "last_loss", file).asDouble(),
-                required(json, "total_tokens", file).asLong(), settings);
+                required(json, "total_tokens", file).asLong(), stringMap(json, "settings", file),
+                stringMap(json, "prompt", file));
+    }
+
+    private static Map<String, String> stringMap(JsonNode json, String field, Path file) {
+        JsonNode node = json.get(field);
+        if (node == null || !node.isObject()) {
+            throw new CheckpointException(file + " has no '" + field + "' object; the checkpoint is damaged");
+        }
+        Map<String, String> out = new LinkedHashMap<>();
+        node.properties().forEach(e -> out.put(e.getKey(), e.getValue().asText()));
+        return out;
     }
 
     /** Loads every trainable parameter's moments from {@code dir/optimizer.safetensors}. */
     static void restoreMoments(Path dir, PromptModule prompt, NativePromptTrainer trainer) {
         Path file = dir.resolve(OPTIMIZER_FILE);
         if (!Files.isRegularFile(file)) {
-            throw new PtuneException(dir + " has no " + OPTIMIZER_FILE + "; the checkpoint is incomplete");
+            throw new CheckpointException(dir + " has no " + OPTIMIZER_FILE + "; the checkpoint is incomplete");
         }
         SafetensorsFile moments = Safetensors.open(file);
         for (String name : prompt.parameterNames()) {
@@ -167,7 +363,7 @@ public final class TrainingCheckpoint {
             }
             for (String suffix : List.of(".exp_avg", ".exp_avg_sq")) {
                 if (!moments.tensors().containsKey(name + suffix)) {
-                    throw new PtuneException(file + " has no tensor '" + name + suffix
+                    throw new CheckpointException(file + " has no tensor '" + name + suffix
                             + "'; the checkpoint was written for another prompt");
                 }
             }
@@ -203,13 +399,54 @@ public final class TrainingCheckpoint {
         ObjectNode settings = json.putObject("settings");
         state.settings().entrySet().stream().sorted(Map.Entry.comparingByKey())
                 .forEach(e -> settings.put(e.getKey(), e.getValue()));
+        ObjectNode prompt = json.putObject("prompt");
+        state.prompt().entrySet().stream().sorted(Map.Entry.comparingByKey())
+                .forEach(e -> prompt.put(e.getKey(), e.getValue()));
         return json;
+    }
+
+    /** The manifest of the files in {@code dir}: path, size and SHA-256 of each. */
+    private static ObjectNode manifestJson(Path dir) {
+        ObjectNode json = JsonFiles.MAPPER.createObjectNode();
+        json.put("format", MANIFEST_FORMAT);
+        ArrayNode files = json.putArray("files");
+        for (Map.Entry<String, Path> file : relativeFiles(dir).entrySet()) {
+            try {
+                files.addObject().put("path", file.getKey()).put("size", Files.size(file.getValue()))
+                        .put("sha256", sha256(file.getValue()));
+            } catch (IOException e) {
+                throw new UncheckedIOException(e);
+            }
+        }
+        return json;
+    }
+
+    /** Every regular file below {@code dir}, by its '/'-separated path relative to {@code dir}. */
+    private static Map<String, Path> relativeFiles(Path dir) {
+        try (Stream<Path> paths = Files.walk(dir)) {
+            Map<String, Path> out = new TreeMap<>();
+            paths.filter(Files::isRegularFile).forEach(p -> out.put(dir.relativize(p).toString().replace('\\', '/'), p));
+            return out;
+        } catch (IOException | UncheckedIOException e) {
+            throw new CheckpointException("cannot list " + dir + ": " + e, e);
+        }
+    }
+
+    private static String sha256(Path file) {
+        try (InputStream in = new DigestInputStream(Files.newInputStream(file), MessageDigest.getInstance("SHA-256"))) {
+            in.transferTo(OutputStream.nullOutputStream());
+            return HexFormat.of().formatHex(((DigestInputStream) in).getMessageDigest().digest());
+        } catch (IOException e) {
+            throw new CheckpointException("cannot read " + file + ": " + e, e);
+        } catch (NoSuchAlgorithmException e) {
+            throw new IllegalStateException("the JDK has no SHA-256", e);
+        }
     }
 
     private static JsonNode required(JsonNode json, String field, Path file) {
         JsonNode node = json.get(field);
         if (node == null || !node.isNumber()) {
-            throw new PtuneException(file + ": field '" + field + "' is missing or not a number; the checkpoint"
+            throw new CheckpointException(file + ": field '" + field + "' is missing or not a number; the checkpoint"
                     + " is damaged");
         }
         return node;
@@ -222,11 +459,11 @@ public final class TrainingCheckpoint {
         }
         try (Stream<Path> entries = Files.list(parent)) {
             return entries.filter(p -> NAME.matcher(p.getFileName().toString()).matches())
-                    .filter(p -> Files.isRegularFile(p.resolve(STATE_FILE)))
+                    .filter(Files::isDirectory)
                     .sorted(Comparator.comparingLong(TrainingCheckpoint::stepOf))
                     .toList();
         } catch (IOException e) {
-            throw new PtuneException("cannot list " + parent + ": " + e, e);
+            throw new CheckpointException("cannot list " + parent + ": " + e, e);
         }
     }
 
@@ -241,7 +478,7 @@ public final class TrainingCheckpoint {
             try {
                 FileTrees.delete(all.get(i));
             } catch (IOException e) {
-                throw new PtuneException("cannot remove the old checkpoint " + all.get(i) + ": " + e, e);
+                throw new CheckpointException("cannot remove the old checkpoint " + all.get(i) + ": " + e, e);
             }
         }
     }

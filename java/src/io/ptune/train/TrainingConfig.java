@@ -28,6 +28,9 @@ import java.util.Objects;
  * @param beta2 AdamW second-moment decay, in [0, 1)
  * @param epsilon AdamW denominator epsilon, > 0
  * @param logEvery log a line every this many optimizer steps
+ * @param onNonFinite what a NaN or infinite loss or gradient norm does (stop by default)
+ * @param maxNonFinite with {@link NonFinitePolicy#SKIP}: stop after this many dropped cycles in a
+ *     row, >= 1
  * @param twoStage the second stage (top layers unfrozen) after the first, or null for prompt-only
  *     training
  */
@@ -48,11 +51,14 @@ public record TrainingConfig(
         double beta2,
         double epsilon,
         int logEvery,
+        NonFinitePolicy onNonFinite,
+        int maxNonFinite,
         TwoStageConfig twoStage) {
 
     public TrainingConfig {
         Objects.requireNonNull(schedule, "schedule");
         Objects.requireNonNull(lossAveraging, "lossAveraging");
+        Objects.requireNonNull(onNonFinite, "onNonFinite");
         if (!(learningRate > 0) || !Double.isFinite(learningRate)) {
             throw new InvalidConfigException("learningRate", "must be a positive number, got "
                     + learningRate + " (prompt tuning typically uses 1e-3 to 3e-1)");
@@ -94,6 +100,9 @@ public record TrainingConfig(
         if (logEvery <= 0) {
             throw new InvalidConfigException("logEvery", "must be > 0, got " + logEvery);
         }
+        if (maxNonFinite <= 0) {
+            throw new InvalidConfigException("maxNonFinite", "must be > 0, got " + maxNonFinite);
+        }
     }
 
     public static Builder builder() {
@@ -118,6 +127,8 @@ public record TrainingConfig(
         private double beta2 = 0.999;
         private double epsilon = 1e-8;
         private int logEvery = 1;
+        private NonFinitePolicy onNonFinite = NonFinitePolicy.STOP;
+        private int maxNonFinite = 10;
         private TwoStageConfig twoStage;
 
         private Builder() {}
@@ -218,6 +229,18 @@ public record TrainingConfig(
             return this;
         }
 
+        /** Default {@link NonFinitePolicy#STOP}. */
+        public Builder onNonFinite(NonFinitePolicy onNonFinite) {
+            this.onNonFinite = onNonFinite;
+            return this;
+        }
+
+        /** Default 10 (with {@link NonFinitePolicy#SKIP}). */
+        public Builder maxNonFinite(int maxNonFinite) {
+            this.maxNonFinite = maxNonFinite;
+            return this;
+        }
+
         /** Adds a second stage with the top layers unfrozen; default none. */
         public Builder twoStage(TwoStageConfig twoStage) {
             this.twoStage = twoStage;
@@ -235,7 +258,8 @@ public record TrainingConfig(
             }
             return new TrainingConfig(learningRate, epochs == null ? 1 : epochs,
                     maxSteps == null ? 0 : maxSteps, batchSize, gradAccum, lossAveraging, maxLength, seed, warmupSteps,
-                    schedule, weightDecay, maxGradNorm, beta1, beta2, epsilon, logEvery, twoStage);
+                    schedule, weightDecay, maxGradNorm, beta1, beta2, epsilon, logEvery, onNonFinite,
+                    maxNonFinite, twoStage);
         }
     }
 }

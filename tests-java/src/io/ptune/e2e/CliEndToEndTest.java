@@ -94,7 +94,18 @@ class CliEndToEndTest {
         Result mixed = run(concat(new String[] {"train", "--out", resumedOut.toString(), "--resume-from",
             checkpoints.toString(), "--method", "p-tuning"}, common));
         assertEquals(1, mixed.exitCode());
-        assertTrue(mixed.err().contains("--method: the prompt of a resumed run comes from the checkpoint"), mixed.err());
+        assertTrue(mixed.err().contains("--method: is p-tuning here but prompt-tuning in the checkpoint"), mixed.err());
+        // Prompt flags may be given again (a re-run of the same command); only a differing one fails.
+        Path again = dir.resolve("again");
+        Result repeated = run(concat(new String[] {"train", "--out", again.toString(), "--resume-from",
+            dir.resolve("mine").resolve("checkpoint-2").toString(), "--virtual-tokens", "4"}, common));
+        assertEquals(0, repeated.exitCode(), repeated.err());
+        assertArrayEquals(Files.readAllBytes(resumedOut.resolve("adapter_model.safetensors")),
+                Files.readAllBytes(again.resolve("adapter_model.safetensors")));
+        Result longer = run(concat(new String[] {"train", "--out", again.toString(), "--resume-from",
+            checkpoints.toString(), "--virtual-tokens", "5"}, common));
+        assertEquals(1, longer.exitCode());
+        assertTrue(longer.err().contains("--virtual-tokens: is 5 here but 4 in the checkpoint"), longer.err());
         Result otherBatch = run(concat(new String[] {"train", "--out", resumedOut.toString(), "--resume-from",
             checkpoints.toString(), "--grad-accum", "2"}, common));
         assertEquals(1, otherBatch.exitCode());
