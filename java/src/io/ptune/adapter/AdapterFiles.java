@@ -8,6 +8,8 @@ import io.ptune.adapter.Safetensors.SafetensorsFile;
 import io.ptune.internal.FileTrees;
 import io.ptune.internal.JsonFiles;
 import java.io.IOException;
+import java.nio.file.AccessDeniedException;
+import java.nio.file.FileSystemException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Arrays;
@@ -76,12 +78,29 @@ final class AdapterFiles {
                 }
             }
         } catch (IOException e) {
-            throw new AdapterException("cannot write the adapter to " + target + ": " + e, e);
+            throw new AdapterException("cannot write the adapter to " + target + ": " + whyNotWritable(target, e)
+                    + "; choose another --out (a folder you can write to)", e);
         } finally {
             if (temp != null) {
                 FileTrees.deleteOrWarn(temp);
             }
         }
+    }
+
+    /** Why {@code target} could not be written, in words: a file in the way, no permission, ... */
+    private static String whyNotWritable(Path target, IOException e) {
+        for (Path p = target.getParent(); p != null; p = p.getParent()) {
+            if (Files.exists(p) && !Files.isDirectory(p)) {
+                return p + " is a file, not a folder";
+            }
+        }
+        if (e instanceof AccessDeniedException) {
+            return "permission denied on " + e.getMessage();
+        }
+        if (e instanceof FileSystemException fs && fs.getReason() != null) {
+            return fs.getReason() + " (" + fs.getFile() + ")";
+        }
+        return e.toString();
     }
 
     /** The adapter directory's adapter_config.json, with errors that say what to pass instead. */
