@@ -33,8 +33,12 @@ mkdir -p "$work"
 work="$(cd "$work" && pwd)"
 
 if [[ "${PTUNE_FUZZ_BUILD:-1}" != 0 ]]; then
-  echo "fuzz-java.sh: compiling (mvn -o test-compile)"
-  mvn -B -q -o test-compile -DskipTests
+  echo "fuzz-java.sh: compiling (mvn -o test-compile, log $work/build.log)"
+  if ! mvn -B -q -o test-compile -DskipTests >"$work/build.log" 2>&1; then
+    tail -40 "$work/build.log" >&2
+    echo "fuzz-java.sh: the build failed" >&2
+    exit 2
+  fi
 fi
 if ! mvn -B -q -o dependency:build-classpath -Dmdep.includeScope=test -Dmdep.outputFile="$work/classpath.txt" \
     >"$work/classpath.log" 2>&1; then

@@ -97,8 +97,9 @@ final class AdapterFiles {
         if (e instanceof AccessDeniedException) {
             return "permission denied on " + e.getMessage();
         }
-        if (e instanceof FileSystemException fs && fs.getReason() != null) {
-            return fs.getReason() + " (" + fs.getFile() + ")";
+        if (e instanceof FileSystemException fs && fs.getFile() != null) {
+            return "the file system refuses to create " + fs.getFile() + " ("
+                    + (fs.getReason() != null ? fs.getReason() : e.getClass().getSimpleName()) + ")";
         }
         return e.toString();
     }
