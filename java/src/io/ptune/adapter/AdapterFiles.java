@@ -8,6 +8,8 @@ import io.ptune.adapter.Safetensors.SafetensorsFile;
 import io.ptune.internal.FileTrees;
 import io.ptune.internal.JsonFiles;
 import java.io.IOException;
+import java.nio.file.AccessDeniedException;
+import java.nio.file.FileSystemException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Arrays;
@@ -79,13 +81,35 @@ final class AdapterFiles {
                 FileTrees.syncDirectory(target);
             }
         } catch (IOException e) {
-            throw new AdapterException("cannot write the adapter to " + target + ": " + FileTrees.describe(e)
-                    + "; the previous adapter there (if any) is unchanged", e);
+            throw new AdapterException("cannot write the adapter to " + target + ": " + whyNotWritable(target, e)
+                    + "; the previous adapter there (if any) is unchanged; choose another --out (a folder you can"
+                    + " write to) or free space", e);
         } finally {
             if (temp != null) {
                 FileTrees.deleteOrWarn(temp);
             }
         }
+    }
+
+    /** Why {@code target} could not be written, in words: a file in the way, no permission, ... */
+    private static String whyNotWritable(Path target, IOException e) {
+        String space = FileTrees.describe(e);
+        if (!space.equals(e.toString())) {
+            return space; // a full disk or a file-size limit
+        }
+        for (Path p = target.getParent(); p != null; p = p.getParent()) {
+            if (Files.exists(p) && !Files.isDirectory(p)) {
+                return p + " is a file, not a folder";
+            }
+        }
+        if (e instanceof AccessDeniedException) {
+            return "permission denied on " + e.getMessage();
+        }
+        if (e instanceof FileSystemException fs && fs.getFile() != null) {
+            return "the file system refuses to create " + fs.getFile() + " ("
+                    + (fs.getReason() != null ? fs.getReason() : e.getClass().getSimpleName()) + ")";
+        }
+        return e.toString();
     }
 
     /** The adapter directory's adapter_config.json, with errors that say what to pass instead. */

@@ -13,6 +13,8 @@ import java.io.OutputStream;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.nio.channels.FileChannel;
+import java.nio.charset.CharacterCodingException;
+import java.nio.charset.CodingErrorAction;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.NoSuchFileException;
@@ -268,12 +270,23 @@ public final class Safetensors {
     }
 
     private static SafetensorsFile parseHeader(Path file, byte[] headerBytes, long dataStart, long dataSize) {
+        String headerText;
+        try {
+            // Strict: the format's header is UTF-8 JSON; a malformed byte is corruption, not text.
+            headerText = StandardCharsets.UTF_8.newDecoder()
+                    .onMalformedInput(CodingErrorAction.REPORT)
+                    .onUnmappableCharacter(CodingErrorAction.REPORT)
+                    .decode(ByteBuffer.wrap(headerBytes)).toString();
+        } catch (CharacterCodingException e) {
+            throw new ModelFormatException(file + " has a corrupt safetensors header: it is not UTF-8 text ("
+                    + e.getMessage() + "); the file is damaged or not safetensors", e);
+        }
         JsonNode root;
         try {
-            root = JsonFiles.MAPPER.readTree(new String(headerBytes, StandardCharsets.UTF_8));
+            root = JsonFiles.MAPPER.readTree(headerText);
         } catch (JsonProcessingException e) {
-            throw new ModelFormatException(file + " has a corrupt safetensors header (not JSON: "
-                    + e.getOriginalMessage() + ")", e);
+            throw new ModelFormatException(file + " has a corrupt safetensors header: it "
+                    + JsonFiles.describe(e), e);
         }
         if (root == null || !root.isObject()) {
             throw new ModelFormatException(file + " has a corrupt safetensors header (not a JSON object)");
@@ -333,7 +346,8 @@ public final class Safetensors {
         }
         DType dtype = DType.parse(dtypeNode.asText());
         if (dtype == null) {
-            throw new ModelFormatException(where + " has unknown dtype '" + dtypeNode.asText() + "'");
+            throw new ModelFormatException(where + " has unknown dtype '" + dtypeNode.asText() + "'; the format's"
+                    + " dtypes are " + Arrays.toString(DType.values()) + " (a corrupt file, or not safetensors?)");
         }
         JsonNode shapeNode = value.get("shape");
         if (shapeNode == null || !shapeNode.isArray()) {
@@ -342,14 +356,15 @@ public final class Safetensors {
         long[] shape = new long[shapeNode.size()];
         for (int i = 0; i < shape.length; i++) {
             JsonNode dim = shapeNode.get(i);
-            if (!dim.isIntegralNumber() || dim.asLong() < 0) {
+            if (!dim.isIntegralNumber() || !dim.canConvertToLong() || dim.asLong() < 0) {
                 throw new ModelFormatException(where + " has an invalid shape " + shapeNode);
             }
             shape[i] = dim.asLong();
         }
         JsonNode offsets = value.get("data_offsets");
         if (offsets == null || !offsets.isArray() || offsets.size() != 2
-                || !offsets.get(0).isIntegralNumber() || !offsets.get(1).isIntegralNumber()) {
+                || !offsets.get(0).isIntegralNumber() || !offsets.get(1).isIntegralNumber()
+                || !offsets.get(0).canConvertToLong() || !offsets.get(1).canConvertToLong()) {
             throw new ModelFormatException(where + " needs data_offsets [begin, end], got " + offsets);
         }
         long begin = offsets.get(0).asLong();

@@ -20,6 +20,7 @@ import io.ptune.train.Trainer;
 import io.ptune.train.TrainingConfig;
 import io.ptune.train.TrainingSummary;
 import io.ptune.train.TwoStageConfig;
+import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
@@ -279,6 +280,7 @@ final class TrainCommand extends CliCommand {
 
     @Override
     protected int run() {
+        checkWritable(out, "--out");
         if (isClassify()) {
             return new ClassifyTraining(this).run();
         }
@@ -414,6 +416,32 @@ final class TrainCommand extends CliCommand {
 
     String methodName() {
         return method == null ? PromptMethod.PROMPT_TUNING.cliName() : method;
+    }
+
+    /**
+     * Fails before the model is loaded when {@code dir} cannot become a folder: a file in its place
+     * or above it, or a read-only nearest existing folder (no training run is wasted on it).
+     */
+    static void checkWritable(Path dir, String flag) {
+        Path target = dir.toAbsolutePath().normalize();
+        if (Files.exists(target) && !Files.isDirectory(target)) {
+            throw new IllegalArgumentException(flag + " " + dir + " is a file, not a folder; choose another " + flag);
+        }
+        Path existing = target;
+        while (existing != null && !Files.exists(existing)) {
+            existing = existing.getParent();
+        }
+        if (existing == null) {
+            return;
+        }
+        if (!Files.isDirectory(existing)) {
+            throw new IllegalArgumentException(flag + " " + dir + ": " + existing + " is a file, not a folder; choose"
+                    + " another " + flag);
+        }
+        if (!Files.isWritable(existing)) {
+            throw new IllegalArgumentException(flag + " " + dir + ": " + existing + " is not writable; choose another "
+                    + flag + " (a folder you can write to)");
+        }
     }
 
     /** Whether any flag that shapes the prompt was given. */

@@ -1,6 +1,6 @@
 package io.ptune.data;
 
-import com.fasterxml.jackson.core.JsonParseException;
+import com.fasterxml.jackson.core.JsonProcessingException;
 import com.fasterxml.jackson.core.JsonParser;
 import com.fasterxml.jackson.core.JsonToken;
 import com.fasterxml.jackson.databind.JsonNode;
@@ -9,9 +9,8 @@ import io.ptune.internal.JsonFiles;
 import java.io.BufferedReader;
 import java.io.IOException;
 import java.io.InputStream;
-import java.io.InputStreamReader;
 import java.io.PushbackInputStream;
-import java.nio.charset.StandardCharsets;
+import java.nio.charset.CharacterCodingException;
 import java.nio.file.Files;
 import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
@@ -60,6 +59,8 @@ public record AlpacaDataset(Path source, List<AlpacaExample> examples) {
             }
         } catch (NoSuchFileException e) {
             throw new DatasetException("dataset file " + file + " does not exist", e);
+        } catch (CharacterCodingException e) {
+            throw Utf8.notUtf8(file, e);
         } catch (IOException e) {
             throw new DatasetException("cannot read dataset " + file + ": " + e.getMessage(), e);
         }
@@ -96,9 +97,8 @@ public record AlpacaDataset(Path source, List<AlpacaExample> examples) {
                 JsonToken token;
                 try {
                     token = parser.nextToken();
-                } catch (JsonParseException e) {
-                    throw new DatasetException(file + ": invalid JSON after row " + row + ": "
-                            + e.getOriginalMessage() + " (line " + e.getLocation().getLineNr() + ")", e);
+                } catch (JsonProcessingException e) {
+                    throw rowError(file, "after row " + row, e);
                 }
                 if (token == JsonToken.END_ARRAY) {
                     break;
@@ -110,9 +110,8 @@ public record AlpacaDataset(Path source, List<AlpacaExample> examples) {
                 JsonNode node;
                 try {
                     node = parser.readValueAsTree();
-                } catch (JsonParseException e) {
-                    throw new DatasetException(file + ": row " + row + " is not valid JSON: "
-                            + e.getOriginalMessage() + " (line " + e.getLocation().getLineNr() + ")", e);
+                } catch (JsonProcessingException e) {
+                    throw rowError(file, "row " + row, e);
                 }
                 out.add(toExample(file, "row " + row, node));
             }
@@ -120,7 +119,7 @@ public record AlpacaDataset(Path source, List<AlpacaExample> examples) {
     }
 
     private static void readJsonLines(Path file, InputStream in, List<AlpacaExample> out) throws IOException {
-        BufferedReader reader = new BufferedReader(new InputStreamReader(in, StandardCharsets.UTF_8));
+        BufferedReader reader = new BufferedReader(Utf8.strictReader(in));
         String line;
         int lineNumber = 0;
         while ((line = reader.readLine()) != null) {
@@ -131,12 +130,21 @@ public record AlpacaDataset(Path source, List<AlpacaExample> examples) {
             JsonNode node;
             try {
                 node = JsonFiles.MAPPER.readTree(line);
-            } catch (JsonParseException e) {
-                throw new DatasetException(file + ": line " + lineNumber + " is not valid JSON: "
-                        + e.getOriginalMessage(), e);
+            } catch (JsonProcessingException e) {
+                throw new DatasetException(file + ": line " + lineNumber + " " + JsonFiles.describe(e), e);
             }
             out.add(toExample(file, "line " + lineNumber, node));
         }
+    }
+
+    /** A row that does not parse; bytes that are not UTF-8 are reported as such. */
+    private static DatasetException rowError(Path file, String where, JsonProcessingException e) {
+        if (e.getOriginalMessage() != null && e.getOriginalMessage().startsWith("Invalid UTF-8")) {
+            return new DatasetException(file + " is not UTF-8 text: " + e.getOriginalMessage() + " at line "
+                    + e.getLocation().getLineNr() + "; convert the file to UTF-8 (e.g. iconv -f <its encoding>"
+                    + " -t UTF-8)", e);
+        }
+        return new DatasetException(file + ": " + where + " " + JsonFiles.describe(e), e);
     }
 
     private static AlpacaExample toExample(Path file, String where, JsonNode node) {

@@ -1,5 +1,6 @@
 package io.ptune.data;
 
+import com.fasterxml.jackson.core.JsonProcessingException;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.MappingIterator;
 import com.fasterxml.jackson.dataformat.csv.CsvMapper;
@@ -10,6 +11,8 @@ import io.ptune.internal.JsonFiles;
 import java.io.BufferedReader;
 import java.io.IOException;
 import java.io.Reader;
+import java.math.BigInteger;
+import java.nio.charset.CharacterCodingException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.NoSuchFileException;
@@ -86,6 +89,10 @@ public record ClassificationDataset(Path source, List<ClassificationExample> exa
             }
         } catch (NoSuchFileException e) {
             throw new DatasetException("dataset file " + file + " does not exist", e);
+        } catch (CharacterCodingException e) {
+            throw Utf8.notUtf8(file, e);
+        } catch (JsonProcessingException e) {
+            throw new DatasetException(file + ": " + JsonFiles.describe(e), e);
         } catch (IOException e) {
             throw new DatasetException("cannot read dataset " + file + ": " + e.getMessage(), e);
         } catch (RuntimeException e) {
@@ -140,7 +147,7 @@ public record ClassificationDataset(Path source, List<ClassificationExample> exa
         boolean numeric = distinct.stream().allMatch(l -> l.matches("-?\\d+"));
         List<String> out = new ArrayList<>(distinct);
         if (numeric) {
-            out.sort(Comparator.comparingLong(Long::parseLong));
+            out.sort(Comparator.comparing(BigInteger::new));  // any number of digits
         }
         return out;
     }
@@ -181,7 +188,13 @@ public record ClassificationDataset(Path source, List<ClassificationExample> exa
         String[] split = content.split("\n", -1);
         for (int i = 0; i < split.length; i++) {
             if (!split[i].isBlank()) {
-                rows.add(jsonRow(file, JsonFiles.MAPPER.readTree(split[i]), i + 1));
+                JsonNode node;
+                try {
+                    node = JsonFiles.MAPPER.readTree(split[i]);
+                } catch (JsonProcessingException e) {
+                    throw new DatasetException(file + ":" + (i + 1) + ": the line " + JsonFiles.describe(e), e);
+                }
+                rows.add(jsonRow(file, node, i + 1));
                 lines.add((long) i + 1);
             }
         }

@@ -1,5 +1,6 @@
 package io.ptune.inference;
 
+import io.ptune.InvalidConfigException;
 import io.ptune.PtuneException;
 import io.ptune.data.Batch;
 import io.ptune.data.Collator;
@@ -9,8 +10,6 @@ import io.ptune.prompt.PromptModule;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Objects;
-import org.slf4j.Logger;
-import org.slf4j.LoggerFactory;
 
 /**
  * Generates text with a {@link Model}, optionally behind a trained prompt of any method (a
@@ -23,8 +22,6 @@ import org.slf4j.LoggerFactory;
  * model is borrowed, not owned.
  */
 public final class Generator {
-    private static final Logger LOG = LoggerFactory.getLogger(Generator.class);
-
     private final Model model;
     private final PromptModule prompt;
     private final GenerationConfig config;
@@ -59,9 +56,11 @@ public final class Generator {
         long longest = (long) p + batch.seqLen() + config.maxNewTokens();
         int limit = model.architecture().maxPositionEmbeddings();  // 0: none (ALiBi)
         if (limit > 0 && longest > limit) {
-            LOG.warn("{} virtual + {} prompt + {} new tokens exceed the model's"
-                    + " max_position_embeddings {}; quality degrades past it", p, batch.seqLen(),
-                    config.maxNewTokens(), model.architecture().maxPositionEmbeddings());
+            throw new InvalidConfigException("maxNewTokens", "is " + config.maxNewTokens() + ", but " + p
+                    + " virtual + " + batch.seqLen() + " prompt + " + config.maxNewTokens() + " new tokens exceed the"
+                    + " model's " + limit + " positions (config.json max_position_embeddings / n_positions); give"
+                    + " --max-new-tokens "
+                    + Math.max(0, limit - p - batch.seqLen()) + " or less, or a shorter prompt");
         }
         long[] eos = model.eosTokenIds().stream().mapToLong(Long::longValue).toArray();
         DecodingOptions options = new DecodingOptions(config.maxNewTokens(), config.greedy(),

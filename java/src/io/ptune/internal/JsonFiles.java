@@ -1,6 +1,7 @@
 package io.ptune.internal;
 
 import com.fasterxml.jackson.core.JsonProcessingException;
+import com.fasterxml.jackson.core.exc.StreamConstraintsException;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.SerializationFeature;
@@ -19,7 +20,28 @@ public final class JsonFiles {
     public static final ObjectMapper MAPPER =
             new ObjectMapper().enable(SerializationFeature.INDENT_OUTPUT);
 
+    /**
+     * The largest JSON file of a model or adapter directory read whole (config.json and
+     * adapter_config.json have a few kilobytes, the largest tokenizer.json files tens of
+     * megabytes); a bigger one is refused before it is read into memory.
+     */
+    public static final long MAX_FILE_BYTES = 256L * 1024 * 1024;
+
     private JsonFiles() {}
+
+    /**
+     * What is wrong with JSON text that did not parse, for a message after the file name: "is not
+     * valid JSON: ... (line N)", or, past one of Jackson's reading limits (e.g. nesting deeper
+     * than 1000 levels, a number of more than 1000 digits), which limit it exceeds.
+     */
+    public static String describe(JsonProcessingException e) {
+        String where = e.getLocation() == null ? "" : " (line " + e.getLocation().getLineNr() + ")";
+        if (e instanceof StreamConstraintsException) {
+            return "exceeds a limit of the JSON reader" + where + ": " + e.getOriginalMessage()
+                    + "; no valid file nests or grows like that, so it is corrupt or not the file meant";
+        }
+        return "is not valid JSON: " + e.getOriginalMessage() + where;
+    }
 
     /**
      * Parses {@code file} as a JSON object.
@@ -32,12 +54,16 @@ public final class JsonFiles {
             Path file, BiFunction<String, Throwable, E> error, String whatToDo) {
         JsonNode node;
         try {
+            long size = Files.size(file);
+            if (size > MAX_FILE_BYTES) {
+                throw error.apply(file + " has " + size + " bytes, more than the " + MAX_FILE_BYTES
+                        + " a JSON file of a model or adapter can have; is it the right file?", null);
+            }
             node = MAPPER.readTree(Files.readAllBytes(file));
         } catch (NoSuchFileException e) {
             throw error.apply(file + " does not exist; " + whatToDo, e);
         } catch (JsonProcessingException e) {
-            throw error.apply(file + " is not valid JSON: " + e.getOriginalMessage()
-                    + " (line " + e.getLocation().getLineNr() + ")", e);
+            throw error.apply(file + " " + describe(e), e);
         } catch (IOException e) {
             throw error.apply("cannot read " + file + ": " + e, e);
         }

@@ -62,7 +62,7 @@ public record BloomArchitecture(
                 requiredInt(root, "n_head", "num_attention_heads"),
                 optionalDouble(root, "layer_norm_epsilon", 1e-5),
                 optionalBoolean(root, "tie_word_embeddings", true),
-                bos == null ? null : Math.toIntExact(bos),
+                ConfigFields.intTokenId("bos_token_id", bos),
                 ConfigFields.tokenIdList(root, "eos_token_id"),
                 optionalTokenId(root, "pad_token_id"));
     }

@@ -105,13 +105,13 @@ final class ConfigFields {
         List<Long> ids = new ArrayList<>();
         if (node.isArray()) {
             for (JsonNode item : node) {
-                if (!item.isIntegralNumber()) {
+                if (!item.isIntegralNumber() || !item.canConvertToLong()) {
                     throw new ModelFormatException("field '" + field
                             + "' must be an integer or a list of integers, got " + node);
                 }
                 ids.add(item.asLong());
             }
-        } else if (node.isIntegralNumber()) {
+        } else if (node.isIntegralNumber() && node.canConvertToLong()) {
             ids.add(node.asLong());
         } else {
             throw new ModelFormatException("field '" + field
@@ -138,6 +138,14 @@ final class ConfigFields {
             throw new ModelFormatException(hiddenField + " (" + hidden + ") must be divisible by " + headsField
                     + " (" + heads + ")");
         }
+    }
+
+    /** A token id narrowed to int; one past int's range cannot be in any vocabulary. */
+    static Integer intTokenId(String field, Long id) {
+        if (id != null && (id < Integer.MIN_VALUE || id > Integer.MAX_VALUE)) {
+            throw new ModelFormatException("field '" + field + "' = " + id + " is outside any vocabulary");
+        }
+        return id == null ? null : id.intValue();
     }
 
     static void checkTokenId(String field, Long id, int vocabSize) {

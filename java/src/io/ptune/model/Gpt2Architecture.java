@@ -84,7 +84,7 @@ public record Gpt2Architecture(
                 optionalDouble(root, "layer_norm_epsilon", 1e-5),
                 ConfigFields.activation("activation_function", optionalString(root, "activation_function", "gelu_new")),
                 optionalBoolean(root, "tie_word_embeddings", true),
-                bos == null ? null : Math.toIntExact(bos),
+                ConfigFields.intTokenId("bos_token_id", bos),
                 ConfigFields.tokenIdList(root, "eos_token_id"),
                 optionalTokenId(root, "pad_token_id"));
     }

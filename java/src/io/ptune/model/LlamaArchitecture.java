@@ -256,7 +256,7 @@ public record LlamaArchitecture(
                 optionalBoolean(root, "tie_word_embeddings", false),
                 attentionBias,
                 optionalBoolean(root, "mlp_bias", false),
-                bos == null ? null : Math.toIntExact(bos),
+                ConfigFields.intTokenId("bos_token_id", bos),
                 ConfigFields.tokenIdList(root, "eos_token_id"),
                 pad,
                 modelType,

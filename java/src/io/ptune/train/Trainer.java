@@ -609,6 +609,16 @@ public final class Trainer implements AutoCloseable {
             throw new DatasetException(data.source() + ": no " + purpose + " example keeps an answer"
                     + " token within maxLength " + config.maxLength() + "; raise --max-length");
         }
+        // Checked here, before the native core meets the sequence in the middle of a run.
+        int longest = out.stream().mapToInt(TokenizedExample::length).max().orElse(0);
+        int positions = model.architecture().maxPositionEmbeddings();  // 0: no limit (ALiBi)
+        if (positions > 0 && longest + prompt.numVirtualTokens() > positions) {
+            throw new InvalidConfigException("maxLength", "is " + config.maxLength() + ", but " + data.source()
+                    + " has a " + purpose + " example of " + longest + " tokens, which with " + prompt.numVirtualTokens()
+                    + " virtual tokens exceeds the model's " + positions + " positions (config.json max_position_embeddings /"
+                    + " n_positions); give --max-length "
+                    + Math.max(1, positions - prompt.numVirtualTokens()) + " or less");
+        }
         return out;
     }
 

@@ -126,7 +126,7 @@ class SafetensorsTest {
         byte[] lying = good.clone();
         ByteBuffer.wrap(lying).order(ByteOrder.LITTLE_ENDIAN).putLong(0, 10_000);
         assertCorrupt(lying, "header length");
-        assertCorrupt(file("{\"x\": [", f32(1, 2)), "not JSON");
+        assertCorrupt(file("{\"x\": [", f32(1, 2)), "not valid JSON");
         assertCorrupt(file(ok, f32(1)), "truncated");
         assertCorrupt(file(ok.replace("F32", "F33"), f32(1, 2)), "unknown dtype 'F33'");
         assertCorrupt(file(ok.replace("[2]", "[3]"), f32(1, 2)), "needs 12 bytes");
