@@ -33,6 +33,10 @@ import java.util.Objects;
  *
  * Train one with {@link ClassificationTrainer}; save it with {@link #save} (PEFT's SEQ_CLS layout
  * for the linear head, see {@link ClassifierFiles}).
+ *
+ * <p>Thread-safe: several threads may classify at once (a verbalizer's calibration is computed
+ * once, by the first of them). After {@link #close} (idempotent) its methods throw
+ * {@link IllegalStateException}; so does classifying after the model was closed.
  */
 public final class PromptClassifier implements AutoCloseable {
     /** The content-free inputs of contextual calibration (Zhao et al. 2021). */
@@ -47,8 +51,8 @@ public final class PromptClassifier implements AutoCloseable {
     private final List<String> labels;
     private final int maxLength;
     private final InputEncoder encoder;
-    private boolean calibrated;
-    private boolean closed;
+    private volatile boolean calibrated;
+    private volatile boolean closed;
 
     /** Takes ownership of {@code prompt} (nullable); closes it when construction fails. */
     PromptClassifier(Model model, PromptModule prompt, ClassificationConfig config, List<String> labels,
@@ -344,7 +348,7 @@ public final class PromptClassifier implements AutoCloseable {
     }
 
     /** The verbalizer's contextual calibration, computed when first needed after a change. */
-    private void ensureCalibrated() {
+    private synchronized void ensureCalibrated() {
         if (!config.calibrate() || calibrated) {
             return;
         }
@@ -358,7 +362,7 @@ public final class PromptClassifier implements AutoCloseable {
     }
 
     /** Training changes the content-free scores: calibration is dropped and redone when next needed. */
-    void dropCalibration() {
+    synchronized void dropCalibration() {
         if (config.calibrate()) {
             head.clearCalibration();
             calibrated = false;
@@ -423,23 +427,28 @@ public final class PromptClassifier implements AutoCloseable {
 
     /** The head's parameter names ("classifier.weight", "score.weight", "soft_verbalizer.weight"). */
     public List<String> headParameterNames() {
+        ensureOpen();
         return head.parameterNames();
     }
 
     public long[] headShape(String name) {
+        ensureOpen();
         return head.shape(name);
     }
 
     public float[] readHead(String name) {
+        ensureOpen();
         return head.read(name);
     }
 
     public void writeHead(String name, float[] values) {
+        ensureOpen();
         head.write(name, values);
     }
 
     /** Trainable parameters: the prompt's and the head's. */
     public long trainableParameterCount() {
+        ensureOpen();
         long count = prompt == null ? 0 : prompt.trainableParameterCount();
         for (String name : head.parameterNames()) {
             count += head.numel(name);
@@ -455,8 +464,9 @@ public final class PromptClassifier implements AutoCloseable {
         return prompt == null ? null : prompt.nativePrompt();
     }
 
+    /** Frees the head and the prompt after the calls in flight have returned; idempotent. */
     @Override
-    public void close() {
+    public synchronized void close() {
         if (!closed) {
             closed = true;
             try {
@@ -471,7 +481,8 @@ public final class PromptClassifier implements AutoCloseable {
 
     private void ensureOpen() {
         if (closed) {
-            throw new IllegalStateException("classifier is closed");
+            throw new IllegalStateException("classifier (" + config.head().cliName() + ", labels " + labels
+                    + ") is closed; load or create it again");
         }
     }
 

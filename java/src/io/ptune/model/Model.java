@@ -21,6 +21,23 @@ import org.slf4j.LoggerFactory;
  *
  * <p>Everything that trains or generates with a prompt ({@code Trainer}, {@code Generator}) borrows
  * this model and never closes it.
+ *
+ * <h2>Threads</h2>
+ * One model serves any number of threads at once: each can compute logits, hidden states and
+ * generate (greedy or seeded sampling) with its own prompt, and gets exactly what the same call
+ * made alone gives. The weights are frozen and only read; every call has its own activations, KV
+ * cache and sampling generator. Training a prompt ({@code Trainer}) while other threads use the
+ * model with other prompts is safe too: a step changes only that prompt's parameters, and a
+ * second stage's unfrozen layers are copies owned by that prompt, so the model and every other
+ * prompt see no change. One prompt, classifier or trainer may be shared as well: calls that
+ * change it (a training step, writing a parameter) wait for the calls that read it, and the
+ * reverse.
+ *
+ * <p>{@link #close} waits for the calls in flight; afterwards every method that needs the weights
+ * throws {@link IllegalStateException} naming the model, and closing again does nothing. Prompts,
+ * classifiers and trainers made from a closed model keep its native weights alive until they are
+ * closed themselves (so nothing is ever freed under them): their own parameters stay readable,
+ * and whatever would run the model throws.
  */
 public final class Model implements AutoCloseable {
     private static final Logger LOG = LoggerFactory.getLogger(Model.class);
@@ -30,8 +47,9 @@ public final class Model implements AutoCloseable {
     private final Path tokenizerFile;
     private final NativeModel nativeModel;
     private final List<Long> configEosTokenIds;
-    private Tokenizer tokenizer;  // loaded on first use: ids work on a folder without tokenizer files
-    private boolean closed;
+    /** Loaded on first use (ids work on a folder without tokenizer files); written under this lock. */
+    private volatile Tokenizer tokenizer;
+    private volatile boolean closed;
 
     private Model(Path modelDir, Architecture architecture, Path tokenizerFile, NativeModel nativeModel,
             List<Long> eosTokenIds) {
@@ -321,8 +339,12 @@ public final class Model implements AutoCloseable {
         return nativeModel;
     }
 
+    /**
+     * Frees the weights (once the prompts, classifiers and trainers made from this model are closed
+     * too) and the tokenizer, after the calls in flight have returned. Idempotent.
+     */
     @Override
-    public void close() {
+    public synchronized void close() {
         if (!closed) {
             closed = true;
             try {
@@ -337,7 +359,8 @@ public final class Model implements AutoCloseable {
 
     private void ensureOpen() {
         if (closed) {
-            throw new IllegalStateException("model " + modelDir + " is closed");
+            throw new IllegalStateException("model " + modelDir + " is closed; load it again (Model.load) and"
+                    + " create prompts, classifiers and trainers from the new instance");
         }
     }
 }

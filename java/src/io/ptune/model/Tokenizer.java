@@ -17,6 +17,8 @@ import java.util.HashMap;
 import java.util.Map;
 import java.util.Objects;
 import java.util.OptionalLong;
+import java.util.concurrent.locks.ReentrantReadWriteLock;
+import java.util.function.Supplier;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -39,6 +41,10 @@ import org.slf4j.LoggerFactory;
  *
  * <p>Never touches the network: DJL's offline mode is switched on before the native library is
  * loaded, so DJL uses the CPU build bundled in its jar instead of downloading another flavour.
+ *
+ * <p>Thread-safe: any number of threads may encode and decode at once (the Rust tokenizer is
+ * immutable once built). {@link #close} waits for the calls in flight; afterwards they throw
+ * {@link IllegalStateException}, and closing again does nothing.
  */
 public final class Tokenizer implements AutoCloseable {
     private static final Logger LOG = LoggerFactory.getLogger(Tokenizer.class);
@@ -92,7 +98,9 @@ public final class Tokenizer implements AutoCloseable {
     private final OptionalLong unknown;
     private final SpecialTokens single;
     private final SpecialTokens pair;
-    private boolean closed;
+    /** Encoding and decoding share it; close() takes it exclusively, so it never frees a tokenizer in use. */
+    private final ReentrantReadWriteLock lock = new ReentrantReadWriteLock();
+    private volatile boolean closed;
 
     private Tokenizer(HuggingFaceTokenizer tokenizer, Path source, OptionalLong bos,
             OptionalLong eos, OptionalLong pad, OptionalLong mask, OptionalLong unknown, Boolean configAddBos,
@@ -217,7 +225,10 @@ public final class Tokenizer implements AutoCloseable {
      */
     public long[] encode(String text, boolean addSpecialTokens) {
         Objects.requireNonNull(text, "text");
-        ensureOpen();
+        return inUse(() -> encodeOpen(text, addSpecialTokens));
+    }
+
+    private long[] encodeOpen(String text, boolean addSpecialTokens) {
         if (!addSpecialTokens) {
             return tokenizer.encode(text, false, false).getIds();
         }
@@ -270,18 +281,12 @@ public final class Tokenizer implements AutoCloseable {
     /** The text of {@code ids}; {@code skipSpecial} drops BOS/EOS/PAD and other special tokens. */
     public String decode(long[] ids, boolean skipSpecial) {
         Objects.requireNonNull(ids, "ids");
-        ensureOpen();
-        if (ids.length == 0) {
-            return "";
-        }
-        return tokenizer.decode(ids, skipSpecial);
+        return inUse(() -> ids.length == 0 ? "" : tokenizer.decode(ids, skipSpecial));
     }
 
     /** The string pieces of {@code text} (no special tokens), for diagnostics. */
     public String[] tokens(String text) {
-        ensureOpen();
-        Encoding encoding = tokenizer.encode(text, false, false);
-        return encoding.getTokens();
+        return inUse(() -> tokenizer.encode(text, false, false).getTokens());
     }
 
     public OptionalLong bosTokenId() {
@@ -316,17 +321,31 @@ public final class Tokenizer implements AutoCloseable {
         return source;
     }
 
+    /** Frees the native tokenizer once the calls in flight have returned; idempotent. */
     @Override
     public void close() {
-        if (!closed) {
-            closed = true;
-            tokenizer.close();
+        lock.writeLock().lock();
+        try {
+            if (!closed) {
+                closed = true;
+                tokenizer.close();
+            }
+        } finally {
+            lock.writeLock().unlock();
         }
     }
 
-    private void ensureOpen() {
-        if (closed) {
-            throw new IllegalStateException("tokenizer " + source + " is closed");
+    /** Runs body on the open tokenizer; close() waits for it. */
+    private <T> T inUse(Supplier<T> body) {
+        lock.readLock().lock();
+        try {
+            if (closed) {
+                throw new IllegalStateException("tokenizer " + source + " is closed; load the model (or the"
+                        + " tokenizer) again");
+            }
+            return body.get();
+        } finally {
+            lock.readLock().unlock();
         }
     }
 

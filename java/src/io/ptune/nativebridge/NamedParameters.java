@@ -29,47 +29,57 @@ final class NamedParameters {
 
     private final Access access;
     private final String what;
+    private final HandleGuard guard;
 
-    /** @param what how error messages name a parameter, e.g. "parameter" */
-    NamedParameters(Access access, String what) {
+    /**
+     * @param what how error messages name a parameter, e.g. "parameter"
+     * @param guard the owner's guard: reads share the object, a write has it to itself
+     */
+    NamedParameters(Access access, String what, HandleGuard guard) {
         this.access = access;
         this.what = what;
+        this.guard = guard;
     }
 
     /** Names in the native object's order. */
     List<String> names() {
-        long n = access.count();
-        List<String> names = new ArrayList<>();
-        for (long i = 0; i < n; i++) {
-            long index = i;
-            names.add(NativeCalls.call(() -> access.name(index)));
-        }
-        return List.copyOf(names);
+        return NativeCalls.call(() -> {
+            long n = access.count();
+            List<String> names = new ArrayList<>();
+            for (long i = 0; i < n; i++) {
+                names.add(access.name(i));
+            }
+            return List.copyOf(names);
+        }, guard.shared());
     }
 
     long[] shape(String name) {
         long[] dims = new long[4];
-        int rank = Math.toIntExact(NativeCalls.call(() -> access.shape(name, dims)));
+        int rank = Math.toIntExact(NativeCalls.call(() -> access.shape(name, dims), guard.shared()));
         return Arrays.copyOf(dims, rank);
     }
 
     int numel(String name) {
-        return Math.toIntExact(NativeCalls.call(() -> access.numel(name)));
+        return Math.toIntExact(NativeCalls.call(() -> access.numel(name), guard.shared()));
     }
 
     float[] read(String name) {
-        float[] out = new float[numel(name)];
-        NativeCalls.run(() -> access.read(name, out));
-        return out;
+        return NativeCalls.call(() -> {
+            float[] out = new float[Math.toIntExact(access.numel(name))];
+            access.read(name, out);
+            return out;
+        }, guard.shared());
     }
 
     /** @throws PtuneException if values is null or not the parameter's size */
     void write(String name, float[] values) {
-        int numel = numel(name);
-        if (values == null || values.length != numel) {
-            throw new PtuneException(what + " '" + name + "' holds " + numel + " values, got "
-                    + (values == null ? "null" : values.length));
-        }
-        NativeCalls.run(() -> access.write(name, values));
+        NativeCalls.run(() -> {
+            long numel = access.numel(name);
+            if (values == null || values.length != numel) {
+                throw new PtuneException(what + " '" + name + "' holds " + numel + " values, got "
+                        + (values == null ? "null" : values.length));
+            }
+            access.write(name, values);
+        }, guard.exclusive());
     }
 }

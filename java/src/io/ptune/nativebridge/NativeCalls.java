@@ -8,6 +8,10 @@ import org.bytedeco.javacpp.Loader;
 /** Loads the native library once and turns native failures into {@link PtuneException}. */
 final class NativeCalls {
     private static volatile boolean loaded;
+    /** The intra-op thread count ptune chose (0: libtorch's own), applied to every calling thread. */
+    private static volatile int threads;
+    /** The count applied to the current thread (libtorch's OpenMP pool is configured per thread). */
+    private static final ThreadLocal<int[]> APPLIED_THREADS = ThreadLocal.withInitial(() -> new int[1]);
 
     private NativeCalls() {}
 
@@ -60,6 +64,12 @@ final class NativeCalls {
         setThreads(threads);
     }
 
+    /**
+     * Sets the intra-op thread count for every thread that calls the native core from now on.
+     * libtorch's OpenMP backend keeps the count per thread (a thread takes the process-wide value
+     * on its first parallel operation, and keeps it), so the count is also applied to each calling
+     * thread before its next native call (see {@link #call}).
+     */
     static void setThreads(int threads) {
         if (threads < 1 || threads > NativeThreads.MAX_THREADS) {
             throw new PtuneException("the thread count (ptune.threads / PTUNE_THREADS / --threads) must be between 1"
@@ -69,6 +79,20 @@ final class NativeCalls {
             PtuneNative.setIntraOpThreads(threads);
         } catch (RuntimeException e) {
             throw new PtuneException(e.getMessage(), e);
+        }
+        NativeCalls.threads = threads;
+        APPLIED_THREADS.get()[0] = threads;
+    }
+
+    /** Gives the calling thread the count {@link #setThreads} chose, if it has another. */
+    private static void applyThreads() {
+        int wanted = threads;
+        if (wanted > 0) {
+            int[] applied = APPLIED_THREADS.get();
+            if (applied[0] != wanted) {
+                PtuneNative.setIntraOpThreads(wanted);
+                applied[0] = wanted;
+            }
         }
     }
 
@@ -86,6 +110,7 @@ final class NativeCalls {
     static <T> T call(Supplier<T> body) {
         ensureLoaded();
         try {
+            applyThreads();
             return body.get();
         } catch (PtuneException e) {
             throw e;
@@ -103,6 +128,25 @@ final class NativeCalls {
             body.run();
             return null;
         });
+    }
+
+    /**
+     * Runs a native call on the objects of {@code uses} (see {@link HandleGuard#hold}): each is
+     * open and stays so until the call returns; exclusive uses have their object to themselves.
+     *
+     * @throws IllegalStateException naming the first object that is closed
+     */
+    static <T> T call(Supplier<T> body, HandleGuard.Use... uses) {
+        try (HandleGuard.Held held = HandleGuard.hold(uses)) {
+            return call(body);
+        }
+    }
+
+    /** {@link #call(Supplier, HandleGuard.Use...)} without a result. */
+    static void run(Runnable body, HandleGuard.Use... uses) {
+        try (HandleGuard.Held held = HandleGuard.hold(uses)) {
+            run(body);
+        }
     }
 
     static void requireLength(String name, long[] array, long expected) {

@@ -5,14 +5,19 @@ import java.util.List;
 
 /**
  * A native classification head (a linear head, a verbalizer or a soft verbalizer) in front of a
- * frozen {@link NativeModel}, optionally behind a {@link NativePrompt}. The model must stay open
- * while the classifier is used.
+ * frozen {@link NativeModel}, optionally behind a {@link NativePrompt}.
+ *
+ * <p>Thread-safe: {@link #scores} runs concurrently; writes, calibration and training steps have
+ * the head to themselves. {@link #close} waits for the calls in flight, after which every call
+ * throws {@link IllegalStateException}; scoring after the model was closed throws too.
  */
 public final class NativeClassifier implements AutoCloseable {
     private final PtuneNative.Classifier handle;
+    private final HandleGuard guard;
     private final NativeModel model;
     private final ClassifierSpecOptions spec;
     private final NamedParameters parameters;
+    private final int numClasses;
 
     /**
      * @param wordClass the class of each label word (verbalizers), or null for the linear head
@@ -35,21 +40,35 @@ public final class NativeClassifier implements AutoCloseable {
                     .multi_token(spec.multiToken().ordinal())
                     .seed(spec.seed());
             this.handle = NativeCalls.call(() -> new PtuneNative.Classifier(model.handle(), s, wordClass, wordOffsets,
-                    wordTokens, words));
+                    wordTokens, words), model.guard().shared());
         }
-        this.parameters = new NamedParameters(parameterAccess(handle), "classifier parameter");
+        this.numClasses = Math.toIntExact(handle.numClasses());
+        this.guard = new HandleGuard(HandleGuard.Kind.CLASSIFIER, "classification head (" + spec.head().name()
+                .toLowerCase(java.util.Locale.ROOT) + ", " + numClasses + " classes)", "create or load the classifier again");
+        this.parameters = new NamedParameters(parameterAccess(handle), "classifier parameter", guard);
     }
 
     public ClassifierSpecOptions spec() {
         return spec;
     }
 
+    /** The handle, for a call that holds {@link #guard}. */
     PtuneNative.Classifier handle() {
         return handle;
     }
 
+    HandleGuard guard() {
+        return guard;
+    }
+
+    /** Whether {@link #close} was called. */
+    public boolean isClosed() {
+        return guard.isClosed();
+    }
+
     public int numClasses() {
-        return Math.toIntExact(handle.numClasses());
+        guard.ensureOpen();
+        return numClasses;
     }
 
     public List<String> parameterNames() {
@@ -85,7 +104,9 @@ public final class NativeClassifier implements AutoCloseable {
 
             @Override
             public String name(long index) {
-                return handle.parameterName(index).getString();
+                try (org.bytedeco.javacpp.BytePointer name = handle.parameterName(index)) {
+                    return name.getString();
+                }
             }
 
             @Override
@@ -123,7 +144,8 @@ public final class NativeClassifier implements AutoCloseable {
         }
         float[] out = new float[Math.multiplyExact(B, numClasses())];
         PtuneNative.PromptModel p = prompt == null ? null : prompt.handle();
-        NativeCalls.run(() -> handle.scores(p, ids, mask, tokenTypes, slots, B, T, out));
+        NativeCalls.run(() -> handle.scores(p, ids, mask, tokenTypes, slots, B, T, out), model.guard().shared(),
+                guard.shared(), prompt == null ? null : prompt.guard().shared());
         return out;
     }
 
@@ -132,15 +154,17 @@ public final class NativeClassifier implements AutoCloseable {
         NativeCalls.requireLength("ids", ids, (long) B * T);
         NativeCalls.requireLength("slots", slots, B);
         PtuneNative.PromptModel p = prompt == null ? null : prompt.handle();
-        NativeCalls.run(() -> handle.calibrate(p, ids, mask, slots, B, T));
+        NativeCalls.run(() -> handle.calibrate(p, ids, mask, slots, B, T), model.guard().shared(), guard.exclusive(),
+                prompt == null ? null : prompt.guard().shared());
     }
 
     public void clearCalibration() {
-        NativeCalls.run(handle::clearCalibration);
+        NativeCalls.run(handle::clearCalibration, guard.exclusive());
     }
 
+    /** Frees the head; idempotent. */
     @Override
     public void close() {
-        handle.close();
+        guard.close(handle::close);
     }
 }

@@ -2,18 +2,38 @@ package io.ptune.nativebridge;
 
 import java.nio.file.Path;
 
-/** A frozen model (any family) held by the native core. Close it to free its weights. */
+/**
+ * A frozen model (any family) held by the native core. Close it to free its weights.
+ *
+ * <p>Thread-safe: any number of threads may compute with it at once (each call has its own
+ * activations, KV cache and sampling generator; the weights are only read). {@link #close} waits
+ * for the calls in flight; afterwards every call throws {@link IllegalStateException}. Prompts,
+ * classifiers and trainers made from it hold a native reference to its weights, so closing it
+ * first never leaves them with freed memory: their own parameters stay readable, and what would
+ * run the model throws.
+ */
 public final class NativeModel implements AutoCloseable {
     private final PtuneNative.Model handle;
+    private final HandleGuard guard;
     private final int vocabSize;
     private final int hiddenSize;
     private final int numLayers;
+    private final int numKeyValueHeads;
+    private final int headDim;
+    private final boolean causal;
+    private final boolean lmHead;
 
-    private NativeModel(PtuneNative.Model handle) {
+    private NativeModel(PtuneNative.Model handle, String name) {
         this.handle = handle;
+        this.guard = new HandleGuard(HandleGuard.Kind.MODEL, "model " + name,
+                "load it again (Model.load) and create prompts, classifiers and trainers from the new instance");
         this.vocabSize = Math.toIntExact(handle.vocabSize());
         this.hiddenSize = Math.toIntExact(handle.hiddenSize());
         this.numLayers = Math.toIntExact(handle.numLayers());
+        this.numKeyValueHeads = Math.toIntExact(handle.numKeyValueHeads());
+        this.headDim = Math.toIntExact(handle.headDim());
+        this.causal = handle.isCausal();
+        this.lmHead = handle.hasLmHead();
     }
 
     /** Reads model.safetensors (or the shards of model.safetensors.index.json) in modelDir. */
@@ -45,7 +65,7 @@ public final class NativeModel implements AutoCloseable {
                     .first_window_layer(spec.firstWindowLayer())
                     .type_vocab_size(spec.typeVocabSize());
             String dir = modelDir.toAbsolutePath().toString();
-            return NativeCalls.call(() -> new NativeModel(new PtuneNative.Model(dir, config)));
+            return NativeCalls.call(() -> new NativeModel(new PtuneNative.Model(dir, config), dir));
         }
     }
 
@@ -67,12 +87,12 @@ public final class NativeModel implements AutoCloseable {
 
     /** Decoders attend causally and can generate; encoders (BERT) attend both ways. */
     public boolean isCausal() {
-        return handle.isCausal();
+        return causal;
     }
 
     /** Whether {@link #logits} exists: a decoder's LM head or an encoder's MLM head. */
     public boolean hasLmHead() {
-        return handle.hasLmHead();
+        return lmHead;
     }
 
     public int vocabSize() {
@@ -88,21 +108,31 @@ public final class NativeModel implements AutoCloseable {
     }
 
     public int numKeyValueHeads() {
-        return Math.toIntExact(handle.numKeyValueHeads());
+        return numKeyValueHeads;
     }
 
     public int headDim() {
-        return Math.toIntExact(handle.headDim());
+        return headDim;
     }
 
+    /** Whether {@link #close} was called. */
+    public boolean isClosed() {
+        return guard.isClosed();
+    }
+
+    /** The handle, for a call that holds {@link #guard}. */
     PtuneNative.Model handle() {
         return handle;
+    }
+
+    HandleGuard guard() {
+        return guard;
     }
 
     /** Rows of the input embedding table: (n, C) row-major. */
     public float[] embed(long[] ids) {
         float[] out = new float[Math.multiplyExact(ids.length, hiddenSize)];
-        NativeCalls.run(() -> handle.embed(ids, ids.length, out));
+        NativeCalls.run(() -> handle.embed(ids, ids.length, out), guard.shared());
         return out;
     }
 
@@ -130,10 +160,11 @@ public final class NativeModel implements AutoCloseable {
         int virtual = prompt == null ? 0 : prompt.inputVirtualTokens();
         float[] out = new float[Math.toIntExact((long) B * (virtual + T) * width)];
         PtuneNative.PromptModel p = prompt == null ? null : prompt.handle();
+        HandleGuard.Use promptUse = prompt == null ? null : prompt.guard().shared();
         if (logits) {
-            NativeCalls.run(() -> handle.logits(p, ids, mask, tokenTypes, B, T, out));
+            NativeCalls.run(() -> handle.logits(p, ids, mask, tokenTypes, B, T, out), guard.shared(), promptUse);
         } else {
-            NativeCalls.run(() -> handle.hiddenStates(p, ids, mask, tokenTypes, B, T, out));
+            NativeCalls.run(() -> handle.hiddenStates(p, ids, mask, tokenTypes, B, T, out), guard.shared(), promptUse);
         }
         return out;
     }
@@ -161,7 +192,8 @@ public final class NativeModel implements AutoCloseable {
                     .seed(options.seed())
                     .pad_token_id(options.padTokenId());
             NativeCalls.run(() ->
-                    handle.generate(p, ids, mask, B, T, eosIds, eosIds.length, nativeOptions, tokens, lengths));
+                    handle.generate(p, ids, mask, B, T, eosIds, eosIds.length, nativeOptions, tokens, lengths),
+                    guard.shared(), prompt == null ? null : prompt.guard().shared());
         }
         long[][] rows = new long[B][];
         for (int b = 0; b < B; b++) {
@@ -170,8 +202,9 @@ public final class NativeModel implements AutoCloseable {
         return rows;
     }
 
+    /** Frees the weights (once prompts, classifiers and trainers made from it are closed too); idempotent. */
     @Override
     public void close() {
-        handle.close();
+        guard.close(handle::close);
     }
 }

@@ -21,7 +21,14 @@ import org.slf4j.LoggerFactory;
  * {@code generator.0.weight}, composite blocks {@code block.0}, {@code block.1}, …, and after
  * {@link #unfreezeTopLayers} the layer weights as named in the checkpoint), each trainable or
  * frozen with its own learning rate. Owns native memory; close it when done. The model is
- * borrowed and must stay open.
+ * borrowed and must stay open to compute with the prompt; a prompt whose model was closed keeps
+ * the model's native weights alive until it is closed itself, its parameters stay readable, and
+ * whatever would run the model throws {@link IllegalStateException}.
+ *
+ * <p>Thread-safe: several threads may generate or compute logits with one prompt at once; a call
+ * that changes it (writing a parameter, a training step) waits for them and they for it. After
+ * {@link #close} (idempotent) every method that needs the parameters throws
+ * {@link IllegalStateException}.
  *
  * <p>Create one with {@link #create} (initialised as the config says), load one with
  * {@code PromptAdapter.load}, or wrap fixed values with {@link #fixed}.
@@ -40,9 +47,9 @@ public final class PromptModule implements ModelPrompt, AutoCloseable {
     private final Model model;
     private final PromptMethodConfig config;
     private final NativePrompt handle;
-    private int unfrozenLayers;
-    private double layerLearningRate;
-    private boolean closed;
+    private volatile int unfrozenLayers;
+    private volatile double layerLearningRate;
+    private volatile boolean closed;
 
     private PromptModule(Model model, PromptMethodConfig config, NativePrompt handle) {
         this.model = model;
@@ -260,7 +267,7 @@ public final class PromptModule implements ModelPrompt, AutoCloseable {
      * {@code learningRate} (the model's own weights and files are untouched; other prompts on the
      * same model do not see the change). Once per module.
      */
-    public void unfreezeTopLayers(int layers, double learningRate) {
+    public synchronized void unfreezeTopLayers(int layers, double learningRate) {
         ensureOpen();
         int total = model.architecture().numLayers();
         if (layers < 1 || layers > total) {
@@ -340,17 +347,17 @@ public final class PromptModule implements ModelPrompt, AutoCloseable {
         return handle;
     }
 
+    /** Frees the parameters after the calls in flight have returned; idempotent. */
     @Override
     public void close() {
-        if (!closed) {
-            closed = true;
-            handle.close();
-        }
+        closed = true;
+        handle.close();
     }
 
     private void ensureOpen() {
         if (closed) {
-            throw new IllegalStateException("prompt module is closed");
+            throw new IllegalStateException("prompt (" + config.method().cliName() + ", " + numVirtualTokens()
+                    + " virtual tokens) is closed; create or load it again");
         }
     }
 

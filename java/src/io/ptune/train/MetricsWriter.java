@@ -21,6 +21,7 @@ import java.util.List;
 public final class MetricsWriter implements TrainingListener, AutoCloseable {
     private final Path file;
     private final BufferedWriter writer;
+    private volatile boolean closed;
 
     /** Creates or truncates {@code file} (and its parent directories). */
     public MetricsWriter(Path file) {
@@ -92,6 +93,9 @@ public final class MetricsWriter implements TrainingListener, AutoCloseable {
     }
 
     private void writeLine(String line) {
+        if (closed) {
+            throw new IllegalStateException("metrics file " + file + " is closed");
+        }
         try {
             writer.write(line);
             writer.newLine();
@@ -103,6 +107,10 @@ public final class MetricsWriter implements TrainingListener, AutoCloseable {
 
     @Override
     public void close() {
+        if (closed) {
+            return;
+        }
+        closed = true;
         try {
             writer.close();
         } catch (IOException e) {

@@ -49,6 +49,11 @@ import org.slf4j.LoggerFactory;
  * {@code gradAccum} calls, clipping, AdamW and the learning-rate schedule. The model is borrowed,
  * not owned; the prompt is owned when the trainer created it ({@link #create}).
  *
+ * <p>Other threads may use the same model (with other prompts) while this trains: a step changes
+ * only this prompt's parameters, and the second stage's unfrozen layers are the prompt's own
+ * copies (see {@link Model}). {@link #close} from another thread waits for the step in flight;
+ * the training then stops with an {@link IllegalStateException}.
+ *
  * <pre>{@code
  * try (Model model = Model.load(dir);
  *      Trainer trainer = Trainer.create(model, promptConfig, trainingConfig, data)) {
@@ -81,7 +86,7 @@ public final class Trainer implements AutoCloseable {
     private long checkpointEvery;
     private int checkpointsKept;
     private boolean trained;
-    private boolean closed;
+    private volatile boolean closed;
 
     /**
      * Prepares training of {@code prompt}'s trainable parameters on {@code data}: tokenises the
@@ -632,7 +637,7 @@ public final class Trainer implements AutoCloseable {
 
     private void ensureOpen() {
         if (closed) {
-            throw new IllegalStateException("trainer is closed");
+            throw new IllegalStateException("trainer is closed; create a new one (Trainer.create or Trainer.resume)");
         }
     }
 
