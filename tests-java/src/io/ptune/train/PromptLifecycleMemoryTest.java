@@ -1,5 +1,6 @@
 package io.ptune.train;
 
+import static io.ptune.TestPaths.KERNEL_INDEPENDENT;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
@@ -18,6 +19,7 @@ import java.util.List;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.condition.DisabledIfSystemProperty;
 
 /**
  * Native memory is freed when prompts and trainers close: 1,000 cycles of (create a prompt, train
@@ -27,8 +29,9 @@ import org.junit.jupiter.api.Test;
  * About 30 s on a small machine.
  *
  * <p>It runs under the first (as-given) kernel configuration only: memory does not depend on the
- * kernels. Surefire's other executions set {@code ptune.kernel.config} to their name.
+ * kernels ({@link io.ptune.TestPaths#KERNEL_INDEPENDENT}).
  */
+@DisabledIfSystemProperty(named = "ptune.kernel", matches = KERNEL_INDEPENDENT, disabledReason = "runs in as-given only")
 class PromptLifecycleMemoryTest {
     private static final int WARM_UP = 300;
     private static final int CYCLES = 1000;
@@ -43,9 +46,6 @@ class PromptLifecycleMemoryTest {
 
     @Test
     void createTrainOneStepAndCloseAThousandTimesKeepsResidentMemoryFlat() {
-        String configuration = System.getProperty("ptune.kernel.config", "as-given");
-        assumeTrue("as-given".equals(configuration), "memory does not depend on the kernels; runs as-given only, not "
-                + configuration);
         // Short examples: the step is not what is measured.
         AlpacaDataset data = new AlpacaDataset(Path.of("inline"), List.of(
                 new AlpacaExample("Tell a story.", "", "Once upon a time, a dog ran home."),
