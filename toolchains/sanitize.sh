@@ -6,8 +6,8 @@
 # suite once, with the machine's own kernels. Any sanitizer report stops the binary with a
 # non-zero exit, as does a failing test. The log is target/native-asan/sanitize.log, the Google
 # Test report target/native-asan/report.xml. libtorch, OpenBLAS and libgomp are not instrumented:
-# the few reports they cause are suppressed in toolchains/sanitizers/ (each entry says why);
-# nothing of ptune's own code is suppressed.
+# reports raised inside them alone may be suppressed in toolchains/sanitizers/ (each entry says
+# why; none is needed today); nothing of ptune's own code is ever suppressed.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 root="$(dirname "$here")"
