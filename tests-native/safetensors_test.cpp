@@ -296,6 +296,246 @@ TEST_F(SafetensorsTest, MissingWeightAndMissingFiles) {
   EXPECT_NE(not_dir.find("not a directory"), std::string::npos) << not_dir;
 }
 
+// Hostile files (tests-native/fuzz/ fuzzes the same parser): each must fail with one clear
+// ptune::Error naming the file, never crash, allocate without bound or throw another type.
+
+TEST_F(SafetensorsTest, HeaderLengthTwoToThe63) {
+  std::string bytes = safetensorsBytes("{}", "");
+  for (int i = 0; i < 7; ++i) bytes[static_cast<size_t>(i)] = '\0';
+  bytes[7] = static_cast<char>(0x80);  // 2^63, little-endian
+  const std::string path = write("two63.safetensors", bytes);
+  const std::string message = openError(path);
+  EXPECT_NE(message.find(path), std::string::npos) << message;
+  EXPECT_NE(message.find("header length 9223372036854775808 exceeds the file size 10"),
+            std::string::npos)
+      << message;
+}
+
+TEST_F(SafetensorsTest, HeaderLengthOverTheFormatLimit) {
+  // A sparse file of 100 MB + 16 bytes whose header length claims all of it: within the file, but
+  // over the reference implementation's 100 MB limit, so it is refused before any parsing.
+  const uint64_t len = ptune::io::kMaxSafetensorsHeaderBytes + 8;
+  std::string prefix(8, '\0');
+  for (int i = 0; i < 8; ++i) prefix[static_cast<size_t>(i)] = static_cast<char>((len >> (8 * i)) & 0xff);
+  const std::string path = write("huge.safetensors", prefix);
+  fs::resize_file(path, len + 8);
+  const std::string message = openError(path);
+  EXPECT_NE(message.find(path), std::string::npos) << message;
+  EXPECT_NE(message.find("header length 100000008 is over the format's limit of 100000000 bytes"),
+            std::string::npos)
+      << message;
+}
+
+TEST_F(SafetensorsTest, OverlappingOffsets) {
+  const std::string path = write(
+      "overlap.safetensors",
+      safetensorsBytes(R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},)"
+                       R"("b":{"dtype":"F32","shape":[2],"data_offsets":[4,12]}})",
+                       std::string(12, '\0')));
+  const std::string message = openError(path);
+  EXPECT_NE(message.find(path), std::string::npos) << message;
+  EXPECT_NE(message.find("tensors 'a' [0, 8] and 'b' [4, 12] overlap in the data section"),
+            std::string::npos)
+      << message;
+  // The same bytes twice under two names is an overlap too; empty tensors overlap nothing.
+  const std::string same = write(
+      "same.safetensors",
+      safetensorsBytes(R"({"a":{"dtype":"I32","shape":[1],"data_offsets":[0,4]},)"
+                       R"("e":{"dtype":"F32","shape":[0],"data_offsets":[0,0]},)"
+                       R"("z":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}})",
+                       std::string(4, '\0')));
+  EXPECT_NE(openError(same).find("tensors 'a' [0, 4] and 'z' [0, 4] overlap"), std::string::npos)
+      << openError(same);
+}
+
+TEST_F(SafetensorsTest, OffsetsPastTheEndOfTheFile) {
+  // An end offset of 2^64 - 1 must not wrap around in any bounds arithmetic.
+  const std::string path = write(
+      "far.safetensors",
+      safetensorsBytes(R"({"w":{"dtype":"F32","shape":[1],"data_offsets":[18446744073709551612,18446744073709551615]}})",
+                       std::string(4, '\0')));
+  const std::string message = openError(path);
+  EXPECT_NE(message.find(path), std::string::npos) << message;
+  EXPECT_NE(message.find("tensor 'w' data_offsets [18446744073709551612, 18446744073709551615] "
+                         "fall outside the 4 data bytes"),
+            std::string::npos)
+      << message;
+  for (const char* offsets : {"[0]", "[0,4,8]", "[-4,0]", "[0,4.0]", "{\"begin\":0}", "\"0,4\""}) {
+    const std::string bad = write(
+        "offsets.safetensors",
+        safetensorsBytes(std::string(R"({"w":{"dtype":"F32","shape":[1],"data_offsets":)") +
+                             offsets + "}}",
+                         std::string(4, '\0')));
+    EXPECT_NE(openError(bad).find("tensor 'w' has invalid data_offsets: expected [begin, end]"),
+              std::string::npos)
+        << offsets << ": " << openError(bad);
+  }
+}
+
+TEST_F(SafetensorsTest, DtypeThatIsNotADtype) {
+  for (const char* dtype : {R"("f32")", R"("")", R"("F32 ")", R"("U8")"}) {
+    const std::string path = write(
+        "dtype.safetensors",
+        safetensorsBytes(std::string(R"({"q":{"dtype":)") + dtype +
+                             R"(,"shape":[4],"data_offsets":[0,4]}})",
+                         std::string(4, '\0')));
+    const std::string message = openError(path);
+    EXPECT_NE(message.find(path + ": tensor 'q' has dtype "), std::string::npos) << message;
+    EXPECT_NE(message.find("which ptune does not read"), std::string::npos) << message;
+  }
+  for (const char* dtype : {"7", "null", R"(["F32"])", R"({"F32":1})"}) {
+    const std::string path = write(
+        "dtype.safetensors",
+        safetensorsBytes(std::string(R"({"q":{"dtype":)") + dtype +
+                             R"(,"shape":[1],"data_offsets":[0,4]}})",
+                         std::string(4, '\0')));
+    EXPECT_NE(openError(path).find("tensor 'q' has a dtype that is not a string"),
+              std::string::npos)
+        << dtype << ": " << openError(path);
+  }
+}
+
+TEST_F(SafetensorsTest, HeaderThatIsNotUtf8) {
+  // 0xff never occurs in UTF-8; a lone surrogate escape is no character either.
+  for (const std::string& name : {std::string("\xff\xfe"), std::string("a\xc3"), std::string("\\ud800")}) {
+    const std::string path = write(
+        "utf8.safetensors",
+        safetensorsBytes("{\"" + name + R"(":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}})",
+                         std::string(4, '\0')));
+    const std::string message = openError(path);
+    EXPECT_NE(message.find(path + ": header is not valid JSON"), std::string::npos) << message;
+    // The message is printable ASCII whatever bytes the file holds.
+    for (const char c : message) {
+      EXPECT_TRUE(c >= 0x20 && c < 0x7f) << "byte " << static_cast<int>(static_cast<unsigned char>(c))
+                                         << " in: " << message;
+    }
+  }
+  const std::string bad_byte = write(
+      "utf8.safetensors",
+      safetensorsBytes("{\"\xff\":{}}", std::string()));
+  EXPECT_NE(openError(bad_byte).find("ill-formed UTF-8"), std::string::npos) << openError(bad_byte);
+}
+
+TEST_F(SafetensorsTest, HeaderThatIsNotAJsonObject) {
+  for (const char* header : {"", "not json", "{\"a\":", "{} {}", "\x01\x02\x03"}) {
+    const std::string path = write("json.safetensors", safetensorsBytes(header, ""));
+    EXPECT_NE(openError(path).find(path + ": header is not valid JSON"), std::string::npos)
+        << openError(path);
+  }
+  for (const auto& [header, type] : std::vector<std::pair<std::string, std::string>>{
+           {"[1, 2]", "array"}, {"\"x\"", "string"}, {"42", "number"}, {"null", "null"}}) {
+    const std::string path = write("json.safetensors", safetensorsBytes(header, ""));
+    EXPECT_NE(openError(path).find("header must be a JSON object, not " + type), std::string::npos)
+        << openError(path);
+  }
+  const std::string entry = write("entry.safetensors", safetensorsBytes(R"({"w":[1,2,3]})", ""));
+  EXPECT_NE(openError(entry).find("tensor 'w' lacks dtype, shape or data_offsets"),
+            std::string::npos)
+      << openError(entry);
+}
+
+TEST_F(SafetensorsTest, DuplicatedTensorName) {
+  const std::string path = write(
+      "dup.safetensors",
+      safetensorsBytes(R"({"w":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},)"
+                       R"("w":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}})",
+                       std::string(8, '\0')));
+  EXPECT_NE(openError(path).find("tensor 'w' appears twice in the header"), std::string::npos)
+      << openError(path);
+  // Keys of the same name inside different tensors' entries are not duplicates.
+  const std::string fine = write(
+      "fine.safetensors",
+      safetensorsBytes(R"({"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},)"
+                       R"("b":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}})",
+                       std::string(8, '\0')));
+  EXPECT_EQ(SafetensorsFile(fine).names(), (std::vector<std::string>{"a", "b"}));
+}
+
+TEST_F(SafetensorsTest, ShapeThatIsNotAListOfSizes) {
+  for (const auto& [shape, problem] : std::vector<std::pair<std::string, std::string>>{
+           {"4", "has a shape that is not a list (number)"},
+           {R"({"0":4})", "has a shape that is not a list (object)"},
+           {"[-1]", "dimension 0 is -1, not a non-negative integer"},
+           {"[2,2.5]", "dimension 1 is 2.5, not a non-negative integer"},
+           {"[[4]]", "dimension 0 is array, not a non-negative integer"},
+           {"[9223372036854775808]", "dimension 0 is 9223372036854775808, not a non-negative"}}) {
+    const std::string path = write(
+        "shape.safetensors",
+        safetensorsBytes(R"({"w":{"dtype":"F32","shape":)" + shape + R"(,"data_offsets":[0,4]}})",
+                         std::string(4, '\0')));
+    EXPECT_EQ(openError(path).rfind(path + ": tensor 'w' ", 0), 0u) << openError(path);
+    EXPECT_NE(openError(path).find(problem), std::string::npos) << shape << ": " << openError(path);
+  }
+}
+
+TEST_F(SafetensorsTest, ShapeProductOverflow) {
+  // 2^62 x 4 elements wrap to 0 in 64 bits: a wrapped count would match the empty data_offsets,
+  // and the file would then claim a tensor of 2^64 elements.
+  const std::string path = write(
+      "overflow.safetensors",
+      safetensorsBytes(R"({"w":{"dtype":"F32","shape":[4611686018427387904,4],"data_offsets":[0,0]}})",
+                       ""));
+  const std::string message = openError(path);
+  EXPECT_NE(message.find(path), std::string::npos) << message;
+  EXPECT_NE(message.find("tensor 'w' has shape [4611686018427387904,4]... whose element count "
+                         "overflows 64-bit integers"),
+            std::string::npos)
+      << message;
+  // A zero dimension does not excuse the others: the strides of [0, 2^62, 4] overflow as well.
+  const std::string strides = write(
+      "strides.safetensors",
+      safetensorsBytes(R"({"w":{"dtype":"F32","shape":[0,4611686018427387904,4],"data_offsets":[0,0]}})",
+                       ""));
+  EXPECT_NE(openError(strides).find("overflows 64-bit integers"), std::string::npos)
+      << openError(strides);
+  // 2^61 F64 elements fit in int64, their 2^64 bytes do not.
+  const std::string bytes = write(
+      "bytes.safetensors",
+      safetensorsBytes(R"({"w":{"dtype":"F64","shape":[2305843009213693952],"data_offsets":[0,0]}})",
+                       ""));
+  EXPECT_NE(openError(bytes).find("tensor 'w' has shape [2305843009213693952] whose byte count "
+                                  "overflows 64-bit integers"),
+            std::string::npos)
+      << openError(bytes);
+  // Empty tensors with a zero dimension are fine and load as empty tensors.
+  const std::string empty = write(
+      "empty.safetensors",
+      safetensorsBytes(R"({"e":{"dtype":"BF16","shape":[3,0,1000000],"data_offsets":[0,0]}})", ""));
+  const at::Tensor e = SafetensorsFile(empty).tensor("e");
+  EXPECT_EQ(e.sizes().vec(), (std::vector<int64_t>{3, 0, 1000000}));
+  EXPECT_EQ(e.scalar_type(), at::kBFloat16);
+}
+
+TEST_F(SafetensorsTest, IndexWithAShardThatIsNotAFileName) {
+  write("model.safetensors.index.json", R"({"weight_map":{"a":7}})");
+  const std::string message = thrownMessage<ptune::Error>([&] { WeightStore store(dir_); });
+  EXPECT_NE(message.find("model.safetensors.index.json: weight_map entry 'a' must name a shard "
+                         "file (a string), not number"),
+            std::string::npos)
+      << message;
+}
+
+TEST_F(SafetensorsTest, FuzzSeedCorpusParsesOrFailsClearly) {
+  // The fuzzer's committed seeds (tests-native/fuzz/corpus/): valid-* open, bad-* fail with a
+  // ptune::Error naming the file; crashes the fuzzer once found are added here as bad-* too.
+  const fs::path corpus = fs::path(PTUNE_GOLDEN_DIR) / ".." / "fuzz" / "corpus";
+  int valid = 0, bad = 0;
+  for (const auto& entry : fs::directory_iterator(corpus)) {
+    const std::string name = entry.path().filename().string();
+    const std::string path = entry.path().string();
+    if (name.rfind("valid-", 0) == 0) {
+      EXPECT_NO_THROW(SafetensorsFile file(path)) << name;
+      ++valid;
+    } else {
+      ASSERT_EQ(name.rfind("bad-", 0), 0u) << "seed names start with valid- or bad-: " << name;
+      EXPECT_EQ(openError(path).rfind(path + ": ", 0), 0u) << name << ": " << openError(path);
+      ++bad;
+    }
+  }
+  EXPECT_GE(valid, 3);
+  EXPECT_GE(bad, 10);
+}
+
 TEST_F(SafetensorsTest, RealStoriesCheckpointHasAllWeights) {
   const WeightStore store(ptune_test::kStoriesDir);
   EXPECT_TRUE(store.contains("model.embed_tokens.weight"));

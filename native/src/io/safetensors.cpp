@@ -21,20 +21,16 @@ namespace {
 namespace fs = std::filesystem;
 using nlohmann::json;
 
-struct DtypeInfo {
-  at::ScalarType type;
-  size_t bytes;
-};
-
-DtypeInfo parseDtype(const std::string& name, const std::string& tensor, const std::string& path) {
-  if (name == "F32") return {at::kFloat, 4};
-  if (name == "F16") return {at::kHalf, 2};
-  if (name == "BF16") return {at::kBFloat16, 2};
-  if (name == "F64") return {at::kDouble, 8};
-  if (name == "I64") return {at::kLong, 8};
-  if (name == "I32") return {at::kInt, 4};
-  throw Error(detail::concat(path, ": tensor '", tensor, "' has dtype ", name,
-                             ", which ptune does not read (supported: F32, F16, BF16, F64, I64, I32)"));
+at::ScalarType scalarType(StoredDtype dtype) {
+  switch (dtype) {
+    case StoredDtype::F32: return at::kFloat;
+    case StoredDtype::F16: return at::kHalf;
+    case StoredDtype::BF16: return at::kBFloat16;
+    case StoredDtype::F64: return at::kDouble;
+    case StoredDtype::I64: return at::kLong;
+    case StoredDtype::I32: return at::kInt;
+  }
+  throw Error("unknown safetensors dtype");  // unreachable: every enumerator is handled above
 }
 
 }  // namespace
@@ -63,75 +59,28 @@ MappedFile::~MappedFile() {
 }
 
 SafetensorsFile::SafetensorsFile(const std::string& path)
-    : file_(std::make_shared<MappedFile>(path)) {
-  const size_t size = file_->size();
-  PTUNE_CHECK(size >= 8, path, ": file is ", size,
-              " bytes, too short for a safetensors header (truncated download?)");
-  uint64_t header_len = 0;
-  std::memcpy(&header_len, file_->data(), 8);  // little-endian on every platform we build for
-  PTUNE_CHECK(header_len <= size - 8, path, ": header length ", header_len,
-              " exceeds the file size ", size, " (corrupt or truncated file)");
-  data_start_ = 8 + static_cast<size_t>(header_len);
-  const size_t data_size = size - data_start_;
-
-  json header;
-  try {
-    header = json::parse(file_->data() + 8, file_->data() + data_start_);
-  } catch (const json::exception& e) {
-    throw Error(detail::concat(path, ": header is not valid JSON (", e.what(),
-                               "); the file is corrupt, download it again"));
-  }
-  PTUNE_CHECK(header.is_object(), path, ": header must be a JSON object");
-
-  for (const auto& [name, value] : header.items()) {
-    if (name == "__metadata__") continue;
-    PTUNE_CHECK(value.is_object() && value.contains("dtype") && value.contains("shape") &&
-                    value.contains("data_offsets"),
-                path, ": tensor '", name, "' lacks dtype, shape or data_offsets");
-    Entry entry{};
-    const DtypeInfo dtype = parseDtype(value["dtype"].get<std::string>(), name, path);
-    entry.dtype = dtype.type;
-    size_t numel = 1;
-    for (const auto& dim : value["shape"]) {
-      PTUNE_CHECK(dim.is_number_integer() && dim.get<int64_t>() >= 0, path, ": tensor '", name,
-                  "' has an invalid shape ", value["shape"].dump());
-      entry.shape.push_back(dim.get<int64_t>());
-      numel *= static_cast<size_t>(dim.get<int64_t>());
-    }
-    const auto& offsets = value["data_offsets"];
-    PTUNE_CHECK(offsets.is_array() && offsets.size() == 2 && offsets[0].is_number_unsigned() &&
-                    offsets[1].is_number_unsigned(),
-                path, ": tensor '", name, "' has invalid data_offsets ", offsets.dump());
-    entry.begin = offsets[0].get<size_t>();
-    entry.end = offsets[1].get<size_t>();
-    PTUNE_CHECK(entry.begin <= entry.end && entry.end <= data_size, path, ": tensor '", name,
-                "' data_offsets [", entry.begin, ", ", entry.end, "] fall outside the ",
-                data_size, " data bytes (corrupt or truncated file)");
-    PTUNE_CHECK(entry.end - entry.begin == numel * dtype.bytes, path, ": tensor '", name,
-                "' has ", entry.end - entry.begin, " bytes but shape ", value["shape"].dump(),
-                " needs ", numel * dtype.bytes);
-    entries_.emplace(name, std::move(entry));
-  }
-}
+    : file_(std::make_shared<MappedFile>(path)),
+      header_(parseSafetensorsHeader(file_->data(), file_->size(), path)) {}
 
 std::vector<std::string> SafetensorsFile::names() const {
   std::vector<std::string> out;
-  out.reserve(entries_.size());
-  for (const auto& [name, entry] : entries_) out.push_back(name);
+  out.reserve(header_.tensors.size());
+  for (const auto& [name, record] : header_.tensors) out.push_back(name);
   return out;
 }
 
 at::Tensor SafetensorsFile::tensor(const std::string& name) const {
-  const auto it = entries_.find(name);
-  PTUNE_CHECK(it != entries_.end(), file_->path(), ": no tensor named '", name, "'");
-  const Entry& e = it->second;
-  if (e.end == e.begin) return at::empty(e.shape, at::TensorOptions().dtype(e.dtype));
-  auto* ptr = const_cast<uint8_t*>(file_->data() + data_start_ + e.begin);
+  const auto it = header_.tensors.find(name);
+  PTUNE_CHECK(it != header_.tensors.end(), file_->path(), ": no tensor named '", name, "'");
+  const TensorRecord& e = it->second;
+  const auto options = at::TensorOptions().dtype(scalarType(e.dtype));
+  if (e.end == e.begin) return at::empty(e.shape, options);
+  auto* ptr = const_cast<uint8_t*>(file_->data() + header_.data_start + e.begin);
   std::shared_ptr<MappedFile> keep_alive = file_;
   // The tensor shares ownership of the mapping; data is read-only (MAP_PRIVATE, PROT_READ).
   return at::from_blob(
       ptr, e.shape, [keep_alive](void*) mutable { keep_alive.reset(); },
-      at::TensorOptions().dtype(e.dtype));
+      options);
 }
 
 WeightStore::WeightStore(const std::string& model_dir) : dir_(model_dir) {
@@ -155,6 +104,8 @@ WeightStore::WeightStore(const std::string& model_dir) : dir_(model_dir) {
                 index.string(), ": missing the 'weight_map' object");
     std::map<std::string, size_t> shard_index;
     for (const auto& [tensor, shard] : parsed["weight_map"].items()) {
+      PTUNE_CHECK(shard.is_string(), index.string(), ": weight_map entry '", tensor,
+                  "' must name a shard file (a string), not ", shard.type_name());
       const std::string shard_name = shard.get<std::string>();
       auto found = shard_index.find(shard_name);
       if (found == shard_index.end()) {

@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "io/safetensors_header.h"
 #include "io/weight_source.h"
 
 namespace ptune::io {
@@ -36,21 +37,14 @@ class SafetensorsFile {
  public:
   explicit SafetensorsFile(const std::string& path);
   std::vector<std::string> names() const;
-  bool contains(const std::string& name) const { return entries_.count(name) != 0; }
+  bool contains(const std::string& name) const { return header_.tensors.count(name) != 0; }
   /// Zero-copy view in the stored dtype; throws naming the file when absent.
   at::Tensor tensor(const std::string& name) const;
   const std::string& path() const { return file_->path(); }
 
  private:
-  struct Entry {
-    at::ScalarType dtype;
-    std::vector<int64_t> shape;
-    size_t begin;
-    size_t end;
-  };
   std::shared_ptr<MappedFile> file_;
-  size_t data_start_ = 0;
-  std::map<std::string, Entry> entries_;
+  SafetensorsHeader header_;  // validated: every tensor lies inside the mapping
 };
 
 /// All weights of a Hugging Face model directory: model.safetensors, or the shards named by

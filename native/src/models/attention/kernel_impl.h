@@ -25,10 +25,12 @@ namespace {
 
 // exp for float, vectorisable (given -fno-trapping-math): Cody-Waite reduction by ln 2 and Cephes' degree-6 polynomial
 // (about 1 ulp on [-87.3, 88.7]); below -87.3 it returns 0 (expf would return subnormals), NaN
-// stays NaN.
+// stays NaN. The clamp sends NaN to lo (both comparisons false), so n is always a finite integer
+// in [-126, 128]: converting NaN to int32_t, then shifting the negative result, would be
+// undefined behaviour (UBSan's "left shift of negative value"), even though the NaN is returned.
 PTUNE_INLINE float expOf(float x) {
   const float hi = 88.7f, lo = -87.3f;
-  const float clamped = x > hi ? hi : (x < lo ? lo : x);
+  const float clamped = x > hi ? hi : (x >= lo ? x : lo);
   // n = round(clamped / ln 2): adding and removing 1.5 * 2^23 rounds to an integer, branch-free
   const float n = (clamped * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
   float r = clamped - n * 0.693359375f;
