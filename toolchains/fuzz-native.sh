@@ -2,20 +2,20 @@
 # Coverage-guided fuzzing of the native safetensors header parser (libFuzzer, clang 14, with
 # AddressSanitizer + UndefinedBehaviorSanitizer + LeakSanitizer).
 # Usage: toolchains/fuzz-native.sh [SECONDS]   (default 30; longer locally, e.g. 600)
-# Builds target/fuzz/safetensors_header_fuzz from tests-native/fuzz/ and native/src/io/
+# Builds target/fuzz-native/safetensors_header_fuzz from tests-native/fuzz/ and native/src/io/
 # safetensors_header.cpp (no libtorch needed), then fuzzes starting from the committed seeds
 # (tests-native/fuzz/corpus/) for SECONDS. Exits non-zero on any crash, sanitizer report, leak,
 # timeout (10 s per input), out-of-memory (2 GB; 512 MB per allocation), or exception other than
-# ptune::Error; the input that did it is written to target/fuzz/artifacts/ (add it to the seed
-# corpus once fixed). New inputs found go to target/fuzz/corpus/, never into the repository.
-# The log is target/fuzz/fuzz.log. Installs clang-14 (toolchains/bootstrap.sh --with-fuzz) when
+# ptune::Error; the input that did it is written to target/fuzz-native/artifacts/ (add it to the seed
+# corpus once fixed). New inputs found go to target/fuzz-native/corpus/, never into the repository.
+# The log is target/fuzz-native/fuzz.log. Installs clang-14 (toolchains/bootstrap.sh --with-fuzz) when
 # it is missing.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 root="$(dirname "$here")"
 seconds="${1:-30}"
 [[ "$seconds" =~ ^[0-9]+$ && "$seconds" -gt 0 ]] || { echo "usage: $0 [SECONDS>0]" >&2; exit 2; }
-out="$root/target/fuzz"
+out="$root/target/fuzz-native"
 mkdir -p "$out/corpus" "$out/artifacts"
 
 if ! command -v clang++-14 >/dev/null ||
