@@ -167,7 +167,10 @@ SafetensorsHeader parseSafetensorsHeader(const uint8_t* bytes, size_t size,
   for (const auto& [name, record] : header.tensors) {
     if (record.end > record.begin) starts.emplace_back(record.begin, &name);
   }
-  std::sort(starts.begin(), starts.end());
+  // By start, then by name: the message names the same pair on every run (not by address).
+  std::sort(starts.begin(), starts.end(), [](const auto& x, const auto& y) {
+    return x.first != y.first ? x.first < y.first : *x.second < *y.second;
+  });
   for (size_t i = 1; i < starts.size(); ++i) {
     const TensorRecord& before = header.tensors.at(*starts[i - 1].second);
     const TensorRecord& after = header.tensors.at(*starts[i].second);
