@@ -515,6 +515,23 @@ TEST_F(SafetensorsTest, IndexWithAShardThatIsNotAFileName) {
       << message;
 }
 
+TEST_F(SafetensorsTest, IndexShardsMustLieBesideTheIndex) {
+  // A real file outside the model folder: the index must not reach it.
+  const std::string outside = write(
+      "outside.safetensors",
+      safetensorsBytes(R"({"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}})", std::string(4, '\0')));
+  const fs::path model = fs::path(dir_) / "model";
+  fs::create_directories(model);
+  for (const std::string& shard : std::vector<std::string>{"../outside.safetensors", outside, ".."}) {
+    std::ofstream(model / "model.safetensors.index.json")
+        << R"({"weight_map":{"a":")" << shard << R"("}})";
+    const std::string message =
+        thrownMessage<ptune::Error>([&] { WeightStore store(model.string()); });
+    EXPECT_NE(message.find("model.safetensors.index.json: shard '"), std::string::npos) << message;
+    EXPECT_NE(message.find("is not a file name in the model folder"), std::string::npos) << message;
+  }
+}
+
 TEST_F(SafetensorsTest, FuzzSeedCorpusParsesOrFailsClearly) {
   // The fuzzer's committed seeds (tests-native/fuzz/corpus/): valid-* open, bad-* fail with a
   // ptune::Error naming the file; crashes the fuzzer once found are added here as bad-* too.

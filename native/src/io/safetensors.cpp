@@ -107,6 +107,13 @@ WeightStore::WeightStore(const std::string& model_dir) : dir_(model_dir) {
       PTUNE_CHECK(shard.is_string(), index.string(), ": weight_map entry '", tensor,
                   "' must name a shard file (a string), not ", shard.type_name());
       const std::string shard_name = shard.get<std::string>();
+      // Shards lie beside the index (as transformers writes them): a path would let a
+      // downloaded index read any file on the machine.
+      PTUNE_CHECK(!shard_name.empty() && shard_name != "." && shard_name != ".." &&
+                      shard_name.find('/') == std::string::npos &&
+                      shard_name.find('\\') == std::string::npos,
+                  index.string(), ": shard '", shard_name, "' (holding '", tensor,
+                  "') is not a file name in the model folder; shards must lie beside the index");
       auto found = shard_index.find(shard_name);
       if (found == shard_index.end()) {
         const fs::path shard_path = dir / shard_name;
