@@ -14,6 +14,7 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Arrays;
 import java.util.Map;
+import java.util.Optional;
 import java.util.Set;
 import java.util.stream.Stream;
 
@@ -93,9 +94,9 @@ final class AdapterFiles {
 
     /** Why {@code target} could not be written, in words: a file in the way, no permission, ... */
     private static String whyNotWritable(Path target, IOException e) {
-        String space = FileTrees.describe(e);
-        if (!space.equals(e.toString())) {
-            return space; // a full disk or a file-size limit
+        Optional<String> space = FileTrees.spaceProblem(e);
+        if (space.isPresent()) {
+            return space.get();
         }
         for (Path p = target.getParent(); p != null; p = p.getParent()) {
             if (Files.exists(p) && !Files.isDirectory(p)) {

@@ -236,11 +236,10 @@ public final class ClassificationTrainer implements AutoCloseable {
             PromptClassifier.Collated c = classifier.collate(batch);
             MicroStepResult result = nativeTrainer.trainClassBatch(c.ids(), c.mask(), c.tokenTypes(), c.slots(), labels,
                     c.batch(), c.length());
-            if (!Double.isFinite(result.loss())) {
-                throw new TrainingDivergedException(offset + stageStep + 1, result.loss());
-            }
             if (result.cycleDropped()) {
-                throw new TrainingDivergedException(offset + stageStep + 1, result.gradNorm());
+                // A NaN or infinite loss or gradient norm: the native trainer made no step.
+                throw new TrainingDivergedException(offset + stageStep + 1,
+                        Double.isFinite(result.loss()) ? result.gradNorm() : result.loss());
             }
             loop.examples += batch.size();
             lossSum += result.loss();
@@ -252,9 +251,6 @@ public final class ClassificationTrainer implements AutoCloseable {
             }
             stageStep = result.optimizerStep();
             loop.step = offset + stageStep;
-            if (!Double.isFinite(result.gradNorm())) {
-                throw new TrainingDivergedException(loop.step, result.gradNorm());
-            }
             long now = System.nanoTime();
             double stepLoss = config.lossAveraging() == LossAveraging.TOKENS ? weightedLossSum / Math.max(weight, 1)
                     : lossSum / microBatches;

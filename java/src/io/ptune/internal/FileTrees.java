@@ -11,6 +11,7 @@ import java.nio.file.StandardOpenOption;
 import java.util.ArrayList;
 import java.util.Comparator;
 import java.util.List;
+import java.util.Optional;
 import java.util.stream.Stream;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -73,18 +74,26 @@ public final class FileTrees {
     }
 
     /**
-     * An I/O failure in words a user can act on: a full disk or a file-size limit says so (the
-     * JDK reports both only as "No space left on device" / "File too large" deep in the message).
+     * An I/O failure in words a user can act on: {@link #spaceProblem} when it is one, else the
+     * exception itself.
      */
     public static String describe(IOException e) {
+        return spaceProblem(e).orElse(e.toString());
+    }
+
+    /**
+     * A full disk or a file-size limit, said so (the JDK reports both only as "No space left on
+     * device" / "File too large" deep in the message); empty for any other failure.
+     */
+    public static Optional<String> spaceProblem(IOException e) {
         String text = String.valueOf(e.getMessage());
         if (text.contains("No space left on device") || text.contains("Disk quota exceeded")) {
-            return "the disk is full (" + e + "); free some space or write elsewhere";
+            return Optional.of("the disk is full (" + e + "); free some space or write elsewhere");
         }
         if (text.contains("File too large")) {
-            return "a file-size limit was reached (" + e + "; see ulimit -f); raise it or write elsewhere";
+            return Optional.of("a file-size limit was reached (" + e + "; see ulimit -f); raise it or write elsewhere");
         }
-        return e.toString();
+        return Optional.empty();
     }
 
     /** Deletes {@code root} and everything below it. */

@@ -4,6 +4,13 @@ import io.ptune.PtuneException;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
+import java.util.function.BiConsumer;
+import java.util.function.LongFunction;
+import java.util.function.LongSupplier;
+import java.util.function.ToLongBiFunction;
+import java.util.function.ToLongFunction;
+import org.bytedeco.javacpp.BytePointer;
+
 
 /**
  * The named fp32 parameters of a native object (a prompt, a classification head), read and
@@ -25,6 +32,47 @@ final class NamedParameters {
         void read(String name, float[] out);
 
         void write(String name, float[] values);
+
+        /**
+         * The Access of a JavaCPP handle, from its six parameter methods (the generated handle
+         * classes share no interface, so each passes its own method references).
+         */
+        static Access of(LongSupplier count, LongFunction<BytePointer> name, ToLongBiFunction<String, long[]> shape,
+                ToLongFunction<String> numel, BiConsumer<String, float[]> read, BiConsumer<String, float[]> write) {
+            return new Access() {
+                @Override
+                public long count() {
+                    return count.getAsLong();
+                }
+
+                @Override
+                public String name(long index) {
+                    try (BytePointer pointer = name.apply(index)) {
+                        return pointer.getString();
+                    }
+                }
+
+                @Override
+                public long shape(String parameter, long[] dims) {
+                    return shape.applyAsLong(parameter, dims);
+                }
+
+                @Override
+                public long numel(String parameter) {
+                    return numel.applyAsLong(parameter);
+                }
+
+                @Override
+                public void read(String parameter, float[] out) {
+                    read.accept(parameter, out);
+                }
+
+                @Override
+                public void write(String parameter, float[] values) {
+                    write.accept(parameter, values);
+                }
+            };
+        }
     }
 
     private final Access access;

@@ -52,39 +52,8 @@ public final class NativePrompt implements AutoCloseable {
     }
 
     private static NamedParameters.Access parameterAccess(PtuneNative.PromptModel handle) {
-        return new NamedParameters.Access() {
-            @Override
-            public long count() {
-                return handle.numParameters();
-            }
-
-            @Override
-            public String name(long index) {
-                try (org.bytedeco.javacpp.BytePointer name = handle.parameterName(index)) {
-                    return name.getString();
-                }
-            }
-
-            @Override
-            public long shape(String name, long[] dims) {
-                return handle.parameterShape(name, dims);
-            }
-
-            @Override
-            public long numel(String name) {
-                return handle.parameterNumel(name);
-            }
-
-            @Override
-            public void read(String name, float[] out) {
-                handle.readParameter(name, out);
-            }
-
-            @Override
-            public void write(String name, float[] values) {
-                handle.writeParameter(name, values);
-            }
-        };
+        return NamedParameters.Access.of(handle::numParameters, handle::parameterName, handle::parameterShape,
+                handle::parameterNumel, handle::readParameter, handle::writeParameter);
     }
 
     public PromptSpecOptions spec() {

@@ -412,6 +412,23 @@ public final class Trainer implements AutoCloseable {
         return new BatchIterator(examples, config.batchSize(), collator, config.seed(), epoch, true);
     }
 
+    /** What the micro-batches of the current accumulation cycle added up to. */
+    private static final class Cycle {
+        double lossSum;
+        double tokenLossSum;
+        int microBatches;
+        long tokens;
+        long labelTokens;
+
+        void add(MicroStepResult result, long realTokens) {
+            lossSum += result.loss();
+            tokenLossSum += result.loss() * result.labelTokens();
+            microBatches++;
+            tokens += realTokens;
+            labelTokens += result.labelTokens();
+        }
+    }
+
     /** Counters carried across the stages. */
     private static final class Progress {
         long step;
@@ -435,11 +452,7 @@ public final class Trainer implements AutoCloseable {
             long startStageStep, BatchIterator batches) {
         long stepStart = System.nanoTime();
         long stageStep = startStageStep;
-        double stepLossSum = 0;
-        double stepTokenLossSum = 0;
-        int stepMicroBatches = 0;
-        long stepTokens = 0;
-        long stepLabelTokens = 0;
+        Cycle cycle = new Cycle();
         long microBatches = 0;
         long microBatchLimit = (steps - startStageStep + 1) * config.gradAccum();
         while (stageStep < steps) {
@@ -465,25 +478,17 @@ public final class Trainer implements AutoCloseable {
                 }
                 progress.droppedCycles++;
                 progress.droppedInARow++;
-                microBatchLimit += stepMicroBatches + 1;
+                microBatchLimit += cycle.microBatches + 1;
                 LOG.warn("step {}: the {} is {}; dropped this accumulation cycle ({} in a row, {} in the run;"
                         + " --on-nonfinite skip)", offset + stageStep + 1, what, value, progress.droppedInARow,
                         progress.droppedCycles);
                 if (progress.droppedInARow >= config.maxNonFinite()) {
                     throw new TrainingDivergedException(offset + stageStep + 1, value, progress.droppedInARow);
                 }
-                stepLossSum = 0;
-                stepTokenLossSum = 0;
-                stepMicroBatches = 0;
-                stepTokens = 0;
-                stepLabelTokens = 0;
+                cycle = new Cycle();
                 continue;
             }
-            stepLossSum += result.loss();
-            stepTokenLossSum += result.loss() * result.labelTokens();
-            stepMicroBatches++;
-            stepTokens += batch.realTokens();
-            stepLabelTokens += result.labelTokens();
+            cycle.add(result, batch.realTokens());
             if (!result.optimizerStepped()) {
                 continue;
             }
@@ -494,15 +499,15 @@ public final class Trainer implements AutoCloseable {
             double seconds = Math.max((now - stepStart) / 1e9, 1e-9);
             // The loss the optimizer step minimised, averaged as the gradients were.
             double stepLoss = config.lossAveraging() == LossAveraging.TOKENS
-                    ? stepTokenLossSum / Math.max(stepLabelTokens, 1) : stepLossSum / stepMicroBatches;
+                    ? cycle.tokenLossSum / Math.max(cycle.labelTokens, 1) : cycle.lossSum / cycle.microBatches;
             StepMetrics metrics = new StepMetrics(step, total, stepLoss,
-                    result.learningRate(), stepTokens / seconds, result.gradNorm(), stepLabelTokens,
+                    result.learningRate(), cycle.tokens / seconds, result.gradNorm(), cycle.labelTokens,
                     progress.droppedCycles);
             if (Double.isNaN(progress.firstLoss)) {
                 progress.firstLoss = metrics.loss();
             }
             progress.lastLoss = metrics.loss();
-            progress.totalTokens += stepTokens;
+            progress.totalTokens += cycle.tokens;
             progress.step = step;
             publish(metrics, total, bar);
             if (checkpointDir != null && step % checkpointEvery == 0) {
@@ -514,11 +519,7 @@ public final class Trainer implements AutoCloseable {
                 LOG.info("step {}: checkpoint written to {}", step, written);
             }
             stepStart = now;
-            stepLossSum = 0;
-            stepTokenLossSum = 0;
-            stepMicroBatches = 0;
-            stepTokens = 0;
-            stepLabelTokens = 0;
+            cycle = new Cycle();
         }
     }
 
