@@ -3,6 +3,7 @@ package io.ptune.inspect;
 import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import io.ptune.internal.JsonFiles;
+import io.ptune.report.NearestTokensPlot;
 import java.nio.file.Path;
 import java.util.Arrays;
 import java.util.List;
@@ -228,17 +229,9 @@ public record AdapterInspection(Path adapter, String peftType, String method, St
         return out.toString();
     }
 
-    /** A token string in quotes, with control characters escaped (a newline token stays on its line). */
+    /** A token string in quotes, made visible (see {@link NearestTokensPlot#visible}). */
     static String quoted(String token) {
-        StringBuilder s = new StringBuilder("'");
-        token.codePoints().forEach(c -> {
-            if (Character.isISOControl(c)) {
-                s.append(String.format(Locale.ROOT, "\\x%02x", c));
-            } else {
-                s.appendCodePoint(c);
-            }
-        });
-        return s.append('\'').toString();
+        return "'" + NearestTokensPlot.visible(token) + "'";
     }
 
     private static void line(StringBuilder out, String format, Object... args) {

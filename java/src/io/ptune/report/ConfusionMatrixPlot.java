@@ -12,12 +12,11 @@ import java.util.Set;
 import org.knowm.xchart.HeatMapChart;
 import org.knowm.xchart.HeatMapChartBuilder;
 import org.knowm.xchart.style.HeatMapStyler;
-import org.knowm.xchart.style.Styler;
 
 /**
  * A confusion matrix as a PNG heat map ({@value Charts#WIDTH} px wide), drawn by XChart: true
  * classes down the left (the first at the top, as in scikit-learn's display), predicted classes
- * along the bottom, the count in every cell, the colour scale on the right. Readable from 2 to
+ * along the bottom, the count in every cell (darker for more). Readable from 2 to
  * about 20 classes: label names longer than {@value #MAX_LABEL} characters are shortened with an
  * ellipsis, and the predicted labels are turned 45° when they would not fit side by side.
  */
@@ -89,15 +88,14 @@ public final class ConfusionMatrixPlot {
                 .xAxisTitle("predicted").yAxisTitle("true").build();
         HeatMapStyler styler = chart.getStyler();
         Charts.style(styler);
-        styler.setLegendPosition(Styler.LegendPosition.OutsideE);
-        styler.setLegendVisible(true);
+        // Every cell prints its count; XChart's colour bar would print its ends as 349.0 and take width.
+        styler.setLegendVisible(false);
         styler.setPlotGridLinesVisible(false);
         styler.setRangeColors(SCALE);
         styler.setMin(0);
         styler.setMax(Math.max(1, max));
         styler.setShowValue(true);
         styler.setHeatMapValueDecimalPattern("#,##0");
-        styler.setHeatMapDecimalValueFormatter(v -> String.format(Locale.ROOT, "%,d", Math.round(v)));
         styler.setValueFontColor(Color.BLACK);
         styler.setValueFont(new Font(Font.SANS_SERIF, Font.BOLD, Math.max(10, Math.min(18, 24 - k))));
         styler.setDrawBorder(true);

@@ -81,6 +81,15 @@ public final class LineChart {
         }
     }
 
+    /** A fixed y-axis range, for values with a natural scale (accuracies in [0, 1]). */
+    public record YRange(double min, double max) {
+        public YRange {
+            if (!(min < max) || !Double.isFinite(min) || !Double.isFinite(max)) {
+                throw new IllegalArgumentException("a y range needs finite min < max, got [" + min + ", " + max + "]");
+            }
+        }
+    }
+
     private LineChart() {}
 
     /**
@@ -90,11 +99,21 @@ public final class LineChart {
      * @throws io.ptune.PtuneException naming the file when it cannot be written
      */
     public static void write(Path png, String title, String xLabel, String yLabel, boolean logX, List<Series> series) {
-        Charts.writePng(chart(title, xLabel, yLabel, logX, series), png);
+        write(png, title, xLabel, yLabel, logX, series, null);
+    }
+
+    /**
+     * {@link #write(Path, String, String, String, boolean, List)} with the y axis fixed to
+     * {@code yRange} (null: fitted to the data); points outside it are drawn at the border.
+     */
+    public static void write(Path png, String title, String xLabel, String yLabel, boolean logX, List<Series> series,
+            YRange yRange) {
+        Charts.writePng(chart(title, xLabel, yLabel, logX, series, yRange), png);
     }
 
     /** The chart {@link #write} draws. */
-    static XYChart chart(String title, String xLabel, String yLabel, boolean logX, List<Series> series) {
+    static XYChart chart(String title, String xLabel, String yLabel, boolean logX, List<Series> series,
+            YRange yRange) {
         Objects.requireNonNull(series, "series");
         XYChart chart = new XYChart(Charts.WIDTH, Charts.HEIGHT);
         chart.setTitle(title);
@@ -147,7 +166,12 @@ public final class LineChart {
             xy.setMarker(s.x.length <= MARKER_POINTS ? SeriesMarkers.CIRCLE : SeriesMarkers.NONE);
         }
         styler.setLegendVisible(drawable.size() > 1);
-        if (minY == maxY) {
+        if (yRange != null) {
+            minY = yRange.min();
+            maxY = yRange.max();
+            styler.setYAxisMin(minY);
+            styler.setYAxisMax(maxY);
+        } else if (minY == maxY) {
             // A constant series: a range around it, not XChart's single tick.
             double pad = minY == 0 ? 1 : Math.abs(minY) * 0.1;
             minY -= pad;

@@ -104,20 +104,36 @@ public final class NearestTokensPlot {
         return chart;
     }
 
-    /** "token 0.83": the token cut to {@value #MAX_TOKEN} characters, control characters escaped. */
+    /**
+     * "token 0.83": the token {@linkplain #visible made visible}, cut to {@value #MAX_TOKEN}
+     * characters.
+     */
     static String cellText(String token, double cosine) {
+        String s = visible(token);
+        if (s.codePointCount(0, s.length()) > MAX_TOKEN) {
+            s = s.substring(0, s.offsetByCodePoints(0, MAX_TOKEN - 1)) + "…";
+        }
+        return s + "  " + String.format(Locale.ROOT, "%.2f", cosine);
+    }
+
+    /**
+     * A token string that shows on screen: control characters as {@code \x0a}, other
+     * invisible spaces (no-break, hair, zero-width, …) as {@code \u00a0}, a token of plain
+     * spaces as "␣".
+     */
+    public static String visible(String token) {
         StringBuilder shown = new StringBuilder();
         token.codePoints().forEach(c -> {
             if (Character.isISOControl(c)) {
                 shown.append(String.format(Locale.ROOT, "\\x%02x", c));
+            } else if (c != ' ' && (Character.isSpaceChar(c) || Character.isWhitespace(c)
+                    || Character.getType(c) == Character.FORMAT)) {
+                shown.append(String.format(Locale.ROOT, "\\u%04x", c));
             } else {
                 shown.appendCodePoint(c);
             }
         });
         String s = shown.toString();
-        if (s.codePointCount(0, s.length()) > MAX_TOKEN) {
-            s = s.substring(0, s.offsetByCodePoints(0, MAX_TOKEN - 1)) + "…";
-        }
-        return s + "  " + String.format(Locale.ROOT, "%.2f", cosine);
+        return !s.isEmpty() && s.isBlank() ? s.replace(' ', '␣') : s;
     }
 }

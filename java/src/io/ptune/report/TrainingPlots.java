@@ -23,7 +23,7 @@ import org.slf4j.LoggerFactory;
  * <ul>
  *   <li>{@value #LOSS_FILE}: the training loss of every step (faint), its smoothed curve (an
  *       exponential moving average, debiased as TensorBoard's, whose span grows with the run: about
- *       a twentieth of the steps, between 1 and 200), and the dev loss when there is one;
+ *       a tenth of the steps, between 1 and 200), and the dev loss when there is one;
  *   <li>{@value #LEARNING_RATE_FILE}: the learning rate of every step;
  *   <li>{@value #DEV_METRICS_FILE}: every dev metric other than losses (accuracy, macro-F1, …),
  *       when there is one;
@@ -105,7 +105,7 @@ public final class TrainingPlots implements TrainingListener {
         if (metrics.isEmpty()) {
             removeStale(devFile);
         } else {
-            LineChart.write(devFile, "Dev metrics", "optimizer step", "value", false, metrics);
+            LineChart.write(devFile, "Dev metrics", "optimizer step", "value", false, metrics, scoreRange(metrics));
             written.add(devFile);
         }
         Path confusionFile = dir.resolve(CONFUSION_FILE);
@@ -118,6 +118,30 @@ public final class TrainingPlots implements TrainingListener {
         }
         LOG.info("wrote {}", written);
         return written;
+    }
+
+    /**
+     * For scores in [0, 1] (accuracy, F1): their range widened to at least 0.2 and to multiples
+     * of 0.05 within [0, 1], so that a change of a point in the third decimal does not fill the
+     * chart; null (fitted to the data) for other values.
+     */
+    static LineChart.YRange scoreRange(List<LineChart.Series> series) {
+        double min = Double.POSITIVE_INFINITY, max = Double.NEGATIVE_INFINITY;
+        for (LineChart.Series s : series) {
+            for (double v : s.y()) {
+                if (Double.isFinite(v)) {
+                    min = Math.min(min, v);
+                    max = Math.max(max, v);
+                }
+            }
+        }
+        if (!(min >= 0 && max <= 1)) {
+            return null;
+        }
+        double pad = Math.max(0.02, (0.2 - (max - min)) / 2);
+        double lo = Math.max(0, Math.floor((min - pad) * 20) / 20);
+        double hi = Math.min(1, Math.ceil((max + pad) * 20) / 20);
+        return new LineChart.YRange(lo, Math.max(hi, lo + 0.05));
     }
 
     private static void removeStale(Path file) {
@@ -151,9 +175,9 @@ public final class TrainingPlots implements TrainingListener {
         return name.contains("loss");
     }
 
-    /** About a twentieth of the steps, in [1, 200]: visible smoothing at every run length. */
+    /** About a tenth of the steps, in [1, 200]: visible smoothing at every run length. */
     static int smoothingSpan(int steps) {
-        return Math.max(1, Math.min(200, steps / 20));
+        return Math.max(1, Math.min(200, steps / 10));
     }
 
     /**

@@ -33,6 +33,10 @@ class NearestTokensPlotTest {
     void cellTextIsShortAndControlCharactersAreEscaped() {
         assertEquals("▁Max  0.91", NearestTokensPlot.cellText("▁Max", 0.9123));
         assertEquals("\\x0a  -0.20", NearestTokensPlot.cellText("\n", -0.2));
+        assertEquals("␣  0.45", NearestTokensPlot.cellText(" ", 0.45));
+        assertEquals("\\u00a0  0.49", NearestTokensPlot.cellText("\u00a0", 0.49));
+        assertEquals("\\u200a", NearestTokensPlot.visible("\u200a"));
+        assertEquals("▁a b", NearestTokensPlot.visible("▁a b"));
         assertEquals("▁a-very-lon…  0.50", NearestTokensPlot.cellText("▁a-very-long-token-indeed", 0.5));
     }
 

@@ -116,6 +116,19 @@ class TrainingPlotsTest {
     }
 
     @Test
+    void scoresInTheUnitIntervalGetAReadableRange() {
+        LineChart.YRange range = TrainingPlots.scoreRange(List.of(
+                new LineChart.Series("dev accuracy", new double[] {19, 38, 57}, new double[] {0.7787, 0.7626, 0.782}),
+                new LineChart.Series("dev macro f1", new double[] {19, 38, 57}, new double[] {0.778, 0.761, Double.NaN})));
+        assertEquals(0.65, range.min(), 1e-12);
+        assertEquals(0.9, range.max(), 1e-12);
+        assertEquals(new LineChart.YRange(0.9, 1.0), TrainingPlots.scoreRange(List.of(
+                new LineChart.Series("a", new double[] {1}, new double[] {1.0}))));
+        assertEquals(null, TrainingPlots.scoreRange(List.of(
+                new LineChart.Series("perplexity", new double[] {1}, new double[] {12.5}))));
+    }
+
+    @Test
     void emaIsDebiasedAndSkipsNonFiniteValues() {
         assertArrayEquals(new double[] {2, 2, 2}, TrainingPlots.ema(new double[] {2, 2, 2}, 10), 1e-12);
         double[] smoothed = TrainingPlots.ema(new double[] {4, Double.NaN, 4, 0}, 3);
@@ -127,7 +140,7 @@ class TrainingPlotsTest {
         double weight = 0.5 * (0.5 * 0.5 + 0.5) + 0.5;
         assertEquals(average / weight, smoothed[3], 1e-12);
         assertEquals(1, TrainingPlots.smoothingSpan(5));
-        assertEquals(50, TrainingPlots.smoothingSpan(1000));
+        assertEquals(100, TrainingPlots.smoothingSpan(1000));
         assertEquals(200, TrainingPlots.smoothingSpan(1_000_000));
     }
 }
