@@ -3,9 +3,10 @@
 # Usage: toolchains/bootstrap.sh [--with-python] [--with-fuzz]   (--with-python adds python3-torch,
 # the CPU peer used by bench/ and the reference scripts; --with-fuzz adds clang 14 and its
 # libFuzzer/sanitizer runtimes for toolchains/fuzz-native.sh; the build needs neither).
+# fonts-dejavu-core: a font for the PNG charts (Java draws text with fontconfig's fonts).
 set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
-packages=(libtorch-dev libgtest-dev nlohmann-json3-dev libopenblas0-pthread libopenblas0-openmp cmake g++ make maven openjdk-17-jdk-headless)
+packages=(libtorch-dev libgtest-dev nlohmann-json3-dev libopenblas0-pthread libopenblas0-openmp cmake g++ make maven openjdk-17-jdk-headless fonts-dejavu-core)
 for option in "$@"; do
   case "$option" in
     --with-python) packages+=(python3-torch python3-numpy) ;;

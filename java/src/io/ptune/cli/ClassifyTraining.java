@@ -13,11 +13,14 @@ import io.ptune.data.ClassificationDataset;
 import io.ptune.internal.JsonFiles;
 import io.ptune.model.Model;
 import io.ptune.prompt.PromptMethodConfig;
+import io.ptune.report.TrainingPlots;
 import io.ptune.train.MetricsWriter;
 import io.ptune.train.TrainingConfig;
 import java.util.ArrayList;
+import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Locale;
+import java.util.Map;
 
 /**
  * {@code ptune train --task classify}: a classifier (any prompt method, or {@code --method none},
@@ -102,9 +105,20 @@ final class ClassifyTraining {
                 trainer.addListener(metrics);
                 trainer.addEpochListener(epoch -> metrics.write(epochJson(epoch)));
             }
+            TrainingPlots plots = flags.noPlots ? null : new TrainingPlots();
+            if (plots != null) {
+                trainer.addListener(plots);
+                trainer.addEpochListener(epoch -> plots.onDev(epoch.step(), devMetrics(epoch)));
+            }
             ClassificationSummary summary = trainer.train();
             classifier.save(flags.out);
             EpochMetrics last = summary.epochs().get(summary.epochs().size() - 1);
+            if (plots != null) {
+                if (last.dev() != null) {
+                    plots.confusionMatrix(last.dev().metrics().labels(), last.dev().metrics().confusion());
+                }
+                plots.write(flags.out);
+            }
             String devText = last.dev() == null ? "no dev set"
                     : String.format(Locale.ROOT, "dev accuracy %.4f macro-F1 %.4f (%d examples)",
                             last.dev().metrics().accuracy(), last.dev().metrics().macroF1(), last.dev().metrics().total());
@@ -148,6 +162,17 @@ final class ClassifyTraining {
             }
         }
         return values;
+    }
+
+    /** An epoch's dev loss, accuracy and macro-F1 (none without a dev set), for the plots. */
+    private static Map<String, Double> devMetrics(EpochMetrics epoch) {
+        Map<String, Double> dev = new LinkedHashMap<>();
+        if (epoch.dev() != null) {
+            dev.put("dev_loss", epoch.dev().loss());
+            dev.put("dev_accuracy", epoch.dev().metrics().accuracy());
+            dev.put("dev_macro_f1", epoch.dev().metrics().macroF1());
+        }
+        return dev;
     }
 
     static ObjectNode epochJson(EpochMetrics epoch) {

@@ -8,6 +8,7 @@ import io.ptune.data.ClassificationDataset;
 import io.ptune.data.ClassificationMetrics;
 import io.ptune.internal.JsonFiles;
 import io.ptune.model.Model;
+import io.ptune.report.ConfusionMatrixPlot;
 import java.nio.file.Path;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
@@ -30,6 +31,9 @@ final class EvalCommand extends ClassifierCommand {
                     + " f1, support}}, \"confusion\"} instead of a table.")
     boolean json;
 
+    @Option(names = "--confusion-png", paramLabel = "FILE", description = "Also draw the confusion matrix as a PNG.")
+    Path confusionPng;
+
     @Override
     protected int run() throws Exception {
         ClassificationConfig zeroShot = zeroShotConfig();
@@ -40,6 +44,10 @@ final class EvalCommand extends ClassifierCommand {
             ClassificationDataset dataset = classifier.load(data, c.labels());
             PromptClassifier.Evaluation evaluation = c.evaluate(dataset);
             ClassificationMetrics metrics = evaluation.metrics();
+            if (confusionPng != null) {
+                String title = ConfusionMatrixPlot.title("Confusion matrix: " + data.getFileName(), metrics.confusion());
+                ConfusionMatrixPlot.write(confusionPng, title, metrics.labels(), metrics.confusion());
+            }
             if (json) {
                 out().println(toJson(metrics).toString());
             } else {

@@ -12,6 +12,7 @@ import io.ptune.prompt.PromptInitSpec;
 import io.ptune.prompt.PromptMethod;
 import io.ptune.prompt.PromptMethodConfig;
 import io.ptune.prompt.PromptTuningConfig;
+import io.ptune.report.TrainingPlots;
 import io.ptune.train.LossAveraging;
 import io.ptune.train.LrSchedule;
 import io.ptune.train.MetricsWriter;
@@ -231,6 +232,11 @@ final class TrainCommand extends CliCommand {
                     + " --resume-from the file is continued after the checkpoint's step).")
     Path metricsOut;
 
+    @Option(names = "--no-plots",
+            description = "Do not draw loss.png, learning_rate.png, dev_metrics.png and confusion_matrix.png"
+                    + " into --out.")
+    boolean noPlots;
+
     @Override
     protected Map<String, String> flagNames() {
         Map<String, String> names = new java.util.HashMap<>(ClassifierOptions.FLAGS);
@@ -310,11 +316,18 @@ final class TrainCommand extends CliCommand {
             if (metrics != null) {
                 trainer.addListener(metrics);
             }
+            TrainingPlots plots = noPlots ? null : new TrainingPlots();
+            if (plots != null) {
+                trainer.addListener(plots);
+            }
             if (saveEvery != null) {
                 trainer.saveCheckpoints(checkpoints, saveEvery, keepCheckpoints == null ? 2 : keepCheckpoints);
             }
             TrainingSummary summary = trainer.train();
             PromptAdapter.save(trainer.prompt(), out);
+            if (plots != null) {
+                plots.write(out);
+            }
             out().printf(Locale.ROOT, "trained %d steps (%s, %d trainable parameters), loss %.4f -> %.4f, %.0f tokens/s;"
                     + " adapter written to %s%n", summary.steps(), trainer.prompt().method().cliName(),
                     trainer.prompt().trainableParameterCount(), summary.firstLoss(), summary.lastLoss(),

@@ -16,6 +16,7 @@ import java.util.Arrays;
 import java.util.HashMap;
 import java.util.Map;
 import java.util.Objects;
+import java.util.Optional;
 import java.util.OptionalLong;
 import java.util.concurrent.locks.ReentrantReadWriteLock;
 import java.util.function.Supplier;
@@ -94,6 +95,8 @@ public final class Tokenizer implements AutoCloseable {
     private final int vocabSize;
     /** Every token's id (vocabulary and added tokens), for label words and special tokens. */
     private final Map<String, Long> tokenIds;
+    /** id -> token string, built on the first {@link #tokenString} call. */
+    private String[] tokenStrings;
     private final OptionalLong mask;
     private final OptionalLong unknown;
     private final SpecialTokens single;
@@ -276,6 +279,22 @@ public final class Tokenizer implements AutoCloseable {
     public OptionalLong tokenId(String token) {
         Long id = tokenIds.get(token);
         return id == null ? OptionalLong.empty() : OptionalLong.of(id);
+    }
+
+    /**
+     * The vocabulary entry of {@code id} as tokenizer.json spells it ("▁Max", "Ġthe", "##ing",
+     * "<0x0A>"), or empty for an id it does not define.
+     */
+    public synchronized Optional<String> tokenString(long id) {
+        if (tokenStrings == null) {
+            tokenStrings = new String[vocabSize];
+            tokenIds.forEach((token, tokenId) -> {
+                if (tokenId >= 0) {
+                    tokenStrings[Math.toIntExact(tokenId)] = token;
+                }
+            });
+        }
+        return id < 0 || id >= tokenStrings.length ? Optional.empty() : Optional.ofNullable(tokenStrings[(int) id]);
     }
 
     /** The text of {@code ids}; {@code skipSpecial} drops BOS/EOS/PAD and other special tokens. */
