@@ -15,6 +15,25 @@ public final class TestPaths {
 
     private TestPaths() {}
 
+    /** The java binary running this test JVM. */
+    public static String javaBinary() {
+        return ProcessHandle.current().info().command().orElse(Path.of(System.getProperty("java.home"), "bin", "java")
+                .toString());
+    }
+
+    /** This test JVM's class path (the native library included). */
+    public static String classPath() {
+        return System.getProperty("surefire.test.class.path", System.getProperty("java.class.path"));
+    }
+
+    /** {@code ptune ARGS} in a child JVM with this test JVM's class path. */
+    public static java.util.List<String> ptuneCommand(java.util.List<String> args) {
+        java.util.List<String> command = new java.util.ArrayList<>(java.util.List.of(javaBinary(), "-XX:-UsePerfData",
+                "-cp", classPath(), "io.ptune.cli.PtuneCli"));
+        command.addAll(args);
+        return command;
+    }
+
     public static Path shared() {
         Path shared = Path.of(System.getProperty("ptune.shared", "../shared"));
         if (!Files.isDirectory(shared)) {

@@ -15,12 +15,15 @@ import io.ptune.train.LossAveraging;
 import io.ptune.train.StepMetrics;
 import io.ptune.train.Trainer;
 import io.ptune.train.TrainingConfig;
+import io.ptune.train.DevMetric;
 import io.ptune.train.TrainingListener;
 import io.ptune.train.TwoStageConfig;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.Collections;
+import java.util.LinkedHashMap;
 import java.util.List;
+import java.util.Map;
 import java.util.Objects;
 import java.util.Random;
 import java.util.concurrent.CopyOnWriteArrayList;
@@ -112,6 +115,13 @@ public final class ClassificationTrainer implements AutoCloseable {
                         + classifier.model().architecture().numLayers() + " layers");
             }
         }
+        if (config.patience() > 0 && dev == null) {
+            throw new InvalidConfigException("patience", "needs a dev set to watch (--dev FILE or --dev-fraction)");
+        }
+        if (config.patience() > 0 && twoStage != null) {
+            throw new InvalidConfigException("patience", "cannot be combined with stage2Layers yet; stop early in a"
+                    + " one-stage run");
+        }
         this.inputs = classifier.encode(train);
         this.stage1Steps = Trainer.totalSteps(inputs.size(), config);
         this.stage2Steps = Trainer.stage2Steps(inputs.size(), config);
@@ -164,7 +174,10 @@ public final class ClassificationTrainer implements AutoCloseable {
         long start = System.nanoTime();
         runStage(stage1Steps, 0, loop);
         TwoStageConfig twoStage = config.twoStage();
-        if (twoStage != null) {
+        if (loop.stoppedEarly) {
+            LOG.info("stopped early after epoch {}: no better dev {} in {} epochs", loop.epoch,
+                    config.metric().columnName(), config.patience());
+        } else if (twoStage != null) {
             classifier.prompt().unfreezeTopLayers(twoStage.layers(), twoStage.learningRate());
             nativeTrainer.close();
             nativeTrainer = null;
@@ -174,8 +187,13 @@ public final class ClassificationTrainer implements AutoCloseable {
                     twoStage.layers(), twoStage.learningRate(), classifier.trainableParameterCount(), stage2Steps);
             runStage(stage2Steps, stage1Steps, loop);
         }
-        if (loop.position > 0 || loop.epochs.isEmpty()) {
+        if (!loop.stoppedEarly && (loop.position > 0 || loop.epochs.isEmpty())) {
             endEpoch(loop);  // a partial last epoch (maxSteps) still gets its dev metrics
+        }
+        if (config.patience() > 0 && loop.bestParameters != null) {
+            restore(loop.bestParameters);
+            LOG.info("kept the classifier of epoch {} (dev {} {})", loop.bestEpoch, config.metric().columnName(),
+                    fmt(loop.best));
         }
         classifier.dropCalibration();
         Duration elapsed = Duration.ofNanos(System.nanoTime() - start);
@@ -184,7 +202,7 @@ public final class ClassificationTrainer implements AutoCloseable {
                 String.format("%.1f", elapsed.toMillis() / 1000.0), fmt(loop.firstLoss), fmt(loop.lastLoss),
                 String.format("%.1f", examplesPerSecond));
         return new ClassificationSummary(loop.step, loop.firstLoss, loop.lastLoss, examplesPerSecond, elapsed,
-                loop.epochs);
+                loop.epochs, loop.bestEpoch, loop.best, loop.stoppedEarly);
     }
 
     /** Counters across the stages. */
@@ -200,6 +218,12 @@ public final class ClassificationTrainer implements AutoCloseable {
         long examples;
         long trainNanos;
         final List<EpochMetrics> epochs = new ArrayList<>();
+        /** Early stopping: the best dev metric, its epoch, epochs since, and the parameters then. */
+        double best = Double.NaN;
+        int bestEpoch;
+        int epochsSinceBest;
+        Snapshot bestParameters;
+        boolean stoppedEarly;
     }
 
     private void runStage(long steps, long offset, Loop loop) {
@@ -216,6 +240,9 @@ public final class ClassificationTrainer implements AutoCloseable {
                 if (loop.order != null) {
                     loop.trainNanos += System.nanoTime() - stepStart;
                     endEpoch(loop);
+                    if (loop.stoppedEarly) {
+                        return;
+                    }
                     stepStart = System.nanoTime();
                 }
                 loop.order = shuffled(loop.epoch);
@@ -309,6 +336,46 @@ public final class ClassificationTrainer implements AutoCloseable {
         for (Consumer<EpochMetrics> listener : epochListeners) {
             listener.accept(metrics);
         }
+        if (evaluation != null) {
+            Map<String, Double> devMetrics = new LinkedHashMap<>();
+            devMetrics.put(DevMetric.DEV_LOSS.devKey(), evaluation.loss());
+            devMetrics.put(DevMetric.ACCURACY.devKey(), evaluation.metrics().accuracy());
+            devMetrics.put(DevMetric.MACRO_F1.devKey(), evaluation.metrics().macroF1());
+            for (TrainingListener listener : stepListeners) {
+                listener.onDev(loop.step, devMetrics);
+            }
+            double value = devMetrics.get(config.metric().devKey());
+            if (config.metric().improves(value, loop.best)) {
+                loop.best = value;
+                loop.bestEpoch = loop.epoch;
+                loop.epochsSinceBest = 0;
+                if (config.patience() > 0) {
+                    loop.bestParameters = snapshot();
+                }
+            } else {
+                loop.epochsSinceBest++;
+                loop.stoppedEarly = config.patience() > 0 && loop.epochsSinceBest >= config.patience();
+            }
+        }
+    }
+
+    /** A copy of the prompt's and the head's parameters, by name. */
+    private record Snapshot(Map<String, float[]> prompt, Map<String, float[]> head) {}
+
+    private Snapshot snapshot() {
+        Map<String, float[]> head = new LinkedHashMap<>();
+        for (String name : classifier.headParameterNames()) {
+            head.put(name, classifier.readHead(name));
+        }
+        return new Snapshot(classifier.prompt() == null ? Map.of()
+                : classifier.prompt().readAll(classifier.prompt().parameterNames()), head);
+    }
+
+    private void restore(Snapshot snapshot) {
+        if (classifier.prompt() != null) {
+            snapshot.prompt().forEach(classifier.prompt()::write);
+        }
+        snapshot.head().forEach(classifier::writeHead);
     }
 
     /** The classifier being trained (borrowed). */

@@ -14,13 +14,14 @@ import io.ptune.internal.JsonFiles;
 import io.ptune.model.Model;
 import io.ptune.prompt.PromptMethodConfig;
 import io.ptune.report.TrainingPlots;
+import io.ptune.train.DevMetric;
 import io.ptune.train.MetricsWriter;
+import io.ptune.train.NonFinitePolicy;
+import io.ptune.train.TrainingSetting;
 import io.ptune.train.TrainingConfig;
 import java.util.ArrayList;
-import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Locale;
-import java.util.Map;
 
 /**
  * {@code ptune train --task classify}: a classifier (any prompt method, or {@code --method none},
@@ -45,22 +46,22 @@ final class ClassifyTraining {
                     + " --resume-from are not supported with --task classify yet; classification runs are short,"
                     + " rerun them");
         }
-        if (flags.onNonFinite != null && !flags.onNonFinite.strip().equalsIgnoreCase("stop")
-                || flags.maxNonFinite != null) {
+        TrainingConfig training = flags.trainingConfig();
+        if (training.onNonFinite() != NonFinitePolicy.STOP
+                || SettingOptions.given(flags.spec, TrainingSetting.MAX_NONFINITE, Integer.class) != null) {
             throw new IllegalArgumentException("--on-nonfinite skip and --max-nonfinite are not supported with --task"
                     + " classify yet: a NaN or infinite loss stops the run");
         }
         boolean noPrompt = "none".equals(flags.method);
         if (noPrompt && (flags.virtualTokens != null || flags.init != null || flags.encoder != null
                 || flags.encoderHiddenSize != null || flags.prefixProjection || flags.blocks != null
-                || flags.generatorHiddenSize != null || flags.stage2Layers != null)) {
+                || flags.generatorHiddenSize != null || training.twoStage() != null)) {
             throw new IllegalArgumentException("--method none trains the head alone; prompt flags (--virtual-tokens,"
                     + " --init, --encoder*, --prefix-projection, --blocks, --generator-hidden-size, --stage2-layers)"
                     + " need a prompt method");
         }
         PromptMethodConfig promptConfig = noPrompt ? null : flags.promptConfig();
-        TrainingConfig training = flags.trainingConfig();
-        long seed = flags.seed == null ? 42 : flags.seed;
+        long seed = training.seed();
         ClassificationConfig config = flags.classifier.config(ClassificationHead.LINEAR, seed);
         ClassLoss loss = loss();
         if (flags.dev != null && flags.devFraction != null) {
@@ -102,17 +103,24 @@ final class ClassifyTraining {
                 ClassificationTrainer trainer = new ClassificationTrainer(classifier, training, loss, train, dev);
                 MetricsWriter metrics = flags.metricsOut == null ? null : new MetricsWriter(flags.metricsOut)) {
             if (metrics != null) {
-                trainer.addListener(metrics);
+                trainer.addListener(metrics::onStep);  // dev metrics go into the epoch lines
                 trainer.addEpochListener(epoch -> metrics.write(epochJson(epoch)));
             }
             TrainingPlots plots = flags.noPlots ? null : new TrainingPlots();
             if (plots != null) {
-                trainer.addListener(plots);
-                trainer.addEpochListener(epoch -> plots.onDev(epoch.step(), devMetrics(epoch)));
+                trainer.addListener(plots);  // dev metrics come through TrainingListener.onDev
             }
             ClassificationSummary summary = trainer.train();
             classifier.save(flags.out);
             EpochMetrics last = summary.epochs().get(summary.epochs().size() - 1);
+            TrainingArgs.write(flags.out, TrainingArgs.resolved(flags.spec, training, flags.resolvedPromptFlags()));
+            String metric = training.metric().columnName();
+            TrainingArgs.writeResults(flags.out, TrainingArgs.results(summary.steps(), summary.firstLoss(),
+                    summary.lastLoss(), last.dev() == null ? null : metric,
+                    summary.bestEpoch() == 0 ? 0 : summary.epochs().get(summary.bestEpoch() - 1).step(),
+                    summary.bestDevMetric(), training.patience() > 0 ? summary.bestDevMetric()
+                            : last.dev() == null ? Double.NaN : devMetric(last.dev(), training.metric()),
+                    summary.stoppedEarly()));
             if (plots != null) {
                 if (last.dev() != null) {
                     plots.confusionMatrix(last.dev().metrics().labels(), last.dev().metrics().confusion());
@@ -164,15 +172,12 @@ final class ClassifyTraining {
         return values;
     }
 
-    /** An epoch's dev loss, accuracy and macro-F1 (none without a dev set), for the plots. */
-    private static Map<String, Double> devMetrics(EpochMetrics epoch) {
-        Map<String, Double> dev = new LinkedHashMap<>();
-        if (epoch.dev() != null) {
-            dev.put("dev_loss", epoch.dev().loss());
-            dev.put("dev_accuracy", epoch.dev().metrics().accuracy());
-            dev.put("dev_macro_f1", epoch.dev().metrics().macroF1());
-        }
-        return dev;
+    private static double devMetric(PromptClassifier.Evaluation dev, DevMetric metric) {
+        return switch (metric) {
+            case DEV_LOSS -> dev.loss();
+            case ACCURACY -> dev.metrics().accuracy();
+            case MACRO_F1 -> dev.metrics().macroF1();
+        };
     }
 
     static ObjectNode epochJson(EpochMetrics epoch) {

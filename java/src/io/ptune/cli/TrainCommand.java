@@ -1,5 +1,6 @@
 package io.ptune.cli;
 
+import com.fasterxml.jackson.databind.node.ObjectNode;
 import io.ptune.adapter.PromptAdapter;
 import io.ptune.data.AlpacaDataset;
 import io.ptune.model.Model;
@@ -13,14 +14,10 @@ import io.ptune.prompt.PromptMethod;
 import io.ptune.prompt.PromptMethodConfig;
 import io.ptune.prompt.PromptTuningConfig;
 import io.ptune.report.TrainingPlots;
-import io.ptune.train.LossAveraging;
-import io.ptune.train.LrSchedule;
 import io.ptune.train.MetricsWriter;
-import io.ptune.train.NonFinitePolicy;
 import io.ptune.train.Trainer;
 import io.ptune.train.TrainingConfig;
 import io.ptune.train.TrainingSummary;
-import io.ptune.train.TwoStageConfig;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -29,7 +26,9 @@ import java.util.Locale;
 import java.util.Map;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
+import picocli.CommandLine.Model.CommandSpec;
 import picocli.CommandLine.Option;
+import picocli.CommandLine.Spec;
 
 /** {@code ptune train}: trains a prompt of any method and writes it as a PEFT-layout adapter. */
 @Command(name = "train", mixinStandardHelpOptions = true,
@@ -39,6 +38,12 @@ import picocli.CommandLine.Option;
         exitCodeOnInvalidInput = 1, exitCodeOnExecutionException = 1)
 final class TrainCommand extends CliCommand {
     private static final int DEFAULT_VIRTUAL_TOKENS = 20;
+
+    /** Adds the training settings' flags (generated from {@link io.ptune.train.TrainingSetting}). */
+    @Spec
+    void addSettingOptions(CommandSpec commandSpec) {
+        SettingOptions.addTo(commandSpec);
+    }
 
     @Option(names = "--task", paramLabel = "TASK",
             description = "causal-lm (Alpaca data, the default) | classify (labelled data, a classification head).")
@@ -53,7 +58,8 @@ final class TrainCommand extends CliCommand {
     Path data;
 
     @Option(names = "--dev", paramLabel = "FILE",
-            description = "classify: labelled dev data, evaluated after every epoch (default: a stratified"
+            description = "Dev data in --data's format, evaluated every --eval-every steps (default: once per epoch)"
+                    + " for --patience and the plots. classify: labelled dev data (default: a stratified"
                     + " --dev-fraction of --data, split with --seed).")
     Path dev;
 
@@ -131,67 +137,6 @@ final class TrainCommand extends CliCommand {
                     + " file's folder).")
     Path blocks;
 
-    @Option(names = "--stage2-layers", paramLabel = "K",
-            description = "Two-stage training: after the prompt, also train the top K layers.")
-    Integer stage2Layers;
-
-    @Option(names = "--stage2-lr", paramLabel = "X", description = "Stage-2 layer learning rate (default: 1e-5).")
-    Double stage2Lr;
-
-    @Option(names = "--stage2-steps", paramLabel = "N", description = "Stage-2 optimizer steps.")
-    Long stage2Steps;
-
-    @Option(names = "--stage2-epochs", paramLabel = "N", description = "Stage-2 passes over the data (default: 1).")
-    Integer stage2Epochs;
-
-    @Option(names = "--lr", paramLabel = "X",
-            description = "Peak learning rate of the prompt (default: 1e-2; 3e-3 with --stage2-layers).")
-    Double learningRate;
-
-    @Option(names = "--epochs", paramLabel = "N", description = "Passes over the data (default: 1).")
-    Integer epochs;
-
-    @Option(names = "--max-steps", paramLabel = "N",
-            description = "Train exactly N optimizer steps instead of whole epochs.")
-    Long maxSteps;
-
-    @Option(names = "--batch-size", paramLabel = "N", description = "Examples per micro-batch (default: 8).")
-    Integer batchSize;
-
-    @Option(names = "--grad-accum", paramLabel = "N",
-            description = "Micro-batches per optimizer step (default: 1).")
-    Integer gradAccum;
-
-    @Option(names = "--max-length", paramLabel = "N",
-            description = "Longest tokenised example; longer ones are cut at the end (default: 256).")
-    Integer maxLength;
-
-    @Option(names = "--seed", paramLabel = "N", description = "Seed for prompt init and shuffling (default: 42).")
-    Long seed;
-
-    @Option(names = "--warmup-steps", paramLabel = "N", description = "Linear warm-up steps (default: 0).")
-    Long warmupSteps;
-
-    @Option(names = "--loss-averaging", paramLabel = "KIND",
-            description = "With --grad-accum: tokens (mean over every label token of a step, as"
-                    + " transformers' Trainer) | micro-batches (mean of the micro-batch means, as the"
-                    + " plain PEFT loop) (default: tokens).")
-    String lossAveraging;
-
-    @Option(names = "--schedule", paramLabel = "KIND",
-            description = "constant | linear | cosine (default: linear).")
-    String schedule;
-
-    @Option(names = "--weight-decay", paramLabel = "X", description = "AdamW weight decay (default: 0).")
-    Double weightDecay;
-
-    @Option(names = "--max-grad-norm", paramLabel = "X", description = "Gradient clipping norm (default: 1.0).")
-    Double maxGradNorm;
-
-    @Option(names = "--log-every", paramLabel = "N",
-            description = "Log a progress line every N optimizer steps (default: 10).")
-    int logEvery = 10;
-
     @Option(names = "--save-every", paramLabel = "N",
             description = "Write a training checkpoint (prompt, AdamW moments, data position) every N optimizer"
                     + " steps into --checkpoint-dir.")
@@ -218,15 +163,6 @@ final class TrainCommand extends CliCommand {
                     + " value differs from the checkpoint's is an error.")
     boolean resume;
 
-    @Option(names = "--on-nonfinite", paramLabel = "WHAT",
-            description = "A NaN or infinite loss or gradient norm: stop (the default) | skip (drop that"
-                    + " accumulation cycle, count it in the metrics, go on).")
-    String onNonFinite;
-
-    @Option(names = "--max-nonfinite", paramLabel = "N",
-            description = "With --on-nonfinite skip: stop after N dropped cycles in a row (default: 10).")
-    Integer maxNonFinite;
-
     @Option(names = "--metrics-out", paramLabel = "FILE",
             description = "Write one JSON line per optimizer step: step, loss, lr, tokens_per_s (with"
                     + " --resume-from the file is continued after the checkpoint's step).")
@@ -240,6 +176,7 @@ final class TrainCommand extends CliCommand {
     @Override
     protected Map<String, String> flagNames() {
         Map<String, String> names = new java.util.HashMap<>(ClassifierOptions.FLAGS);
+        names.putAll(SettingOptions.FLAGS);
         names.putAll(ownFlagNames());
         return names;
     }
@@ -255,23 +192,6 @@ final class TrainCommand extends CliCommand {
                 Map.entry("encoderDropout", "--encoder-dropout"),
                 Map.entry("generatorHiddenSize", "--generator-hidden-size"),
                 Map.entry("blocks", "--blocks"),
-                Map.entry("stage2Layers", "--stage2-layers"),
-                Map.entry("stage2LearningRate", "--stage2-lr"),
-                Map.entry("stage2Steps", "--stage2-steps"),
-                Map.entry("stage2Epochs", "--stage2-epochs"),
-                Map.entry("learningRate", "--lr"),
-                Map.entry("epochs", "--epochs"),
-                Map.entry("maxSteps", "--max-steps"),
-                Map.entry("batchSize", "--batch-size"),
-                Map.entry("gradAccum", "--grad-accum"),
-                Map.entry("maxLength", "--max-length"),
-                Map.entry("warmupSteps", "--warmup-steps"),
-                Map.entry("weightDecay", "--weight-decay"),
-                Map.entry("logEvery", "--log-every"),
-                Map.entry("maxGradNorm", "--max-grad-norm"),
-                Map.entry("seed", "--seed"),
-                Map.entry("schedule", "--schedule"),
-                Map.entry("lossAveraging", "--loss-averaging"),
                 Map.entry("examples", "--data examples"),
                 Map.entry("saveEvery", "--save-every"),
                 Map.entry("keepCheckpoints", "--keep-checkpoints"),
@@ -279,9 +199,7 @@ final class TrainCommand extends CliCommand {
                 Map.entry("init", "--init"),
                 Map.entry("initialization", "--init"),
                 Map.entry("encoderType", "--encoder"),
-                Map.entry("prefixProjection", "--prefix-projection"),
-                Map.entry("onNonFinite", "--on-nonfinite"),
-                Map.entry("maxNonFinite", "--max-nonfinite"));
+                Map.entry("prefixProjection", "--prefix-projection"));
     }
 
     @Override
@@ -303,8 +221,10 @@ final class TrainCommand extends CliCommand {
             throw new IllegalArgumentException("--checkpoint-dir and --keep-checkpoints need --save-every N");
         }
         AlpacaDataset dataset = AlpacaDataset.load(data);
+        AlpacaDataset devSet = dev == null ? null : AlpacaDataset.load(dev);
         Path checkpoints = checkpointDir != null ? checkpointDir
                 : out.toAbsolutePath().resolveSibling(out.getFileName() + "-checkpoints");
+        ObjectNode arguments = TrainingArgs.resolved(spec, trainingConfig, resolvedPromptFlags());
 
         try (Model lm = model.load();
                 Trainer trainer = resume ? Trainer.resumeOrCreate(lm, checkpoints, promptConfig, trainingConfig, dataset)
@@ -313,8 +233,13 @@ final class TrainCommand extends CliCommand {
                 MetricsWriter metrics = metricsOut == null ? null
                         : !trainer.isResumed() ? new MetricsWriter(metricsOut)
                         : MetricsWriter.resumedAfter(metricsOut, trainer.resumedStep())) {
+            trainer.resumedFrom().ifPresent(dir -> TrainingArgs.checkResume(arguments, dir));
+            trainer.recordArguments(arguments);
             if (metrics != null) {
                 trainer.addListener(metrics);
+            }
+            if (devSet != null) {
+                trainer.evaluateOn(devSet);
             }
             TrainingPlots plots = noPlots ? null : new TrainingPlots();
             if (plots != null) {
@@ -325,6 +250,11 @@ final class TrainCommand extends CliCommand {
             }
             TrainingSummary summary = trainer.train();
             PromptAdapter.save(trainer.prompt(), out);
+            TrainingArgs.write(out, arguments);
+            TrainingArgs.writeResults(out, TrainingArgs.results(summary.steps(), summary.firstLoss(),
+                    summary.lastLoss(), devSet == null ? null : trainingConfig.metric().columnName(),
+                    summary.bestStep(), summary.bestDevMetric(), summary.keptDevMetric(trainingConfig),
+                    summary.stoppedEarly()));
             if (plots != null) {
                 plots.write(out);
             }
@@ -332,9 +262,26 @@ final class TrainCommand extends CliCommand {
                     + " adapter written to %s%n", summary.steps(), trainer.prompt().method().cliName(),
                     trainer.prompt().trainableParameterCount(), summary.firstLoss(), summary.lastLoss(),
                     summary.tokensPerSecond(), out);
+            if (summary.bestStep() > 0) {
+                out().printf(Locale.ROOT, "dev loss %.4f at step %d (best)%s%n", summary.bestDevMetric(),
+                        summary.bestStep(), summary.stoppedEarly() ? "; stopped early" : "");
+            }
             out().flush();
         }
         return 0;
+    }
+
+    /**
+     * The prompt flags' resolved values for {@code training_args.json}: the method, and the number
+     * of virtual tokens where the method takes one.
+     */
+    Map<String, Object> resolvedPromptFlags() {
+        Map<String, Object> resolved = new java.util.HashMap<>();
+        resolved.put("method", methodName());
+        if (!methodName().equals(PromptMethod.COMPOSITE.cliName()) && !methodName().equals("none")) {
+            resolved.put("virtual-tokens", virtualTokens == null ? DEFAULT_VIRTUAL_TOKENS : virtualTokens);
+        }
+        return resolved;
     }
 
     boolean isClassify() {
@@ -349,9 +296,6 @@ final class TrainCommand extends CliCommand {
 
     private void rejectClassifyFlags() {
         List<String> given = new ArrayList<>();
-        if (dev != null) {
-            given.add("--dev");
-        }
         if (devFraction != null) {
             given.add("--dev-fraction");
         }
@@ -392,7 +336,7 @@ final class TrainCommand extends CliCommand {
         } catch (IllegalArgumentException e) {
             throw new IllegalArgumentException("--" + e.getMessage(), e);
         }
-        long promptSeed = seed == null ? 42 : seed;
+        long promptSeed = trainingConfig().seed();
         return switch (kind) {
             case PROMPT_TUNING -> PromptTuningConfig.builder().numVirtualTokens(n).initialization(initSpec)
                     .seed(promptSeed).build();
@@ -482,57 +426,8 @@ final class TrainCommand extends CliCommand {
         }
     }
 
+    /** The training settings given on the command line or in --config, the rest at their defaults. */
     TrainingConfig trainingConfig() {
-        TrainingConfig.Builder builder = TrainingConfig.builder();
-        if (learningRate != null) {
-            builder.learningRate(learningRate);
-        } else if (stage2Layers != null) {
-            builder.learningRate(TwoStageConfig.DEFAULT_PROMPT_LEARNING_RATE);
-        }
-        if (stage2Layers != null) {
-            TwoStageConfig.Builder twoStage = TwoStageConfig.builder().layers(stage2Layers);
-            ifGiven(stage2Lr, twoStage::learningRate);
-            ifGiven(stage2Steps, twoStage::steps);
-            ifGiven(stage2Epochs, twoStage::epochs);
-            builder.twoStage(twoStage.build());
-        } else if (stage2Lr != null || stage2Steps != null || stage2Epochs != null) {
-            throw new IllegalArgumentException("--stage2-lr, --stage2-steps and --stage2-epochs need --stage2-layers K"
-                    + " (how many top layers to unfreeze in stage 2)");
-        }
-        ifGiven(epochs, builder::epochs);
-        ifGiven(maxSteps, builder::maxSteps);
-        ifGiven(batchSize, builder::batchSize);
-        ifGiven(gradAccum, builder::gradAccum);
-        ifGiven(maxLength, builder::maxLength);
-        ifGiven(seed, builder::seed);
-        ifGiven(warmupSteps, builder::warmupSteps);
-        if (schedule != null) {
-            try {
-                builder.schedule(LrSchedule.valueOf(schedule.trim().toUpperCase(Locale.ROOT)));
-            } catch (IllegalArgumentException e) {
-                throw new IllegalArgumentException("--schedule '" + schedule
-                        + "' is not one of constant, linear, cosine");
-            }
-        }
-        if (lossAveraging != null) {
-            try {
-                builder.lossAveraging(LossAveraging.valueOf(
-                        lossAveraging.trim().toUpperCase(Locale.ROOT).replace('-', '_')));
-            } catch (IllegalArgumentException e) {
-                throw new IllegalArgumentException("--loss-averaging '" + lossAveraging
-                        + "' is not one of tokens, micro-batches");
-            }
-        }
-        ifGiven(weightDecay, builder::weightDecay);
-        ifGiven(maxGradNorm, builder::maxGradNorm);
-        if (onNonFinite != null) {
-            try {
-                builder.onNonFinite(NonFinitePolicy.valueOf(onNonFinite.trim().toUpperCase(Locale.ROOT)));
-            } catch (IllegalArgumentException e) {
-                throw new IllegalArgumentException("--on-nonfinite '" + onNonFinite + "' is not one of stop, skip");
-            }
-        }
-        ifGiven(maxNonFinite, builder::maxNonFinite);
-        return builder.logEvery(logEvery).build();
+        return SettingOptions.config(spec);
     }
 }

@@ -37,6 +37,23 @@ public final class FileTrees {
     }
 
     /**
+     * Writes {@code content} to {@code file} atomically: a temporary file beside it, forced to the
+     * disk, then renamed over it (a reader sees the old file or the whole new one, never a part).
+     */
+    public static void writeAtomically(Path file, byte[] content) throws IOException {
+        Path folder = file.toAbsolutePath().getParent();
+        Path temp = Files.createTempFile(folder, "." + file.getFileName() + ".tmp-", "");
+        try {
+            Files.write(temp, content);
+            syncFile(temp);
+            moveAtomically(temp, file);
+            syncDirectory(folder);
+        } finally {
+            Files.deleteIfExists(temp);
+        }
+    }
+
+    /**
      * Forces every file and directory below {@code root} (and {@code root} itself) to the disk, so
      * that a rename that follows never publishes data still only in the page cache.
      */

@@ -12,6 +12,7 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Map;
 
 /**
  * Writes one JSON line per optimizer step: {@code {"step":s,"loss":l,"lr":x,"tokens_per_s":t}}
@@ -88,6 +89,15 @@ public final class MetricsWriter implements TrainingListener, AutoCloseable {
     }
 
     /** Another kind of record (e.g. a classifier's per-epoch dev metrics) as one JSON line. */
+    /** A {@code {"step", "dev_loss", ...}} line. */
+    @Override
+    public void onDev(long step, Map<String, Double> metrics) {
+        ObjectNode record = JsonFiles.MAPPER.createObjectNode();
+        record.put("step", step);
+        metrics.forEach(record::put);
+        writeLine(record.toString());
+    }
+
     public void write(JsonNode record) {
         writeLine(record.toString());
     }

@@ -1,5 +1,6 @@
 package io.ptune.train;
 
+import com.fasterxml.jackson.databind.JsonNode;
 import io.ptune.CheckpointException;
 import io.ptune.DatasetException;
 import io.ptune.InvalidConfigException;
@@ -78,10 +79,18 @@ public final class Trainer implements AutoCloseable {
     private final List<TrainingListener> listeners = new CopyOnWriteArrayList<>();
     /** Where the run resumes (null for a new run). */
     private final TrainingCheckpoint.State resumeState;
+    /** The checkpoint the run resumes (null for a new run). */
+    private final Path resumeDir;
     /** What a resumed run must share with its checkpoint (see {@link #settings()}). */
     private final Map<String, String> settings;
     /** The configuration the prompt was created with, as checkpoints record it. */
     private final Map<String, String> promptSettings;
+    /** The dev set evaluated during training ({@link #evaluateOn}), or null. */
+    private List<TokenizedExample> devExamples;
+    private String devSource;
+    private long evalEvery;
+    /** The caller's resolved configuration, recorded in checkpoints ({@link #recordArguments}), or null. */
+    private JsonNode arguments;
     private Path checkpointDir;
     private long checkpointEvery;
     private int checkpointsKept;
@@ -109,6 +118,7 @@ public final class Trainer implements AutoCloseable {
             this.ownsPrompt = ownsPrompt;
             this.config = Objects.requireNonNull(config, "config");
             this.resumeState = resume;
+            this.resumeDir = resumeDir;
             Objects.requireNonNull(data, "data");
             if (!model.architecture().causal()) {
                 throw new InvalidConfigException("model", model.modelDir() + " is a " + model.architecture().modelType()
@@ -253,32 +263,66 @@ public final class Trainer implements AutoCloseable {
         return this;
     }
 
+    /**
+     * Evaluates the prompt's mean dev loss per label token on {@code dev} every
+     * {@link TrainingConfig#evalEvery()} optimizer steps (default: once per epoch) and after the
+     * last step, and tells the listeners ({@link TrainingListener#onDev}). With
+     * {@link TrainingConfig#patience()} &gt; 0, training stops after that many evaluations without a
+     * lower dev loss, and the prompt of the best evaluation is kept. Call before {@link #train()}.
+     *
+     * @throws InvalidConfigException if the metric is not dev loss (the causal-LM task has no
+     *     accuracy), or with early stopping and a second stage or checkpoints (not supported yet)
+     */
+    public Trainer evaluateOn(AlpacaDataset dev) {
+        ensureOpen();
+        Objects.requireNonNull(dev, "dev");
+        if (config.metric() != DevMetric.DEV_LOSS) {
+            throw new InvalidConfigException("metric", "is " + config.metric().columnName() + ", but the causal-LM"
+                    + " task measures the dev loss only; use dev-loss (accuracy and macro-f1 are for classification)");
+        }
+        this.devExamples = encode(dev, "dev");
+        this.devSource = String.valueOf(dev.source());
+        this.evalEvery = config.evalEvery() > 0 ? config.evalEvery()
+                : Math.max(1, stepsOfEpochs(examples.size(), config, 1, "gradAccum"));
+        return this;
+    }
+
+    /**
+     * Records the caller's resolved configuration (e.g. the CLI's {@code training_args.json}) in
+     * every checkpoint, as {@link TrainingCheckpoint#ARGUMENTS_FILE}, so a restarted job can compare
+     * itself against the run it continues. Call before {@link #train()}.
+     */
+    public Trainer recordArguments(JsonNode resolvedArguments) {
+        ensureOpen();
+        this.arguments = resolvedArguments == null ? null : resolvedArguments.deepCopy();
+        return this;
+    }
+
+    /** The checkpoint directory this trainer continues, or empty for a new run. */
+    public Optional<Path> resumedFrom() {
+        return Optional.ofNullable(resumeDir);
+    }
+
     /** The optimizer step a resumed trainer continues after (0 for a new run). */
     public long resumedStep() {
         return resumeState == null ? 0 : resumeState.step();
     }
 
-    /** What a resumed run must share with the checkpoint (builder field names -> values). */
+    /**
+     * What a resumed run must share with the checkpoint (builder field names -> values): the
+     * {@link TrainingSetting#fingerprint()} settings, the number of examples and the resolved step
+     * counts of both stages (so {@code --epochs 2} and the equal {@code --max-steps} resume each other).
+     */
     private Map<String, String> settings() {
         Map<String, String> s = new LinkedHashMap<>();
         s.put("examples", Integer.toString(examples.size()));
-        s.put("batchSize", Integer.toString(config.batchSize()));
-        s.put("gradAccum", Integer.toString(config.gradAccum()));
-        s.put("lossAveraging", config.lossAveraging().name());
-        s.put("maxLength", Integer.toString(config.maxLength()));
-        s.put("seed", Long.toString(config.seed()));
-        s.put("learningRate", Double.toString(config.learningRate()));
-        s.put("schedule", config.schedule().name());
-        s.put("warmupSteps", Long.toString(config.warmupSteps()));
-        s.put("weightDecay", Double.toString(config.weightDecay()));
-        s.put("maxGradNorm", Double.toString(config.maxGradNorm()));
-        s.put("beta1", Double.toString(config.beta1()));
-        s.put("beta2", Double.toString(config.beta2()));
-        s.put("epsilon", Double.toString(config.epsilon()));
+        for (TrainingSetting setting : TrainingSetting.values()) {
+            if (setting.fingerprint()) {
+                Object value = setting.read(config);
+                s.put(setting.field(), value == null ? "none" : String.valueOf(value));
+            }
+        }
         s.put("maxSteps", Long.toString(stage1Steps));
-        TwoStageConfig twoStage = config.twoStage();
-        s.put("stage2Layers", twoStage == null ? "none" : Integer.toString(twoStage.layers()));
-        s.put("stage2LearningRate", twoStage == null ? "none" : Double.toString(twoStage.learningRate()));
         s.put("stage2Steps", Long.toString(stage2Steps));
         return s;
     }
@@ -359,6 +403,9 @@ public final class Trainer implements AutoCloseable {
             throw new IllegalStateException("train() was already called on this trainer");
         }
         trained = true;
+        if (config.patience() > 0) {
+            checkEarlyStopping();
+        }
         long total = totalSteps();
         LOG.info("training a {} prompt ({} virtual tokens, {} trainable parameters) on {} examples: {} optimizer"
                 + " steps, batch {} x {} accumulation, lr {} ({}, warm-up {})", prompt.method().cliName(),
@@ -366,6 +413,7 @@ public final class Trainer implements AutoCloseable {
                 config.batchSize(), config.gradAccum(), config.learningRate(), config.schedule(),
                 config.warmupSteps());
         Progress progress = new Progress();
+        progress.best = devExamples == null ? null : new BestPrompt(config.metric());
         BatchIterator resumeBatches = null;
         int startStage = 1;
         long startStageStep = 0;
@@ -386,7 +434,10 @@ public final class Trainer implements AutoCloseable {
                 runStage(1, stage1Steps, 0, total, progress, bar, startStageStep, resumeBatches);
             }
             TwoStageConfig twoStage = config.twoStage();
-            if (twoStage != null && startStage == 2) {
+            if (progress.stoppedEarly) {
+                LOG.info("stopped early at step {}: no better dev loss in {} evaluations", progress.step,
+                        config.patience());
+            } else if (twoStage != null && startStage == 2) {
                 runStage(2, stage2Steps, stage1Steps, total, progress, bar, startStageStep, resumeBatches);
             } else if (twoStage != null) {
                 prompt.unfreezeTopLayers(twoStage.layers(), twoStage.learningRate());
@@ -399,13 +450,19 @@ public final class Trainer implements AutoCloseable {
                 runStage(2, stage2Steps, stage1Steps, total, progress, bar, 0, null);
             }
         }
+        if (config.patience() > 0 && progress.best.step > 0) {
+            progress.best.restoreInto(prompt);
+            LOG.info("kept the prompt of step {} (dev loss {})", progress.best.step, fmt(progress.best.value));
+        }
         Duration elapsed = Duration.ofNanos(System.nanoTime() - loopStart);
         double tokensPerSecond = progress.totalTokens / Math.max(elapsed.toNanos() / 1e9, 1e-9);
         LOG.info("trained {} steps in {} s: loss {} -> {}, {} tokens/s", progress.step,
                 String.format("%.1f", elapsed.toMillis() / 1000.0), fmt(progress.firstLoss), fmt(progress.lastLoss),
                 String.format("%.0f", tokensPerSecond));
         return new TrainingSummary(progress.step, progress.epoch, progress.firstLoss, progress.lastLoss,
-                tokensPerSecond, elapsed, progress.droppedCycles);
+                tokensPerSecond, elapsed, progress.droppedCycles,
+                progress.best == null ? 0 : progress.best.step, progress.best == null ? Double.NaN : progress.best.value,
+                progress.best == null ? Double.NaN : progress.best.last, progress.stoppedEarly);
     }
 
     private BatchIterator batchesOf(int epoch) {
@@ -441,6 +498,70 @@ public final class Trainer implements AutoCloseable {
         /** Accumulation cycles dropped for a non-finite loss or gradient, in the run and in a row. */
         long droppedCycles;
         int droppedInARow;
+        /** The best dev evaluation so far (null without a dev set). */
+        BestPrompt best;
+        boolean stoppedEarly;
+    }
+
+    /** The best dev evaluation so far and, with early stopping, a copy of the prompt it measured. */
+    private final class BestPrompt {
+        final DevMetric metric;
+        long step;
+        double value = Double.NaN;
+        double last = Double.NaN;
+        int evaluationsSince;
+        Map<String, float[]> parameters;
+
+        BestPrompt(DevMetric metric) {
+            this.metric = metric;
+        }
+
+        /** Records an evaluation; returns whether it is a new best. */
+        boolean record(long atStep, double measured) {
+            last = measured;
+            if (metric.improves(measured, value)) {
+                step = atStep;
+                value = measured;
+                evaluationsSince = 0;
+                if (config.patience() > 0) {
+                    parameters = prompt.readAll(prompt.parameterNames());
+                }
+                return true;
+            }
+            evaluationsSince++;
+            return false;
+        }
+
+        void restoreInto(PromptModule target) {
+            parameters.forEach(target::write);
+        }
+    }
+
+    private void checkEarlyStopping() {
+        if (devExamples == null) {
+            throw new InvalidConfigException("patience", "needs a dev set to watch (--dev FILE, or"
+                    + " Trainer.evaluateOn)");
+        }
+        if (config.twoStage() != null) {
+            throw new InvalidConfigException("patience", "cannot be combined with stage2Layers yet; stop early in a"
+                    + " one-stage run");
+        }
+        if (checkpointDir != null || resumeState != null) {
+            throw new InvalidConfigException("patience", "cannot be combined with checkpoints yet (the best prompt"
+                    + " is kept in memory); leave out --save-every / --resume, or early stopping");
+        }
+    }
+
+    /** Evaluates the dev set at {@code step}; returns whether training should stop early. */
+    private boolean evaluateDev(long step, Progress progress) {
+        double devLoss = evaluateEncoded(devExamples, devSource);
+        boolean better = progress.best.record(step, devLoss);
+        LOG.info("step {}: dev loss {}{}", step, fmt(devLoss), better ? " (best)" : "");
+        Map<String, Double> metrics = Map.of(DevMetric.DEV_LOSS.devKey(), devLoss);
+        for (TrainingListener listener : listeners) {
+            listener.onDev(step, metrics);
+        }
+        return config.patience() > 0 && progress.best.evaluationsSince >= config.patience();
     }
 
     /**
@@ -510,16 +631,22 @@ public final class Trainer implements AutoCloseable {
             progress.totalTokens += cycle.tokens;
             progress.step = step;
             publish(metrics, total, bar);
+            if (devExamples != null && (step % evalEvery == 0 || step == total)) {
+                progress.stoppedEarly = evaluateDev(step, progress);
+            }
             if (checkpointDir != null && step % checkpointEvery == 0) {
                 Path written = TrainingCheckpoint.write(checkpointDir, prompt, nativeTrainer,
                         new TrainingCheckpoint.State(stage, step, stageStep, batches.epoch(), batches.served(),
                                 progress.firstLoss, progress.lastLoss, progress.tokensBefore + progress.totalTokens,
                                 settings, promptSettings),
-                        checkpointsKept);
+                        arguments, checkpointsKept);
                 LOG.info("step {}: checkpoint written to {}", step, written);
             }
             stepStart = now;
             cycle = new Cycle();
+            if (progress.stoppedEarly) {
+                return;
+            }
         }
     }
 
@@ -529,7 +656,10 @@ public final class Trainer implements AutoCloseable {
      */
     public double evaluate(AlpacaDataset data) {
         ensureOpen();
-        List<TokenizedExample> evalExamples = encode(data, "evaluation");
+        return evaluateEncoded(encode(data, "evaluation"), String.valueOf(data.source()));
+    }
+
+    private double evaluateEncoded(List<TokenizedExample> evalExamples, String source) {
         BatchIterator batches = new BatchIterator(evalExamples, config.batchSize(), collator, 0, 0, false);
         double lossSum = 0;
         long labelTokens = 0;
@@ -541,7 +671,7 @@ public final class Trainer implements AutoCloseable {
             labelTokens += result.labelTokens();
         }
         if (labelTokens == 0) {
-            throw new DatasetException(data.source() + ": no label tokens to evaluate");
+            throw new DatasetException(source + ": no label tokens to evaluate");
         }
         return lossSum / labelTokens;
     }

@@ -64,6 +64,8 @@ public final class TrainingCheckpoint {
     public static final String STATE_FILE = "trainer_state.json";
     public static final String MANIFEST_FILE = "manifest.json";
     static final String FORMAT = "ptune-training-checkpoint/1";
+    /** The run's resolved configuration ({@link Trainer#recordArguments}), when the caller gave one. */
+    public static final String ARGUMENTS_FILE = "training_args.json";
     static final String MANIFEST_FORMAT = "ptune-checkpoint-manifest/1";
     private static final Logger LOG = LoggerFactory.getLogger(TrainingCheckpoint.class);
     /** Temporary directories of checkpoint writes that a killed process left behind. */
@@ -105,7 +107,8 @@ public final class TrainingCheckpoint {
      * Writes a checkpoint of {@code prompt} and {@code trainer} as {@code parent/checkpoint-<step>}
      * and removes the oldest ones beyond {@code keepLast}.
      */
-    static Path write(Path parent, PromptModule prompt, NativePromptTrainer trainer, State state, int keepLast) {
+    static Path write(Path parent, PromptModule prompt, NativePromptTrainer trainer, State state, JsonNode arguments,
+            int keepLast) {
         Path target = parent.resolve(directoryName(state.step())).toAbsolutePath().normalize();
         Path temp = null;
         try {
@@ -124,6 +127,10 @@ public final class TrainingCheckpoint {
             Safetensors.write(temp.resolve(OPTIMIZER_FILE), moments, Map.of("format", FORMAT));
             Files.write(temp.resolve(STATE_FILE),
                     JsonFiles.MAPPER.writerWithDefaultPrettyPrinter().writeValueAsBytes(stateJson(state)));
+            if (arguments != null) {
+                Files.write(temp.resolve(ARGUMENTS_FILE),
+                        JsonFiles.MAPPER.writerWithDefaultPrettyPrinter().writeValueAsBytes(arguments));
+            }
             FileTrees.syncTree(temp);
             // Last: a manifest that verifies means every file it lists was complete on the disk.
             Files.write(temp.resolve(MANIFEST_FILE),
@@ -318,6 +325,18 @@ public final class TrainingCheckpoint {
                         + "; resume with the prompt flags the run was started with (or leave them out)");
             }
         }
+    }
+
+    /**
+     * The resolved configuration recorded in checkpoint {@code dir} ({@link #ARGUMENTS_FILE}), or
+     * empty when the run recorded none.
+     */
+    public static Optional<JsonNode> readArguments(Path dir) {
+        Path file = dir.resolve(ARGUMENTS_FILE);
+        if (!Files.isRegularFile(file)) {
+            return Optional.empty();
+        }
+        return Optional.of(JsonFiles.readObject(file, CheckpointException::new, ""));
     }
 
     /** Reads {@code dir/trainer_state.json}. */

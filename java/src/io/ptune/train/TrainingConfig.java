@@ -31,6 +31,10 @@ import java.util.Objects;
  * @param onNonFinite what a NaN or infinite loss or gradient norm does (stop by default)
  * @param maxNonFinite with {@link NonFinitePolicy#SKIP}: stop after this many dropped cycles in a
  *     row, >= 1
+ * @param evalEvery with a dev set: evaluate every this many optimizer steps; 0 = once per epoch
+ * @param metric the dev metric early stopping and the kept prompt go by
+ * @param patience with a dev set: stop after this many evaluations without a better {@code
+ *     metric} and keep the best prompt; 0 = never stop early and keep the last prompt
  * @param twoStage the second stage (top layers unfrozen) after the first, or null for prompt-only
  *     training
  */
@@ -53,12 +57,16 @@ public record TrainingConfig(
         int logEvery,
         NonFinitePolicy onNonFinite,
         int maxNonFinite,
+        long evalEvery,
+        DevMetric metric,
+        int patience,
         TwoStageConfig twoStage) {
 
     public TrainingConfig {
         Objects.requireNonNull(schedule, "schedule");
         Objects.requireNonNull(lossAveraging, "lossAveraging");
         Objects.requireNonNull(onNonFinite, "onNonFinite");
+        Objects.requireNonNull(metric, "metric");
         if (!(learningRate > 0) || !Double.isFinite(learningRate)) {
             throw new InvalidConfigException("learningRate", "must be a positive number, got "
                     + learningRate + " (prompt tuning typically uses 1e-3 to 3e-1)");
@@ -103,6 +111,12 @@ public record TrainingConfig(
         if (maxNonFinite <= 0) {
             throw new InvalidConfigException("maxNonFinite", "must be > 0, got " + maxNonFinite);
         }
+        if (evalEvery < 0) {
+            throw new InvalidConfigException("evalEvery", "must be >= 0 (0 = once per epoch), got " + evalEvery);
+        }
+        if (patience < 0) {
+            throw new InvalidConfigException("patience", "must be >= 0 (0 = no early stopping), got " + patience);
+        }
     }
 
     public static Builder builder() {
@@ -111,7 +125,7 @@ public record TrainingConfig(
 
     /** Builder with the defaults documented on each setter. */
     public static final class Builder {
-        private double learningRate = 1e-2;
+        private Double learningRate;
         private Integer epochs;
         private Long maxSteps;
         private int batchSize = 8;
@@ -126,14 +140,21 @@ public record TrainingConfig(
         private double beta1 = 0.9;
         private double beta2 = 0.999;
         private double epsilon = 1e-8;
-        private int logEvery = 1;
+        private int logEvery = 10;
         private NonFinitePolicy onNonFinite = NonFinitePolicy.STOP;
         private int maxNonFinite = 10;
+        private long evalEvery = 0;
+        private DevMetric metric = DevMetric.DEV_LOSS;
+        private int patience = 0;
         private TwoStageConfig twoStage;
+        private Integer stage2Layers;
+        private Double stage2LearningRate;
+        private Long stage2Steps;
+        private Integer stage2Epochs;
 
         private Builder() {}
 
-        /** Default 1e-2. */
+        /** Default 1e-2; {@link TwoStageConfig#DEFAULT_PROMPT_LEARNING_RATE} with a second stage. */
         public Builder learningRate(double learningRate) {
             this.learningRate = learningRate;
             return this;
@@ -223,7 +244,7 @@ public record TrainingConfig(
             return this;
         }
 
-        /** Default 1 (every step). */
+        /** Default 10. */
         public Builder logEvery(int logEvery) {
             this.logEvery = logEvery;
             return this;
@@ -241,9 +262,54 @@ public record TrainingConfig(
             return this;
         }
 
-        /** Adds a second stage with the top layers unfrozen; default none. */
+        /** Default 0: with a dev set, evaluate once per epoch. */
+        public Builder evalEvery(long evalEvery) {
+            this.evalEvery = evalEvery;
+            return this;
+        }
+
+        /** Default {@link DevMetric#DEV_LOSS}. */
+        public Builder metric(DevMetric metric) {
+            this.metric = metric;
+            return this;
+        }
+
+        /** Default 0 (no early stopping). */
+        public Builder patience(int patience) {
+            this.patience = patience;
+            return this;
+        }
+
+        /**
+         * Adds a second stage with the top layers unfrozen; default none. Cannot be combined with
+         * the {@code stage2*} setters, which build one field by field.
+         */
         public Builder twoStage(TwoStageConfig twoStage) {
             this.twoStage = twoStage;
+            return this;
+        }
+
+        /** A second stage that unfreezes the top {@code layers} layers (see {@link TwoStageConfig}). */
+        public Builder stage2Layers(int layers) {
+            this.stage2Layers = layers;
+            return this;
+        }
+
+        /** The second stage's layer learning rate; needs {@link #stage2Layers}. */
+        public Builder stage2LearningRate(double learningRate) {
+            this.stage2LearningRate = learningRate;
+            return this;
+        }
+
+        /** The second stage's optimizer steps; needs {@link #stage2Layers}. */
+        public Builder stage2Steps(long steps) {
+            this.stage2Steps = steps;
+            return this;
+        }
+
+        /** The second stage's passes over the data; needs {@link #stage2Layers}. */
+        public Builder stage2Epochs(int epochs) {
+            this.stage2Epochs = epochs;
             return this;
         }
 
@@ -256,10 +322,33 @@ public record TrainingConfig(
             if (maxSteps != null && maxSteps <= 0) {
                 throw new InvalidConfigException("maxSteps", "must be > 0, got " + maxSteps);
             }
-            return new TrainingConfig(learningRate, epochs == null ? 1 : epochs,
+            TwoStageConfig stage2 = twoStage;
+            if (stage2Layers != null) {
+                if (twoStage != null) {
+                    throw new InvalidConfigException("stage2Layers", "cannot be combined with twoStage(...); give"
+                            + " one of them");
+                }
+                TwoStageConfig.Builder builder = TwoStageConfig.builder().layers(stage2Layers);
+                if (stage2LearningRate != null) {
+                    builder.learningRate(stage2LearningRate);
+                }
+                if (stage2Steps != null) {
+                    builder.steps(stage2Steps);
+                }
+                if (stage2Epochs != null) {
+                    builder.epochs(stage2Epochs);
+                }
+                stage2 = builder.build();
+            } else if (stage2LearningRate != null || stage2Steps != null || stage2Epochs != null) {
+                throw new InvalidConfigException("stage2Layers", "is needed by stage2LearningRate, stage2Steps and"
+                        + " stage2Epochs (how many top layers to unfreeze in stage 2)");
+            }
+            double lr = learningRate != null ? learningRate
+                    : stage2 != null ? TwoStageConfig.DEFAULT_PROMPT_LEARNING_RATE : 1e-2;
+            return new TrainingConfig(lr, epochs == null ? 1 : epochs,
                     maxSteps == null ? 0 : maxSteps, batchSize, gradAccum, lossAveraging, maxLength, seed, warmupSteps,
                     schedule, weightDecay, maxGradNorm, beta1, beta2, epsilon, logEvery, onNonFinite,
-                    maxNonFinite, twoStage);
+                    maxNonFinite, evalEvery, metric, patience, stage2);
         }
     }
 }

@@ -50,7 +50,7 @@ class PtuneCliTest {
     @Test
     void unknownLossAveragingFails() {
         assertFails(run("train", "--model", "m", "--data", "d.json", "--out", "o", "--loss-averaging", "sideways"),
-                "--loss-averaging 'sideways' is not one of tokens, micro-batches");
+                "--loss-averaging: 'sideways' is not one of tokens, micro-batches");
     }
 
     @Test

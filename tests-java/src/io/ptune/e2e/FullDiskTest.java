@@ -45,8 +45,8 @@ class FullDiskTest {
         if (mode.equals("tmpfs")) {
             command.addAll(List.of("unshare", "--mount", "--propagation", "private"));
         }
-        command.addAll(List.of("bash", script.toString(), mode, work.toString(), RestartableTrainingTest.javaBinary(),
-                RestartableTrainingTest.classPath(), TestPaths.stories260k().toString(), data.toString()));
+        command.addAll(List.of("bash", script.toString(), mode, work.toString(), TestPaths.javaBinary(),
+                TestPaths.classPath(), TestPaths.stories260k().toString(), data.toString()));
         Process p = new ProcessBuilder(command).redirectErrorStream(true).redirectOutput(dir.resolve("script.log")
                 .toFile()).start();
         assertTrue(p.waitFor(5, TimeUnit.MINUTES), "the script did not finish");

@@ -22,7 +22,7 @@ class TrainingConfigTest {
         assertEquals(LrSchedule.LINEAR, config.schedule());
         assertEquals(0.0, config.weightDecay());
         assertEquals(1.0, config.maxGradNorm());
-        assertEquals(1, config.logEvery());
+        assertEquals(10, config.logEvery());
     }
 
     private static void rejects(String field, UnaryOperator<TrainingConfig.Builder> change) {
