@@ -345,24 +345,29 @@ final class SweepCommand extends CliCommand {
         }
     }
 
-    /** sweep.png: the metric against the learning rate, one line per prompt length. */
+    /** sweep.png: the metric against the learning rate, one line per prompt length (shortest first). */
     private void plot(List<Trial> trials, Map<String, Row> done, DevMetric devMetric) throws IOException {
-        Map<String, List<Row>> lines = new TreeMap<>();
+        Map<Integer, List<Row>> lines = new TreeMap<>(Comparator.nullsFirst(Comparator.naturalOrder()));
         for (Trial trial : trials) {
             Row row = done.get(trial.name());
             if (row != null && row.status().equals("ok") && trial.lr() != null && !Double.isNaN(row.value())) {
-                lines.computeIfAbsent(trial.virtualTokens() == null ? "as configured"
-                        : trial.virtualTokens() + " virtual tokens", k -> new ArrayList<>()).add(row);
+                lines.computeIfAbsent(trial.virtualTokens(), k -> new ArrayList<>()).add(row);
             }
         }
         if (lines.isEmpty()) {
             return;
         }
         List<LineChart.Series> series = new ArrayList<>();
-        lines.forEach((name, rows) -> series.add(new LineChart.Series(name,
+        lines.forEach((length, rows) -> series.add(new LineChart.Series(
+                length == null ? "as configured" : length + " virtual tokens",
                 rows.stream().mapToDouble(r -> r.trial().lr()).toArray(),
                 rows.stream().mapToDouble(Row::value).toArray())));
-        LineChart.write(out.resolve(PLOT_FILE), "Sweep: dev " + devMetric.columnName().replace('_', ' ')
-                + " by learning rate", "learning rate", devMetric.columnName().replace('_', ' '), true, series);
+        String label = switch (devMetric) {
+            case DEV_LOSS -> "dev loss";
+            case ACCURACY -> "dev accuracy";
+            case MACRO_F1 -> "dev macro-F1";
+        };
+        LineChart.write(out.resolve(PLOT_FILE), "Sweep: " + label + " by learning rate", "learning rate", label, true,
+                series);
     }
 }
