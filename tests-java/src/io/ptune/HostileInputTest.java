@@ -7,7 +7,6 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.ptune.adapter.PromptAdapter;
 import io.ptune.adapter.Safetensors;
-import io.ptune.cli.PtuneCli;
 import io.ptune.data.AlpacaDataset;
 import io.ptune.data.ClassificationDataset;
 import io.ptune.model.Architecture;
@@ -16,8 +15,6 @@ import io.ptune.prompt.PromptModule;
 import io.ptune.prompt.PromptTuningConfig;
 import java.io.ByteArrayOutputStream;
 import java.io.IOException;
-import java.io.PrintWriter;
-import java.io.StringWriter;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.nio.charset.StandardCharsets;
@@ -28,7 +25,6 @@ import java.util.stream.Stream;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.function.Executable;
 import org.junit.jupiter.api.io.TempDir;
-import picocli.CommandLine;
 
 /**
  * Hostile input: each case ends in one clear {@link PtuneException} subclass whose message names
@@ -294,12 +290,7 @@ class HostileInputTest {
     }
 
     private static Cli cli(String... args) {
-        StringWriter out = new StringWriter();
-        StringWriter err = new StringWriter();
-        CommandLine commandLine = new CommandLine(new PtuneCli());
-        commandLine.setOut(new PrintWriter(out, true));
-        commandLine.setErr(new PrintWriter(err, true));
-        int code = commandLine.execute(args);
-        return new Cli(code, out.toString(), err.toString());
+        CliRun.Result result = CliRun.run(args);
+        return new Cli(result.exitCode(), result.out(), result.err());
     }
 }

@@ -1,5 +1,8 @@
 package io.ptune.cli;
 
+import io.ptune.CliRun.Result;
+import static io.ptune.CliRun.run;
+
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
@@ -8,33 +11,17 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.ptune.TestPaths;
 import java.io.IOException;
-import java.io.PrintWriter;
-import java.io.StringWriter;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
-import picocli.CommandLine;
 
 /** Exit codes and messages for bad input; none of these reach the native core. */
 class PtuneCliTest {
     @TempDir
     Path dir;
 
-    record Result(int exitCode, String out, String err) {}
 
-    static Result run(CommandLine commandLine, String... args) {
-        StringWriter out = new StringWriter();
-        StringWriter err = new StringWriter();
-        commandLine.setOut(new PrintWriter(out, true));
-        commandLine.setErr(new PrintWriter(err, true));
-        int code = commandLine.execute(args);
-        return new Result(code, out.toString(), err.toString());
-    }
-
-    static Result run(String... args) {
-        return run(new CommandLine(new PtuneCli()), args);
-    }
 
     private static void assertFails(Result result, String expected) {
         assertEquals(1, result.exitCode(), result.err());

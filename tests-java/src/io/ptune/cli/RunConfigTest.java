@@ -1,5 +1,7 @@
 package io.ptune.cli;
 
+import static io.ptune.CliRun.run;
+
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertNotNull;
@@ -8,6 +10,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
+import io.ptune.CliRun.Result;
 import io.ptune.TestPaths;
 import io.ptune.train.DevMetric;
 import io.ptune.train.LossAveraging;
@@ -15,8 +18,6 @@ import io.ptune.train.LrSchedule;
 import io.ptune.train.NonFinitePolicy;
 import io.ptune.train.TrainingConfig;
 import io.ptune.train.TrainingSetting;
-import java.io.PrintWriter;
-import java.io.StringWriter;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.HashSet;
@@ -42,17 +43,6 @@ class RunConfigTest {
     @TempDir
     Path dir;
 
-    record Result(int exitCode, String out, String err) {}
-
-    static Result run(String... args) {
-        StringWriter out = new StringWriter();
-        StringWriter err = new StringWriter();
-        CommandLine commandLine = new CommandLine(new PtuneCli());
-        commandLine.setOut(new PrintWriter(out, true));
-        commandLine.setErr(new PrintWriter(err, true));
-        int code = commandLine.execute(args);
-        return new Result(code, out.toString(), err.toString());
-    }
 
     /** Parses {@code args} as {@code ptune train} would, applies the config, returns the command. */
     private static TrainCommand parsed(String... args) {

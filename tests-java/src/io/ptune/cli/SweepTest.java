@@ -6,6 +6,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
+import io.ptune.CliRun;
 import io.ptune.TestPaths;
 import io.ptune.adapter.PromptAdapter;
 import io.ptune.data.AlpacaDataset;
@@ -58,7 +59,7 @@ class SweepTest {
         }
         Files.writeString(dir.resolve("train.json"), colors.append("]").toString());
         Path out = dir.resolve("adapter");
-        RunConfigTest.Result result = RunConfigTest.run("train", "--config", yaml.toString(), "--out", out.toString(),
+        CliRun.Result result = CliRun.run("train", "--config", yaml.toString(), "--out", out.toString(),
                 "--lr", "0.3", "--warmup-steps", "0", "--schedule", "constant");
         assertEquals(0, result.exitCode(), result.err());
         JsonNode results = JSON.readTree(out.resolve("train_results.json").toFile());
@@ -82,7 +83,7 @@ class SweepTest {
     @Test
     void patienceWithoutADevSetIsAClearError() throws Exception {
         writeRunConfig("");
-        RunConfigTest.Result result = RunConfigTest.run("train", "--model", MODEL, "--data",
+        CliRun.Result result = CliRun.run("train", "--model", MODEL, "--data",
                 dir.resolve("train.json").toString(), "--out", dir.resolve("o").toString(), "--patience", "2",
                 "--max-steps", "2");
         assertEquals(1, result.exitCode());
@@ -109,7 +110,7 @@ class SweepTest {
         List<String> before = Files.readAllLines(table);
         assertTrue(before.size() >= 2 && before.size() < 5, before.toString());
 
-        RunConfigTest.Result result = RunConfigTest.run(args);
+        CliRun.Result result = CliRun.run(args);
         assertEquals(0, result.exitCode(), result.err());
         assertTrue(result.err().contains("resuming the sweep in " + out), result.err());
         List<String> rows = Files.readAllLines(table);
@@ -142,10 +143,10 @@ class SweepTest {
         assertTrue(plot.getWidth() >= 600, "plot width " + plot.getWidth());
 
         // The same sweep again has nothing left to do; another grid in the same folder is refused.
-        result = RunConfigTest.run(args);
+        result = CliRun.run(args);
         assertEquals(0, result.exitCode(), result.err());
         assertTrue(result.err().contains("4 of 4 trials done"), result.err());
-        result = RunConfigTest.run("sweep", "--config", yaml.toString(), "--out", out.toString(), "--lr", "0.5");
+        result = CliRun.run("sweep", "--config", yaml.toString(), "--out", out.toString(), "--lr", "0.5");
         assertEquals(1, result.exitCode());
         assertTrue(result.err().contains("holds another sweep"), result.err());
     }
@@ -154,11 +155,11 @@ class SweepTest {
     void sweepNeedsADevSet() throws Exception {
         Path yaml = dir.resolve("nodev.yaml");
         Files.writeString(yaml, "model: " + MODEL + "\ndata: x.json\n");
-        RunConfigTest.Result result = RunConfigTest.run("sweep", "--config", yaml.toString(), "--out",
+        CliRun.Result result = CliRun.run("sweep", "--config", yaml.toString(), "--out",
                 dir.resolve("s").toString(), "--lr", "1e-3,1e-2");
         assertEquals(1, result.exitCode());
         assertTrue(result.err().contains("has no dev set; a sweep ranks trials on one"), result.err());
-        result = RunConfigTest.run("sweep", "--config", yaml.toString(), "--out", dir.resolve("s").toString(),
+        result = CliRun.run("sweep", "--config", yaml.toString(), "--out", dir.resolve("s").toString(),
                 "--lr", "1e-2:1e-3:log:3");
         assertTrue(result.err().contains("no dev set") || result.err().contains("LOW <= HIGH"), result.err());
         assertEquals(List.of(1e-4, 1e-3, 1e-2), SweepValues.parse("1e-4:1e-2:log:3"));

@@ -6,8 +6,9 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
+import io.ptune.CliRun;
 import io.ptune.TestPaths;
-import io.ptune.e2e.CliEndToEndTest.Result;
+import io.ptune.CliRun.Result;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -50,7 +51,7 @@ class ClassifyCliTest {
     }
 
     private static Result run(List<String> args) {
-        return CliEndToEndTest.run(args.toArray(String[]::new));
+        return CliRun.run(args.toArray(String[]::new));
     }
 
     private List<String> trainArgs(String... extra) {

@@ -7,9 +7,10 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import com.fasterxml.jackson.databind.DeserializationFeature;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
+import io.ptune.CliRun;
 import io.ptune.TestPaths;
 import io.ptune.adapter.PromptAdapter;
-import io.ptune.e2e.CliEndToEndTest.Result;
+import io.ptune.CliRun.Result;
 import io.ptune.model.Model;
 import io.ptune.prompt.PromptModule;
 import java.nio.file.Files;
@@ -95,11 +96,11 @@ class FamiliesCliTest {
         for (String flag : flags) {
             args.add(flag.equals("BLOCKS") ? blocks.toString() : flag);
         }
-        Result train = CliEndToEndTest.run(args.toArray(String[]::new));
+        Result train = CliRun.run(args.toArray(String[]::new));
         assertEquals(0, train.exitCode(), train.err());
         assertTrue(train.out().contains("trained"), train.out());
 
-        Result logits = CliEndToEndTest.run("logits", "--model", model(family).toString(), "--adapter", out.toString(),
+        Result logits = CliRun.run("logits", "--model", model(family).toString(), "--adapter", out.toString(),
                 "--prompt", "Give three tips", "--json");
         assertEquals(0, logits.exitCode(), logits.err());
         JsonNode json = JSON.readTree(logits.out());
@@ -112,12 +113,12 @@ class FamiliesCliTest {
                 assertArrayEquals(expected[row], parsed(json.get("logits").get(row)), family + " row " + row);
             }
         }
-        Result generate = CliEndToEndTest.run("generate", "--model", model(family).toString(), "--adapter",
+        Result generate = CliRun.run("generate", "--model", model(family).toString(), "--adapter",
                 out.toString(), "--prompt", "Give three tips", "--max-new-tokens", "4", "--json");
         assertEquals(0, generate.exitCode(), generate.err());
         assertTrue(JSON.readTree(generate.out()).get("generated_ids").size() >= 1);
         // embed works on decoders too: their final hidden states, virtual rows first.
-        Result embed = CliEndToEndTest.run("embed", "--model", model(family).toString(), "--adapter", out.toString(),
+        Result embed = CliRun.run("embed", "--model", model(family).toString(), "--adapter", out.toString(),
                 "--ids", "5,17", "--json");
         assertEquals(0, embed.exitCode(), embed.err());
         JsonNode hidden = JSON.readTree(embed.out());
@@ -126,7 +127,7 @@ class FamiliesCliTest {
 
     @Test
     void bertPrintsMaskedLmLogitsAndHiddenStatesAndRefusesTheCausalTask() throws Exception {
-        Result logits = CliEndToEndTest.run("logits", "--model", model("bert").toString(), "--prompt",
+        Result logits = CliRun.run("logits", "--model", model("bert").toString(), "--prompt",
                 "It is [MASK].", "--json");
         assertEquals(0, logits.exitCode(), logits.err());
         JsonNode json = JSON.readTree(logits.out());
@@ -134,7 +135,7 @@ class FamiliesCliTest {
         assertEquals(6, json.get("logits").size());
         assertEquals(361, json.get("logits").get(0).size(), "MLM logits over the vocabulary");
 
-        Result embed = CliEndToEndTest.run("embed", "--model", model("bert_base").toString(), "--ids", "2,292,274,3",
+        Result embed = CliRun.run("embed", "--model", model("bert_base").toString(), "--ids", "2,292,274,3",
                 "--json");
         assertEquals(0, embed.exitCode(), embed.err());
         JsonNode hidden = JSON.readTree(embed.out());
@@ -145,14 +146,14 @@ class FamiliesCliTest {
                     parsed(hidden.get("last_hidden_state").get(1)));
         }
 
-        Result noHead = CliEndToEndTest.run("logits", "--model", model("bert_base").toString(), "--ids", "2,3");
+        Result noHead = CliRun.run("logits", "--model", model("bert_base").toString(), "--ids", "2,3");
         assertEquals(1, noHead.exitCode());
         assertTrue(noHead.err().contains("no LM or MLM head"), noHead.err());
-        Result train = CliEndToEndTest.run("train", "--model", model("bert").toString(), "--data", data.toString(),
+        Result train = CliRun.run("train", "--model", model("bert").toString(), "--data", data.toString(),
                 "--out", dir.resolve("x").toString(), "--max-steps", "1");
         assertEquals(1, train.exitCode());
         assertTrue(train.err().contains("encoder") && train.err().contains("decoders"), train.err());
-        Result generate = CliEndToEndTest.run("generate", "--model", model("bert").toString(), "--ids", "2,3");
+        Result generate = CliRun.run("generate", "--model", model("bert").toString(), "--ids", "2,3");
         assertEquals(1, generate.exitCode());
         assertTrue(generate.err().contains("generation needs a decoder"), generate.err());
     }
@@ -160,12 +161,12 @@ class FamiliesCliTest {
     @Test
     void embedReadsARealOnnxEncoderWithTheTokenizerBesideIt() throws Exception {
         Path onnx = TestPaths.onnxModel("all-minilm-l6-v2");
-        Result embed = CliEndToEndTest.run("embed", "--model", onnx.toString(), "--text", "Hello world", "--json");
+        Result embed = CliRun.run("embed", "--model", onnx.toString(), "--text", "Hello world", "--json");
         assertEquals(0, embed.exitCode(), embed.err());
         JsonNode json = JSON.readTree(embed.out());
         assertEquals("[101,7592,2088,102]", json.get("ids").toString(), "[CLS] hello world [SEP]");
         assertEquals(384, json.get("last_hidden_state").get(0).size());
-        Result explicit = CliEndToEndTest.run("embed", "--model", onnx.toString(), "--tokenizer",
+        Result explicit = CliRun.run("embed", "--model", onnx.toString(), "--tokenizer",
                 onnx.resolveSibling("all-minilm-l6-v2-tokenizer.json").toString(), "--text", "Hello world", "--json");
         assertEquals(embed.out(), explicit.out());
     }
@@ -177,13 +178,13 @@ class FamiliesCliTest {
         for (String file : List.of("config.json", "model.safetensors")) {
             Files.copy(model("gpt2").resolve(file), bare.resolve(file));
         }
-        Result logits = CliEndToEndTest.run("logits", "--model", bare.toString(), "--ids", "38,438,343");
+        Result logits = CliRun.run("logits", "--model", bare.toString(), "--ids", "38,438,343");
         assertEquals(0, logits.exitCode(), logits.err());
         assertTrue(logits.out().startsWith("token 0 (38) ->"), logits.out());
-        Result generate = CliEndToEndTest.run("generate", "--model", bare.toString(), "--ids", "38,438", "--json",
+        Result generate = CliRun.run("generate", "--model", bare.toString(), "--ids", "38,438", "--json",
                 "--max-new-tokens", "3");
         assertEquals(0, generate.exitCode(), generate.err());
-        Result text = CliEndToEndTest.run("logits", "--model", bare.toString(), "--prompt", "Hello");
+        Result text = CliRun.run("logits", "--model", bare.toString(), "--prompt", "Hello");
         assertEquals(1, text.exitCode());
         assertTrue(text.err().contains("tokenizer.json") && text.err().contains("does not exist"), text.err());
     }
@@ -195,7 +196,7 @@ class FamiliesCliTest {
         for (int i = 1; i < 60; i++) {
             ids.append(",").append(38 + i);
         }
-        Result generate = CliEndToEndTest.run("generate", "--model", model("gpt2").toString(), "--ids", ids.toString(),
+        Result generate = CliRun.run("generate", "--model", model("gpt2").toString(), "--ids", ids.toString(),
                 "--max-new-tokens", "10");
         assertEquals(1, generate.exitCode());
         assertTrue(generate.err().contains("exceed the model's 64") && generate.err().contains("n_positions"),

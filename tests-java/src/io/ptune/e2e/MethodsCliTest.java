@@ -1,6 +1,6 @@
 package io.ptune.e2e;
 
-import static io.ptune.e2e.CliEndToEndTest.run;
+import static io.ptune.CliRun.run;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -10,7 +10,7 @@ import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import io.ptune.TestPaths;
 import io.ptune.adapter.PromptAdapter;
-import io.ptune.e2e.CliEndToEndTest.Result;
+import io.ptune.CliRun.Result;
 import io.ptune.model.Model;
 import io.ptune.prompt.PromptModule;
 import java.nio.file.Files;

@@ -6,8 +6,9 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
+import io.ptune.CliRun;
 import io.ptune.TestPaths;
-import io.ptune.e2e.CliEndToEndTest.Result;
+import io.ptune.CliRun.Result;
 import io.ptune.report.Pngs;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -42,7 +43,7 @@ class PlotsAndInspectCliTest {
     void trainDrawsItsCurvesUnlessToldNot() throws Exception {
         Path data = alpaca();
         Path out = dir.resolve("adapter");
-        Result trained = CliEndToEndTest.run("train", "--model", MODEL, "--data", data.toString(), "--out",
+        Result trained = CliRun.run("train", "--model", MODEL, "--data", data.toString(), "--out",
                 out.toString(), "--virtual-tokens", "4", "--init", "vocab", "--max-steps", "6", "--batch-size", "2",
                 "--lr", "0.05");
         assertEquals(0, trained.exitCode(), trained.err());
@@ -52,7 +53,7 @@ class PlotsAndInspectCliTest {
         assertTrue(Files.exists(out.resolve("adapter_config.json")));
 
         Path quiet = dir.resolve("quiet");
-        Result noPlots = CliEndToEndTest.run("train", "--model", MODEL, "--data", data.toString(), "--out",
+        Result noPlots = CliRun.run("train", "--model", MODEL, "--data", data.toString(), "--out",
                 quiet.toString(), "--virtual-tokens", "4", "--max-steps", "2", "--batch-size", "2", "--no-plots");
         assertEquals(0, noPlots.exitCode(), noPlots.err());
         try (var files = Files.list(quiet)) {
@@ -60,13 +61,13 @@ class PlotsAndInspectCliTest {
         }
 
         // The adapter just trained, inspected: text, JSON and the heat map.
-        Result text = CliEndToEndTest.run("inspect", out.toString(), "--model", MODEL, "--top-k", "3");
+        Result text = CliRun.run("inspect", out.toString(), "--model", MODEL, "--top-k", "3");
         assertEquals(0, text.exitCode(), text.err());
         assertTrue(text.out().contains("method:               prompt-tuning"), text.out());
         assertTrue(text.out().contains("trainable parameters: 256"), text.out());
         assertTrue(text.out().contains("vocabulary mean L2 norm"), text.out());
         Path png = dir.resolve("near.png");
-        Result json = CliEndToEndTest.run("inspect", out.toString(), "--model", MODEL, "--top-k", "3", "--json",
+        Result json = CliRun.run("inspect", out.toString(), "--model", MODEL, "--top-k", "3", "--json",
                 "--png", png.toString());
         assertEquals(0, json.exitCode(), json.err());
         JsonNode root = JSON.readTree(json.out());
@@ -77,7 +78,7 @@ class PlotsAndInspectCliTest {
         assertTrue(root.get("vocab_mean_norm").asDouble() > 0);
         Pngs.assertChart(png, 800, 300);
 
-        Result filesOnly = CliEndToEndTest.run("inspect", out.toString(), "--json");
+        Result filesOnly = CliRun.run("inspect", out.toString(), "--json");
         assertEquals(0, filesOnly.exitCode(), filesOnly.err());
         assertTrue(JSON.readTree(filesOnly.out()).get("vocab_mean_norm").isNull());
     }
@@ -85,19 +86,19 @@ class PlotsAndInspectCliTest {
     @Test
     void inspectFailsWithOneLineNamingTheProblem() throws Exception {
         Path missing = dir.resolve("no-such-adapter");
-        Result result = CliEndToEndTest.run("inspect", missing.toString(), "--model", MODEL);
+        Result result = CliRun.run("inspect", missing.toString(), "--model", MODEL);
         assertEquals(1, result.exitCode());
         assertTrue(result.err().startsWith("error: ") && result.err().contains(missing.toString()), result.err());
 
         Path adapter = TestPaths.peftResources().resolve("ours/prompt_tuning");
         Path bloom = TestPaths.root().resolve("tests-java/resources/families/bloom/model");
-        Result otherModel = CliEndToEndTest.run("inspect", adapter.toString(), "--model", bloom.toString());
+        Result otherModel = CliRun.run("inspect", adapter.toString(), "--model", bloom.toString());
         assertEquals(1, otherModel.exitCode());
         assertTrue(otherModel.err().startsWith("error: ")
                 && otherModel.err().contains(adapter.resolve("adapter_config.json").toString()), otherModel.err());
         assertEquals(1, otherModel.err().strip().lines().count(), otherModel.err());
 
-        Result pngWithoutModel = CliEndToEndTest.run("inspect", adapter.toString(), "--png", "x.png");
+        Result pngWithoutModel = CliRun.run("inspect", adapter.toString(), "--png", "x.png");
         assertEquals(1, pngWithoutModel.exitCode());
         assertTrue(pngWithoutModel.err().contains("--png needs --model"), pngWithoutModel.err());
     }
@@ -113,7 +114,7 @@ class PlotsAndInspectCliTest {
         }
         Files.writeString(train, tsv);
         Path out = dir.resolve("classifier");
-        Result trained = CliEndToEndTest.run("train", "--task", "classify", "--model", BERT, "--data", train.toString(),
+        Result trained = CliRun.run("train", "--task", "classify", "--model", BERT, "--data", train.toString(),
                 "--dev", train.toString(), "--out", out.toString(), "--epochs", "2", "--batch-size", "4",
                 "--method", "prompt-tuning", "--virtual-tokens", "2");
         assertEquals(0, trained.exitCode(), trained.err());
@@ -123,7 +124,7 @@ class PlotsAndInspectCliTest {
         Pngs.assertChart(out.resolve("confusion_matrix.png"), 800, 600);
 
         Path png = dir.resolve("eval-cm.png");
-        Result eval = CliEndToEndTest.run("eval", "--model", BERT, "--adapter", out.toString(), "--data",
+        Result eval = CliRun.run("eval", "--model", BERT, "--adapter", out.toString(), "--data",
                 train.toString(), "--confusion-png", png.toString());
         assertEquals(0, eval.exitCode(), eval.err());
         Pngs.assertChart(png, 800, 600);
