@@ -22,10 +22,30 @@ import java.nio.file.Path;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
-/** The README's Java example, verbatim apart from paths, so the README stays true. */
+/** The README's Java examples, verbatim apart from paths, so the README stays true. */
 class ReadmeExampleTest {
     @TempDir
     Path dir;
+
+    /** "The same in Java" (the quick start): the demo's training, on the shipped files. */
+    @Test
+    void quickStartJavaExampleRuns() {
+        Path root = TestPaths.root();
+        Path adapterDir = dir.resolve("my-adapter");
+        String text;
+        try (Model model = Model.load(root.resolve("examples/stories260k"));
+                Trainer trainer = Trainer.create(model,
+                        PromptTuningConfig.builder().numVirtualTokens(16).init(PromptInit.SAMPLE_VOCAB).build(),
+                        TrainingConfig.builder().learningRate(0.3).epochs(30).build(),
+                        AlpacaDataset.load(root.resolve("examples/data/max_the_dog.json")))) {
+            trainer.train();
+            PromptAdapter.save(trainer.prompt(), adapterDir);                   // PEFT's layout
+            Generator generator = new Generator(model, trainer.prompt(), GenerationConfig.builder().maxNewTokens(48).build());
+            text = generator.generate("Human: Tell me a story.\n\nAssistant: ").text();
+        }
+        assertTrue(Files.exists(adapterDir.resolve("adapter_model.safetensors")));
+        assertTrue(text.contains("Max"), "the story is about Max after training: " + text);
+    }
 
     @Test
     void readmeJavaExampleRuns() throws Exception {
