@@ -34,7 +34,8 @@ class PackageDependenciesTest {
             Map.entry("inference", 5),
             Map.entry("train", 6),
             Map.entry("classify", 7),
-            Map.entry("cli", 8));
+            Map.entry("serve", 8),
+            Map.entry("cli", 9));
 
     private static final Pattern REFERENCE = Pattern.compile("\\bio\\.ptune\\.((?:[a-z]+\\.)*)[A-Z]");
 
