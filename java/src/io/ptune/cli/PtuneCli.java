@@ -24,7 +24,7 @@ import picocli.CommandLine.Model.CommandSpec;
                 + " Hugging Face models (Llama, Mistral, Qwen2, GPT-2, BLOOM decoders; BERT encoders, also from ONNX):"
                 + " generation and classification (linear heads, PET verbalizers, soft verbalizers).",
         subcommands = {TrainCommand.class, GenerateCommand.class, LogitsCommand.class, EmbedCommand.class,
-                EvalCommand.class, ClassifyCommand.class},
+                EvalCommand.class, ClassifyCommand.class, ServeCommand.class},
         exitCodeOnInvalidInput = 1,
         exitCodeOnExecutionException = 1)
 public final class PtuneCli implements Runnable {
