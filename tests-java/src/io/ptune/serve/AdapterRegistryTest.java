@@ -272,6 +272,37 @@ class AdapterRegistryTest {
     }
 
     @Test
+    void twoStageAdaptersRunAloneBesideAMixedBatch() {
+        PromptModule twoStage = PromptModule.create(model, io.ptune.TestMethods.get("prompt-tuning"));
+        twoStage.unfreezeTopLayers(1, 1e-5);
+        String layerWeight = twoStage.layerParameterNames().get(0);
+        float[] w = twoStage.read(layerWeight);
+        for (int i = 0; i < w.length; i++) {
+            w[i] *= 1.5f;  // its own copy of the top layer now differs from the shared model's
+        }
+        twoStage.write(layerWeight, w);
+        GenerationConfig config = GenerationConfig.builder().maxNewTokens(10).build();
+        long[] expected = new Generator(model, twoStage, config).generate(List.of(ids(0))).get(0).generatedIds();
+        try (AdapterRegistry own = new AdapterRegistry(model)) {
+            own.add("two-stage", twoStage);
+            own.load("prefix", adapters.get("prefix"));
+            try (AdapterRegistry.Lease a = own.acquire("two-stage"); AdapterRegistry.Lease b = own.acquire("prefix")) {
+                List<Generation> out = own.generate(List.of(new AdapterRegistry.Request(a, ids(0), config),
+                        new AdapterRegistry.Request(b, ids(1), config), new AdapterRegistry.Request(null, ids(2), config)));
+                assertArrayEquals(expected, out.get(0).generatedIds());
+                long[] prefixAlone = alone("prefix", ids(1), config).generatedIds();
+                Tolerances.assertSameGreedyTokens(prefixAlone, out.get(1).generatedIds(),
+                        i -> nextLogits("prefix", Tolerances.prefixed(ids(1), prefixAlone, i)), "prefix row");
+                long[] plainAlone = alone(null, ids(2), config).generatedIds();
+                Tolerances.assertSameGreedyTokens(plainAlone, out.get(2).generatedIds(),
+                        i -> nextLogits(null, Tolerances.prefixed(ids(2), plainAlone, i)), "bare-model row");
+                assertThrows(IllegalArgumentException.class, () -> own.promptLogits(
+                        List.of(new AdapterRegistry.Request(a, ids(0), config))));
+            }
+        }
+    }
+
+    @Test
     void classifiersServeClassifyAndNotGenerate() {
         Path folder = ServeFixtures.classifier(model, dir.resolve("classifier"));
         try (AdapterRegistry own = new AdapterRegistry(model);
