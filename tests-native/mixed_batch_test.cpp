@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "ptune/ptune.h"
+#include "family_models.h"
 #include "test_support.h"
 #include "tolerance.h"
 
@@ -297,5 +298,72 @@ TEST_F(MixedBatchTest, TheBatchKeepsItsPromptsAlive) {
   b.generate(nullptr, 0, tokens.data(), lengths.data());
   EXPECT_EQ(tokens, expected);
 }
+
+}  // namespace
+
+// The same on the other decoder families: GPT-2 (learned positions) and BLOOM (ALiBi, whose key
+// positions count the mask's real slots), where a wrong position or an unmasked padding slot
+// would show at once.
+namespace {
+
+class MixedBatchFamilyTest : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(MixedBatchFamilyTest, RowsBehindDifferentMethodsEqualTheRowsAlone) {
+  const std::string dir = ptune_test::kFamiliesDir + "/" + GetParam() + "/model";
+  ptune::Model model(dir.c_str(), ptune_test::familySpec(GetParam()));
+  const int64_t V = model.vocabSize();
+  PromptModel prompt(model, makeSpec(PromptMethod::kPromptTuning, 3, 0, PromptEncoderType::kMlp, 0, false, 31),
+                     nullptr, 0);
+  PromptModel prefix(model, makeSpec(PromptMethod::kPrefixTuning, 5, 0, PromptEncoderType::kMlp, 0, false, 32),
+                     nullptr, 0);
+  PromptModel short_prefix(model, makeSpec(PromptMethod::kPrefixTuning, 2, 0, PromptEncoderType::kMlp, 0, false, 33),
+                           nullptr, 0);
+  PromptModel p_tuning(model, makeSpec(PromptMethod::kPTuning, 4, 16, PromptEncoderType::kMlp, 0, false, 34),
+                       nullptr, 0);
+  const auto ids = [&](int64_t n, int64_t salt) {
+    std::vector<int64_t> out;
+    for (int64_t i = 0; i < n; ++i) out.push_back((i * 37 + salt * 101 + 5) % V);
+    return out;
+  };
+  const std::vector<std::pair<const PromptModel*, std::vector<int64_t>>> rows = {
+      {&prompt, ids(3, 1)}, {&prefix, ids(9, 2)}, {nullptr, ids(5, 3)}, {&short_prefix, ids(2, 4)},
+      {&p_tuning, ids(7, 5)}, {&prefix, ids(1, 6)}};
+  const int N = 6;
+  ptune::MixedBatch batch(model);
+  for (const auto& [p, r] : rows) batch.addRow(p, r.data(), static_cast<int64_t>(r.size()), options(N));
+  const int64_t B = batch.size(), T = batch.maxTokens();
+  std::vector<float> logits(static_cast<size_t>(B * T * V));
+  batch.logits(logits.data());
+  std::vector<int64_t> tokens(static_cast<size_t>(B * N)), lengths(static_cast<size_t>(B));
+  batch.generate(nullptr, 0, tokens.data(), lengths.data());
+  for (int64_t b = 0; b < B; ++b) {
+    const auto& [p, r] = rows[static_cast<size_t>(b)];
+    const int64_t Tr = static_cast<int64_t>(r.size()), S = model.inputVirtualTokens(p) + Tr;
+    std::vector<float> alone(static_cast<size_t>(S * V));
+    const std::vector<int64_t> mask(r.size(), 1);
+    model.logits(p, r.data(), mask.data(), nullptr, 1, Tr, alone.data());
+    const std::vector<float> text(alone.end() - Tr * V, alone.end());
+    const size_t start = static_cast<size_t>((b * T + T - Tr) * V);
+    double worst = 0.0;
+    for (size_t i = 0; i < text.size(); ++i) worst = std::max(worst, std::abs(double(logits[start + i]) - text[i]));
+    EXPECT_LE(worst, ptune_test::fp32Tolerance(ptune_test::maxAbs(text))) << GetParam() << ", row " << b;
+    std::vector<int64_t> expected(N), length(1);
+    model.generate(p, r.data(), mask.data(), 1, Tr, nullptr, 0, options(N), expected.data(), length.data());
+    const std::vector<int64_t> mixed(tokens.begin() + b * N, tokens.begin() + (b + 1) * N);
+    EXPECT_EQ(ptune_test::greedyMismatch(expected, mixed, [&](size_t i) {
+                std::vector<int64_t> seq = r;
+                seq.insert(seq.end(), expected.begin(), expected.begin() + static_cast<std::ptrdiff_t>(i));
+                const int64_t n = static_cast<int64_t>(seq.size()), s = model.inputVirtualTokens(p) + n;
+                std::vector<float> all(static_cast<size_t>(s * V));
+                const std::vector<int64_t> m(seq.size(), 1);
+                model.logits(p, seq.data(), m.data(), nullptr, 1, n, all.data());
+                return std::vector<float>(all.end() - V, all.end());
+              }),
+              "")
+        << GetParam() << ", row " << b;
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Decoders, MixedBatchFamilyTest, ::testing::Values("gpt2", "bloom"));
 
 }  // namespace
