@@ -9,6 +9,7 @@ import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import io.ptune.TestPaths;
+import io.ptune.Tolerances;
 import io.ptune.adapter.PromptAdapter;
 import io.ptune.classify.PromptClassifier;
 import io.ptune.inference.Generation;
@@ -116,6 +117,15 @@ class AdapterServerTest {
         }
     }
 
+    static float[] nextLogits(String adapter, long[] ids) {
+        if (adapter == null) {
+            return Tolerances.last(model.logits(null, ids));
+        }
+        try (PromptModule p = PromptAdapter.load(adapters.get(adapter), model)) {
+            return Tolerances.last(model.logits(p, ids));
+        }
+    }
+
     static long[] ids(JsonNode answer) {
         return StreamSupport.stream(answer.get("generated_ids").spliterator(), false).mapToLong(JsonNode::asLong)
                 .toArray();
@@ -163,7 +173,13 @@ class AdapterServerTest {
         for (int i = 0; i < answers.size(); i++) {
             Answer a = answers.get(i).get();
             assertEquals(200, a.status(), a.body().toString());
-            assertArrayEquals(expected.get(keys.get(i)), ids(a.body()), keys.get(i));
+            String[] key = keys.get(i).split("\\|");
+            String adapter = key[0].equals("null") ? null : key[0];
+            long[] input = model.tokenizer().encode(key[1], true);
+            long[] alone = expected.get(keys.get(i));
+            // Another batch shape rounds differently: the same tokens up to a near-tie.
+            Tolerances.assertSameGreedyTokens(alone, ids(a.body()),
+                    t -> nextLogits(adapter, Tolerances.prefixed(input, alone, t)), keys.get(i));
         }
         JsonNode health = call(server, "GET", "/health", null).body();
         assertTrue(health.get("largest_batch").asInt() > 1, "requests were batched: " + health);
@@ -247,7 +263,7 @@ class AdapterServerTest {
             try {
                 List<CompletableFuture<Answer>> answers = new ArrayList<>();
                 for (int i = 0; i < 12; i++) {
-                    answers.add(callAsync(small, "/v1/generate", generateBody("a", "Once upon a time", 200)));
+                    answers.add(callAsync(small, "/v1/generate", generateBody("a", "Once upon a time", 400)));
                 }
                 int ok = 0;
                 int full = 0;
@@ -289,7 +305,8 @@ class AdapterServerTest {
     void closeFinishesTheRequestsInFlightThenRefuses() throws Exception {
         try (AdapterRegistry own = new AdapterRegistry(model)) {
             own.load("a", adapters.get("p-tuning-mlp"));
-            AdapterServer closing = AdapterServer.start(own, ServeConfig.builder().port(0).maxBatch(2).build());
+            // One request per batch: each answer is bit-identical to Generator's (same shapes).
+            AdapterServer closing = AdapterServer.start(own, ServeConfig.builder().port(0).maxBatch(1).build());
             URI uri = closing.uri();
             long[] expected = expected("p-tuning-mlp", "The cat", GenerationConfig.builder().maxNewTokens(150).build())
                     .generatedIds();
