@@ -219,6 +219,33 @@ class AdapterServerTest {
     }
 
     @Test
+    void randomBodiesGetClientErrorsNeverServerErrors() throws Exception {
+        java.util.Random random = new java.util.Random(17);
+        String[] fields = {"adapter", "prompt", "max_new_tokens", "temperature", "top_k", "top_p", "seed", "greedy",
+            "text", "text_b", "x"};
+        String[] values = {"null", "true", "-1", "0", "1", "3", "1e308", "-1e308", "0.5", "9223372036854775807",
+            "18446744073709551616", "\"\"", "\"prefix\"", "\"mood\"", "\"Once\"", "\"\\u0000\"", "[]", "{}",
+            "[1, 2]", "\"\\ud800\""};
+        for (int i = 0; i < 150; i++) {
+            StringBuilder body = new StringBuilder("{");
+            int n = random.nextInt(5);
+            for (int f = 0; f < n; f++) {
+                body.append(f == 0 ? "" : ", ").append('"').append(fields[random.nextInt(fields.length)]).append("\": ")
+                        .append(values[random.nextInt(values.length)]);
+            }
+            body.append(random.nextInt(10) == 0 ? "" : "}");
+            String path = random.nextBoolean() ? "/v1/generate" : "/v1/classify";
+            Answer a = call(server, "POST", path, body.toString());
+            assertTrue(a.status() == 200 || (a.status() >= 400 && a.status() < 500), path + " " + body + " -> "
+                    + a.status() + " " + a.body());
+            if (a.status() != 200) {
+                assertTrue(a.body().get("error").asText().length() > 10, a.body().toString());
+            }
+        }
+        assertEquals("ok", call(server, "GET", "/health", null).body().get("status").asText());
+    }
+
+    @Test
     void classifyAdaptersAndHealth() throws Exception {
         Answer a = call(server, "POST", "/v1/classify", "{\"adapter\": \"mood\", \"text\": \"The girl smiled.\"}");
         assertEquals(200, a.status(), a.body().toString());
