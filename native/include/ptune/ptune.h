@@ -191,6 +191,7 @@ struct ClassifierSpec {
 };
 
 class Model;
+class MixedBatch;
 
 /// The state of one prompt method in front of one model: named fp32 parameters, each
 /// trainable or frozen with its own learning rate. Names follow PEFT's modules where PEFT has
@@ -234,6 +235,7 @@ class PromptModel {
   friend class Model;
   friend class Classifier;
   friend class PromptTrainer;
+  friend class MixedBatch;
   struct Impl;
   std::shared_ptr<Impl> impl_;  // shared: prompts keep their model alive, trainers their prompt
 };
@@ -288,8 +290,47 @@ class Model {
   friend class PromptModel;
   friend class Classifier;
   friend class PromptTrainer;
+  friend class MixedBatch;
   struct Impl;
   std::shared_ptr<Impl> impl_;  // shared: prompts keep their model alive, trainers their prompt
+};
+
+/// A batch whose rows use different prompts (any method, or none) in front of one Model, run as
+/// one forward pass (serving many adapters on one model): each row's input-level virtual tokens
+/// go before its tokens, each row's prefix fills its own slots of the KV cache, shorter ones
+/// padded on the left and masked out, and generation continues from per-row caches. Every row
+/// computes what it computes alone, up to rounding. Rows are added one by one; the batch keeps
+/// the model and its rows' prompts alive. Not thread-safe: one thread builds and runs a batch.
+class MixedBatch {
+ public:
+  explicit MixedBatch(const Model& model);
+  ~MixedBatch();
+  MixedBatch(const MixedBatch&) = delete;
+  MixedBatch& operator=(const MixedBatch&) = delete;
+
+  /// Appends row size(): prompt (null = the bare model) must belong to this batch's model and
+  /// have no unfrozen layers (two-stage prompts run on their own copy of the model); ids is (T),
+  /// the row's tokens without padding; options are its decoding settings (generate()), its
+  /// pad_token_id written after the row finished.
+  void addRow(const PromptModel* prompt, const int64_t* ids, int64_t T, const GenerateOptions& options);
+  int64_t size() const;
+  /// T: the longest row's token count.
+  int64_t maxTokens() const;
+  /// N: the largest max_new_tokens of the rows.
+  int64_t maxNewTokens() const;
+
+  /// Logits of every row's text positions: out is (B, T, V), row r's T_r positions right-aligned
+  /// (the last T_r columns), the columns before them 0.
+  void logits(float* out) const;
+
+  /// Autoregressive decoding (decoders only), each row with its own settings (a sampled row
+  /// draws with its own seed as it does alone). eos_ids is (E); out_tokens is (B, N); out_lengths
+  /// is (B): tokens generated per row, EOS included.
+  void generate(const int64_t* eos_ids, int64_t E, int64_t* out_tokens, int64_t* out_lengths) const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
 };
 
 /// A classification head in front of a frozen Model (optionally behind a PromptModel): its own

@@ -13,6 +13,7 @@
 #include "api/translate.h"
 #include "core/check.h"
 #include "generate/generation.h"
+#include "generate/mixed_batch.h"
 #include "io/onnx.h"
 #include "io/safetensors.h"
 #include "heads/classifier.h"
@@ -240,6 +241,74 @@ void Model::generate(const PromptModel* prompt, const int64_t* ids, const int64_
                                                  view(mask, B, T, "mask"), eos, options, lengths);
     std::memcpy(out_tokens, tokens.data_ptr<int64_t>(),
                 static_cast<size_t>(tokens.numel()) * sizeof(int64_t));
+    std::memcpy(out_lengths, lengths.data(), lengths.size() * sizeof(int64_t));
+  });
+}
+
+// ---------------------------------------------------------------------------------------
+struct MixedBatch::Impl {
+  std::shared_ptr<const Model::Impl> model;                 // keeps the weights alive
+  std::vector<std::shared_ptr<PromptModel::Impl>> prompts;  // per row (null: none), kept alive
+  std::vector<generate::MixedRow> rows;
+};
+
+MixedBatch::MixedBatch(const Model& model) {
+  impl_ = api::translated("creating a mixed batch", [&] {
+    auto impl = std::make_unique<Impl>();
+    impl->model = model.impl_;
+    return impl;
+  });
+}
+
+MixedBatch::~MixedBatch() = default;
+
+void MixedBatch::addRow(const PromptModel* prompt, const int64_t* ids, int64_t T, const GenerateOptions& options) {
+  api::translated("adding a row to the mixed batch", [&] {
+    const std::string row = "row " + std::to_string(impl_->rows.size());
+    PTUNE_CHECK(ids != nullptr && T > 0, row, ": ids must be non-empty, got ", T, " tokens");
+    generate::checkOptions(options, row.c_str());
+    std::shared_ptr<PromptModel::Impl> p = prompt != nullptr ? prompt->impl_ : nullptr;
+    PTUNE_CHECK(p == nullptr || &p->base == impl_->model->model.get(), row, ": the prompt belongs to another model");
+    PTUNE_CHECK(p == nullptr || p->tuned == nullptr, row, ": the prompt has unfrozen transformer layers (two-stage ",
+                "training), which run on their own copy of the model; generate with it alone");
+    generate::MixedRow r;
+    r.method = p != nullptr ? p->method.get() : nullptr;
+    r.ids.assign(ids, ids + T);
+    r.options = options;
+    impl_->rows.push_back(std::move(r));
+    impl_->prompts.push_back(std::move(p));
+  });
+}
+
+int64_t MixedBatch::size() const { return static_cast<int64_t>(impl_->rows.size()); }
+
+int64_t MixedBatch::maxTokens() const {
+  int64_t T = 0;
+  for (const auto& r : impl_->rows) T = std::max<int64_t>(T, static_cast<int64_t>(r.ids.size()));
+  return T;
+}
+
+int64_t MixedBatch::maxNewTokens() const {
+  int64_t N = 0;
+  for (const auto& r : impl_->rows) N = std::max<int64_t>(N, r.options.max_new_tokens);
+  return N;
+}
+
+void MixedBatch::logits(float* out) const {
+  api::translated("computing logits of the mixed batch", [&] {
+    at::NoGradGuard no_grad;
+    copyOut(generate::mixedLogits(*impl_->model->model, impl_->rows), out);
+  });
+}
+
+void MixedBatch::generate(const int64_t* eos_ids, int64_t E, int64_t* out_tokens, int64_t* out_lengths) const {
+  api::translated("generating a mixed batch", [&] {
+    at::NoGradGuard no_grad;
+    PTUNE_CHECK(out_tokens != nullptr && out_lengths != nullptr, "output buffers are null");
+    std::vector<int64_t> eos(eos_ids, eos_ids + (eos_ids != nullptr ? E : 0));
+    std::vector<int64_t> lengths;
+    const at::Tensor tokens = generate::mixedGenerate(*impl_->model->model, impl_->rows, eos, lengths);
+    std::memcpy(out_tokens, tokens.data_ptr<int64_t>(), static_cast<size_t>(tokens.numel()) * sizeof(int64_t));
     std::memcpy(out_lengths, lengths.data(), lengths.size() * sizeof(int64_t));
   });
 }

@@ -3,6 +3,7 @@
 #include <ATen/ATen.h>
 #include <ATen/CPUGeneratorImpl.h>
 
+#include <algorithm>
 #include <limits>
 
 #include "core/check.h"
@@ -51,17 +52,36 @@ at::Tensor generate(const models::Backbone& model, const prompt::PromptMethodImp
   PTUNE_CHECK(model.maxPositions() == 0 || total <= model.maxPositions(), "prompt + input + new tokens = ",
               total, " positions exceed the model's ", model.maxPositions(),
               " (config.json max_position_embeddings / n_positions); lower --max-new-tokens");
-  at::Tensor out = at::full({B, N}, options.pad_token_id, at::TensorOptions().dtype(at::kLong));
+  if (N == 0) {
+    lengths.assign(static_cast<size_t>(B), 0);
+    return at::full({B, N}, options.pad_token_id, at::TensorOptions().dtype(at::kLong));
+  }
+  at::Generator generator = at::make_generator<at::CPUGeneratorImpl>(options.seed);
+  prompt::PreparedInput prepared = prompt::prepareInput(model, method, ids, mask, /*training=*/false);
+  const at::Tensor pads = at::full({B}, options.pad_token_id, at::TensorOptions().dtype(at::kLong));
+  return decode(model, prepared, std::vector<int64_t>(static_cast<size_t>(B), N), eos_ids, pads,
+                [&](const at::Tensor& logits, int64_t) { return selectNextTokens(logits, options, generator); },
+                lengths);
+}
+
+at::Tensor decode(const models::Backbone& model, prompt::PreparedInput& prepared,
+                  const std::vector<int64_t>& limits, const std::vector<int64_t>& eos_ids,
+                  const at::Tensor& pads, const TokenSelector& select, std::vector<int64_t>& lengths) {
+  const int64_t B = prepared.input.embeds.size(0);
+  PTUNE_CHECK(static_cast<int64_t>(limits.size()) == B && pads.numel() == B, "decode: ", limits.size(),
+              " limits and ", pads.numel(), " pad ids for ", B, " rows");
+  const int64_t N = limits.empty() ? 0 : *std::max_element(limits.begin(), limits.end());
+  const auto long_opts = at::TensorOptions().dtype(at::kLong);
+  at::Tensor out = pads.view({B, 1}).expand({B, N}).contiguous();  // (B, N)
   lengths.assign(static_cast<size_t>(B), 0);
   if (N == 0) return out;
 
-  at::Generator generator = at::make_generator<at::CPUGeneratorImpl>(options.seed);
-  const at::Tensor eos = at::tensor(eos_ids, at::TensorOptions().dtype(at::kLong));
-  at::Tensor finished = at::zeros({B}, at::TensorOptions().dtype(at::kBool));
+  const at::Tensor eos = at::tensor(eos_ids, long_opts);
+  const at::Tensor limit = at::tensor(limits, long_opts);  // (B)
+  at::Tensor finished = limit.le(0);                        // (B) bool: a row of 0 new tokens is done
 
   // The cache starts from the prefix (if any): it is never recomputed.
   const heads::LmHead& head = model.requireHead();
-  prompt::PreparedInput prepared = prompt::prepareInput(model, method, ids, mask, /*training=*/false);
   models::KvCache& cache = prepared.cache;
   at::Tensor hidden = model.forward(prepared.input, &cache);
   cache.reserve(cache.length() + N);  // new keys/values are then written in place, not concatenated
@@ -69,14 +89,15 @@ at::Tensor generate(const models::Backbone& model, const prompt::PromptMethodImp
   at::Tensor logits = head.logits(hidden.select(1, -1));  // (B, V)
 
   for (int64_t step = 0; step < N; ++step) {
-    at::Tensor next = selectNextTokens(logits, options, generator);  // (B)
-    next = next.masked_fill(finished, options.pad_token_id);
+    at::Tensor next = select(logits, step);  // (B)
+    next = at::where(finished, pads, next);
     out.select(1, step).copy_(next);
     const auto* finished_ptr = finished.data_ptr<bool>();
     for (int64_t b = 0; b < B; ++b) {
       if (!finished_ptr[b]) lengths[static_cast<size_t>(b)] = step + 1;
     }
     if (eos.numel() > 0) finished = finished.logical_or(at::isin(next, eos));
+    finished = finished.logical_or(limit.le(step + 1));
     if (finished.all().item<bool>() || step + 1 == N) break;
     // Finished rows keep decoding token 0 (pad_token_id need not be a vocabulary id) whose
     // result is discarded; the batch stays whole.

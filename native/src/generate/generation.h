@@ -5,8 +5,10 @@
 
 #include <ATen/core/Tensor.h>
 
+#include <functional>
 #include <vector>
 
+#include "prompt/prompted_input.h"
 #include "ptune/ptune.h"
 
 namespace ptune::models {
@@ -21,6 +23,17 @@ namespace ptune::generate {
 /// Picks the next token of each row. logits is (B, V); returns (B) int64.
 at::Tensor selectNextTokens(const at::Tensor& logits, const GenerateOptions& options,
                             at::Generator& generator);
+
+/// Picks (B) next tokens from the last position's logits (B, V) at decoding step `step`.
+using TokenSelector = std::function<at::Tensor(const at::Tensor& logits, int64_t step)>;
+
+/// The decoding loop behind generate() and mixed batches: runs the prepared (prompted,
+/// left-padded) input once, its cache starting from the prefixes, then one position per step.
+/// limits (B) caps each row's new tokens (N = their maximum); pads (B) int64 is written after a
+/// row finished (EOS or its limit). Returns (B, N) and fills lengths (B), EOS included.
+at::Tensor decode(const models::Backbone& model, prompt::PreparedInput& prepared,
+                  const std::vector<int64_t>& limits, const std::vector<int64_t>& eos_ids,
+                  const at::Tensor& pads, const TokenSelector& select, std::vector<int64_t>& lengths);
 
 /// method may be null; ids, mask are (B, T) left-padded; returns (B, N) tokens (pad after a
 /// row finished) and fills lengths (B) with tokens generated per row, EOS included.

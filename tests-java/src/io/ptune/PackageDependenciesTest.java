@@ -36,6 +36,7 @@ class PackageDependenciesTest {
             Map.entry("classify", 7),
             Map.entry("report", 7),
             Map.entry("inspect", 8),
+            Map.entry("serve", 8),
             Map.entry("cli", 9));
 
     private static final Pattern REFERENCE = Pattern.compile("\\bio\\.ptune\\.((?:[a-z]+\\.)*)[A-Z]");

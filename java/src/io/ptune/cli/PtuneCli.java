@@ -10,7 +10,7 @@ import picocli.CommandLine.Model.CommandSpec;
 
 /**
  * The {@code ptune} command line: {@code train}, {@code generate}, {@code logits}, {@code embed},
- * {@code eval}, {@code classify}, {@code inspect} and {@code sweep}. Every command takes
+ * {@code eval}, {@code classify}, {@code inspect}, {@code sweep} and {@code serve}. Every command takes
  * {@code --config FILE} (a YAML or JSON run config, see {@link RunConfigFile}).
  *
  * <p>Results go to stdout, logs to stderr. Every failure (a bad flag, a missing file, a native
@@ -25,7 +25,8 @@ import picocli.CommandLine.Model.CommandSpec;
                 + " Hugging Face models (Llama, Mistral, Qwen2, GPT-2, BLOOM decoders; BERT encoders, also from ONNX):"
                 + " generation and classification (linear heads, PET verbalizers, soft verbalizers).",
         subcommands = {TrainCommand.class, GenerateCommand.class, LogitsCommand.class, EmbedCommand.class,
-                EvalCommand.class, ClassifyCommand.class, InspectCommand.class, SweepCommand.class},
+                EvalCommand.class, ClassifyCommand.class, InspectCommand.class, SweepCommand.class,
+                ServeCommand.class},
         exitCodeOnInvalidInput = 1,
         exitCodeOnExecutionException = 1)
 public final class PtuneCli implements Runnable {
@@ -51,7 +52,7 @@ public final class PtuneCli implements Runnable {
     @Override
     public void run() {
         throw new ParameterException(spec.commandLine(),
-                "a subcommand is required: train, generate, logits, embed, eval, classify, inspect or sweep");
+                "a subcommand is required: train, generate, logits, embed, eval, classify, inspect, sweep or serve");
     }
 
     /** One line naming the bad flag, then where to find help. */
