@@ -151,6 +151,9 @@ final class RunConfigFile {
             }
             throw new InvalidConfigException("config", where + " is a switch: give true or false, not " + node);
         }
+        if (option.isMultiValue()) {
+            return multiValue(option, node, file, where);
+        }
         if (node.isObject()) {
             throw new InvalidConfigException("config", where + " takes a single value or a list, not a mapping");
         }
@@ -175,6 +178,33 @@ final class RunConfigFile {
         }
         throw new IllegalStateException("option " + option.longestName() + " of type " + type.getName()
                 + " cannot be read from a run config");
+    }
+
+    /**
+     * A flag that takes several values ({@code --adapters a=DIR,b=DIR}): a list of items, a comma
+     * list, or a mapping (item {@code key=value}; for NAME=DIR flags the folders are resolved
+     * against the file's folder like other paths).
+     */
+    private static String multiValue(OptionSpec option, JsonNode node, Path file, String where) {
+        if (!",".equals(option.splitRegex())) {
+            throw new IllegalStateException("option " + option.longestName() + " takes several values without a"
+                    + " comma split; a run config cannot give them");
+        }
+        if (!node.isObject()) {
+            return text(node, where);
+        }
+        boolean folders = option.paramLabel().endsWith("=DIR");
+        List<String> items = new ArrayList<>();
+        for (Iterator<Map.Entry<String, JsonNode>> it = node.fields(); it.hasNext();) {
+            Map.Entry<String, JsonNode> entry = it.next();
+            if (entry.getValue().isContainerNode()) {
+                throw new InvalidConfigException("config", where + "." + entry.getKey() + " takes a plain value");
+            }
+            String value = entry.getValue().asText();
+            items.add(entry.getKey() + "=" + (folders
+                    ? file.toAbsolutePath().getParent().resolve(value).normalize().toString() : value));
+        }
+        return String.join(",", items);
     }
 
     /** A scalar as written; a list as its items joined by commas. */

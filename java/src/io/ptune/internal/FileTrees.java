@@ -12,6 +12,7 @@ import java.util.ArrayList;
 import java.util.Comparator;
 import java.util.List;
 import java.util.Optional;
+import java.util.concurrent.ThreadLocalRandom;
 import java.util.stream.Stream;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -42,9 +43,12 @@ public final class FileTrees {
      */
     public static void writeAtomically(Path file, byte[] content) throws IOException {
         Path folder = file.toAbsolutePath().getParent();
-        Path temp = Files.createTempFile(folder, "." + file.getFileName() + ".tmp-", "");
+        // Not Files.createTempFile, which makes the file private (0600): this one keeps the umask's mode.
+        Path temp = folder.resolve("." + file.getFileName() + ".tmp-" + Long.toUnsignedString(
+                ThreadLocalRandom.current().nextLong(), 36));
         try {
-            Files.write(temp, content);
+            Files.write(temp, content, StandardOpenOption.CREATE_NEW,
+                    StandardOpenOption.WRITE);
             syncFile(temp);
             moveAtomically(temp, file);
             syncDirectory(folder);

@@ -167,11 +167,29 @@ class RunConfigTest {
     }
 
     @Test
+    void serveTakesItsAdaptersAsAMappingWithFoldersAgainstTheFile() throws Exception {
+        Path yaml = dir.resolve("serve.yaml");
+        Files.writeString(yaml, "model: m\nport: 0\nadapters:\n  max: adapters/max\n  qa: /abs/qa\n");
+        CommandLine commandLine = new CommandLine(new PtuneCli());
+        CommandLine.ParseResult result = commandLine.parseArgs("serve", "--config", yaml.toString());
+        ServeCommand serve = result.subcommand().commandSpec().commandLine().getCommand();
+        assertEquals(List.of("max=" + dir.resolve("adapters/max"), "qa=/abs/qa"), serve.adapters);
+        Files.writeString(yaml, "model: m\nport: 0\nadapters: [a=x, b=y]\n");
+        result = new CommandLine(new PtuneCli()).parseArgs("serve", "--config", yaml.toString());
+        ServeCommand listed = result.subcommand().commandSpec().commandLine().getCommand();
+        assertEquals(List.of("a=x", "b=y"), listed.adapters);
+    }
+
+    @Test
     void everyOptionOfEveryCommandCanBeReadFromAFile() {
         CommandLine cli = new CommandLine(new PtuneCli());
         for (CommandLine sub : cli.getSubcommands().values()) {
             for (Map.Entry<String, OptionSpec> entry : RunConfigFile.optionsByKey(sub.getCommandSpec()).entrySet()) {
                 Class<?> type = entry.getValue().type();
+                if (entry.getValue().isMultiValue()) {
+                    assertEquals(",", entry.getValue().splitRegex(), sub.getCommandName() + " " + entry.getKey());
+                    continue;
+                }
                 assertTrue(List.of(Integer.class, int.class, Long.class, long.class, Double.class, double.class,
                         String.class, Path.class, boolean.class, Boolean.class).contains(type),
                         sub.getCommandName() + " " + entry.getKey() + " has type " + type);
@@ -197,6 +215,8 @@ class RunConfigTest {
         assertEquals("linear", args.get("schedule").asText());
         assertEquals(data.toAbsolutePath().toString(), args.get("data").asText());
         assertFalse(args.has("epochs"), "epochs do not apply to a max-steps run");
+        assertEquals(Files.getPosixFilePermissions(first.resolve("adapter_config.json")),
+                Files.getPosixFilePermissions(first.resolve("training_args.json")), "not a private temporary file");
         JsonNode results = JSON.readTree(first.resolve("train_results.json").toFile());
         assertEquals(6, results.get("steps").asLong());
 
