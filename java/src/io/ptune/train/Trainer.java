@@ -591,7 +591,8 @@ public final class Trainer implements AutoCloseable {
         }
         if (devExamples != null && saved == null) {
             throw new InvalidConfigException("dev", "is " + devSource + " here, but the run the checkpoint " + resumeDir
-                    + " continues evaluated no dev set; resume without --dev (Trainer.evaluateOn), or start a new run");
+                    + " continues evaluated no dev set (its " + TrainingCheckpoint.STATE_FILE + " has no early_stopping"
+                    + " record); resume without --dev (Trainer.evaluateOn), or start a new run");
         }
         if (devExamples != null && devExamples.size() != saved.devExamples()) {
             throw new InvalidConfigException("dev", "is " + devSource + " with " + devExamples.size() + " examples here,"
