@@ -193,6 +193,7 @@ final class TrainCommand extends CliCommand {
                 Map.entry("generatorHiddenSize", "--generator-hidden-size"),
                 Map.entry("blocks", "--blocks"),
                 Map.entry("examples", "--data examples"),
+                Map.entry("dev", "--dev"),
                 Map.entry("saveEvery", "--save-every"),
                 Map.entry("keepCheckpoints", "--keep-checkpoints"),
                 Map.entry("method", "--method"),

@@ -268,10 +268,12 @@ public final class Trainer implements AutoCloseable {
      * {@link TrainingConfig#evalEvery()} optimizer steps (default: once per epoch) and after the
      * last step, and tells the listeners ({@link TrainingListener#onDev}). With
      * {@link TrainingConfig#patience()} &gt; 0, training stops after that many evaluations without a
-     * lower dev loss, and the prompt of the best evaluation is kept. Call before {@link #train()}.
+     * lower dev loss, and the prompt of the best evaluation is kept. Checkpoints record the
+     * evaluations (and the best prompt), so a resumed run stops where the uninterrupted one would;
+     * it must evaluate a dev set of as many examples. Call before {@link #train()}.
      *
      * @throws InvalidConfigException if the metric is not dev loss (the causal-LM task has no
-     *     accuracy), or with early stopping and a second stage or checkpoints (not supported yet)
+     *     accuracy)
      */
     public Trainer evaluateOn(AlpacaDataset dev) {
         ensureOpen();
@@ -406,6 +408,9 @@ public final class Trainer implements AutoCloseable {
         if (config.patience() > 0) {
             checkEarlyStopping();
         }
+        if (resumeState != null) {
+            checkResumedDev();
+        }
         long total = totalSteps();
         LOG.info("training a {} prompt ({} virtual tokens, {} trainable parameters) on {} examples: {} optimizer"
                 + " steps, batch {} x {} accumulation, lr {} ({}, warm-up {})", prompt.method().cliName(),
@@ -427,10 +432,20 @@ public final class Trainer implements AutoCloseable {
             resumeBatches.skip(resumeState.consumedMicroBatches());
             startStage = resumeState.stage();
             startStageStep = resumeState.stageStep();
+            if (progress.best != null) {
+                TrainingCheckpoint.DevState dev = resumeState.dev();
+                progress.best.restore(dev, config.patience() > 0 && dev.bestStep() > 0
+                        ? TrainingCheckpoint.readBestPrompt(resumeDir, prompt) : null);
+                progress.stoppedEarly = dev.stoppedEarly();
+                if (dev.stoppedEarly()) {
+                    LOG.info("the run of {} had stopped early at step {}: keeping its best prompt, no more training",
+                            resumeDir, resumeState.step());
+                }
+            }
         }
         long loopStart = System.nanoTime();
         try (ProgressBar bar = progressBar(total)) {
-            if (startStage == 1) {
+            if (startStage == 1 && !progress.stoppedEarly) {
                 runStage(1, stage1Steps, 0, total, progress, bar, startStageStep, resumeBatches);
             }
             TwoStageConfig twoStage = config.twoStage();
@@ -516,6 +531,21 @@ public final class Trainer implements AutoCloseable {
             this.metric = metric;
         }
 
+        /** Continues from a checkpoint's evaluations; {@code best} is null without early stopping. */
+        void restore(TrainingCheckpoint.DevState saved, Map<String, float[]> best) {
+            step = saved.bestStep();
+            value = saved.best();
+            last = saved.last();
+            evaluationsSince = saved.evaluationsSince();
+            parameters = best;
+        }
+
+        /** What a checkpoint records of the evaluations so far. */
+        TrainingCheckpoint.DevState saved(boolean stoppedEarly) {
+            return new TrainingCheckpoint.DevState(devExamples.size(), step, value, evaluationsSince, last,
+                    stoppedEarly);
+        }
+
         /** Records an evaluation; returns whether it is a new best. */
         boolean record(long atStep, double measured) {
             last = measured;
@@ -546,9 +576,28 @@ public final class Trainer implements AutoCloseable {
             throw new InvalidConfigException("patience", "cannot be combined with stage2Layers yet; stop early in a"
                     + " one-stage run");
         }
-        if (checkpointDir != null || resumeState != null) {
-            throw new InvalidConfigException("patience", "cannot be combined with checkpoints yet (the best prompt"
-                    + " is kept in memory); leave out --save-every / --resume, or early stopping");
+    }
+
+    /**
+     * Fails naming {@code dev} when this run evaluates a dev set and the run of its checkpoint did
+     * not, the other way round, or the two dev sets differ in size.
+     */
+    private void checkResumedDev() {
+        TrainingCheckpoint.DevState saved = resumeState.dev();
+        if (devExamples == null && saved != null) {
+            throw new InvalidConfigException("dev", "is not given here, but the run the checkpoint " + resumeDir
+                    + " continues evaluated a dev set of " + saved.devExamples() + " examples; resume with that dev"
+                    + " set (--dev FILE, Trainer.evaluateOn)");
+        }
+        if (devExamples != null && saved == null) {
+            throw new InvalidConfigException("dev", "is " + devSource + " here, but the run the checkpoint " + resumeDir
+                    + " continues evaluated no dev set (its " + TrainingCheckpoint.STATE_FILE + " has no early_stopping"
+                    + " record); resume without --dev (Trainer.evaluateOn), or start a new run");
+        }
+        if (devExamples != null && devExamples.size() != saved.devExamples()) {
+            throw new InvalidConfigException("dev", "is " + devSource + " with " + devExamples.size() + " examples here,"
+                    + " but the run the checkpoint " + resumeDir + " continues evaluated " + saved.devExamples()
+                    + "; resume with the dev set it was started with");
         }
     }
 
@@ -634,12 +683,14 @@ public final class Trainer implements AutoCloseable {
             if (devExamples != null && (step % evalEvery == 0 || step == total)) {
                 progress.stoppedEarly = evaluateDev(step, progress);
             }
-            if (checkpointDir != null && step % checkpointEvery == 0) {
+            // A run that stops early checkpoints its stop, so a restarted job only writes the best prompt.
+            if (checkpointDir != null && (step % checkpointEvery == 0 || progress.stoppedEarly)) {
+                BestPrompt best = progress.best;
                 Path written = TrainingCheckpoint.write(checkpointDir, prompt, nativeTrainer,
                         new TrainingCheckpoint.State(stage, step, stageStep, batches.epoch(), batches.served(),
                                 progress.firstLoss, progress.lastLoss, progress.tokensBefore + progress.totalTokens,
-                                settings, promptSettings),
-                        arguments, checkpointsKept);
+                                settings, promptSettings, best == null ? null : best.saved(progress.stoppedEarly)),
+                        arguments, best == null ? null : best.parameters, checkpointsKept);
                 LOG.info("step {}: checkpoint written to {}", step, written);
             }
             stepStart = now;

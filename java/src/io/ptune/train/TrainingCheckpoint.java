@@ -25,6 +25,7 @@ import java.security.DigestInputStream;
 import java.security.MessageDigest;
 import java.security.NoSuchAlgorithmException;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.HexFormat;
 import java.util.Optional;
 import java.util.TreeMap;
@@ -49,7 +50,11 @@ import org.slf4j.LoggerFactory;
  *   optimizer.safetensors    AdamW moments, "&lt;parameter&gt;.exp_avg" / "&lt;parameter&gt;.exp_avg_sq"
  *   trainer_state.json       stage, step, data position (epoch, micro-batches used), loss so far,
  *                            the settings the run was made with and the prompt's configuration
- *                            (both checked on resume)
+ *                            (both checked on resume); with a dev set, "early_stopping": the dev
+ *                            set's size, the best evaluation, evaluations since, the last one and
+ *                            whether the run stopped early
+ *   best_prompt.safetensors  with early stopping (patience &gt; 0), once a best evaluation exists:
+ *                            the parameters of the best prompt, by parameter name
  *   manifest.json            the size and SHA-256 of every other file, written last
  * </pre>
  *
@@ -61,6 +66,8 @@ import org.slf4j.LoggerFactory;
 public final class TrainingCheckpoint {
     public static final String ADAPTER_DIR = "adapter";
     public static final String OPTIMIZER_FILE = "optimizer.safetensors";
+    /** The parameters of the best prompt so far, with early stopping ({@link DevState}). */
+    public static final String BEST_PROMPT_FILE = "best_prompt.safetensors";
     public static final String STATE_FILE = "trainer_state.json";
     public static final String MANIFEST_FILE = "manifest.json";
     static final String FORMAT = "ptune-training-checkpoint/1";
@@ -86,15 +93,32 @@ public final class TrainingCheckpoint {
      * @param settings what must be equal for a resumed run to continue this one (name -> value)
      * @param prompt the configuration the prompt was created with ({@link #promptSettings}; a
      *     resumed run that names one must name this one)
+     * @param dev the dev evaluations so far, or null when the run evaluates no dev set
      */
     public record State(int stage, long step, long stageStep, int epoch, long consumedMicroBatches,
             double firstLoss, double lastLoss, long totalTokens, Map<String, String> settings,
-            Map<String, String> prompt) {
+            Map<String, String> prompt, DevState dev) {
         public State {
             settings = Map.copyOf(settings);
             prompt = Map.copyOf(prompt);
         }
     }
+
+    /**
+     * The dev evaluations of a run so far ({@code "early_stopping"} in {@link #STATE_FILE}): what
+     * early stopping needs to decide as the uninterrupted run would. With patience &gt; 0 and
+     * {@code bestStep > 0}, the best prompt's parameters are in {@link #BEST_PROMPT_FILE}.
+     *
+     * @param devExamples dev examples evaluated (after tokenisation); a resumed run must have as many
+     * @param bestStep the step of the best evaluation, 0 before the first
+     * @param best the metric at {@code bestStep}, NaN before the first evaluation
+     * @param evaluationsSince evaluations after the best one
+     * @param last the metric at the latest evaluation, NaN before the first
+     * @param stoppedEarly whether the run stopped early at {@link State#step()}: a resumed run only
+     *     restores the best prompt
+     */
+    public record DevState(int devExamples, long bestStep, double best, int evaluationsSince, double last,
+            boolean stoppedEarly) {}
 
     private TrainingCheckpoint() {}
 
@@ -108,7 +132,7 @@ public final class TrainingCheckpoint {
      * and removes the oldest ones beyond {@code keepLast}.
      */
     static Path write(Path parent, PromptModule prompt, NativePromptTrainer trainer, State state, JsonNode arguments,
-            int keepLast) {
+            Map<String, float[]> bestPrompt, int keepLast) {
         Path target = parent.resolve(directoryName(state.step())).toAbsolutePath().normalize();
         Path temp = null;
         try {
@@ -125,6 +149,11 @@ public final class TrainingCheckpoint {
                 }
             }
             Safetensors.write(temp.resolve(OPTIMIZER_FILE), moments, Map.of("format", FORMAT));
+            if (bestPrompt != null) {
+                Map<String, FloatTensor> best = new LinkedHashMap<>();
+                bestPrompt.forEach((name, values) -> best.put(name, new FloatTensor(prompt.shape(name), values)));
+                Safetensors.write(temp.resolve(BEST_PROMPT_FILE), best, Map.of("format", FORMAT));
+            }
             Files.write(temp.resolve(STATE_FILE),
                     JsonFiles.MAPPER.writerWithDefaultPrettyPrinter().writeValueAsBytes(stateJson(state)));
             if (arguments != null) {
@@ -356,7 +385,61 @@ public final class TrainingCheckpoint {
                 required(json, "consumed_micro_batches", file).asLong(),
                 required(json, "first_loss", file).asDouble(), required(json, "last_loss", file).asDouble(),
                 required(json, "total_tokens", file).asLong(), stringMap(json, "settings", file),
-                stringMap(json, "prompt", file));
+                stringMap(json, "prompt", file), devState(json, file));
+    }
+
+    /** The {@code "early_stopping"} object of a state file, or null when the run had no dev set. */
+    private static DevState devState(JsonNode state, Path file) {
+        JsonNode json = state.get("early_stopping");
+        if (json == null) {
+            return null;
+        }
+        if (!json.isObject() || !json.path("stopped_early").isBoolean()) {
+            throw new CheckpointException(file + ": 'early_stopping' is not an object with a boolean"
+                    + " 'stopped_early'; the checkpoint is damaged");
+        }
+        return new DevState(required(json, "dev_examples", file).asInt(), required(json, "best_step", file).asLong(),
+                metricOrNaN(json, "best", file), required(json, "evaluations_since", file).asInt(),
+                metricOrNaN(json, "last", file), json.get("stopped_early").asBoolean());
+    }
+
+    /** A metric recorded as a number, or null before the first evaluation (read as NaN). */
+    private static double metricOrNaN(JsonNode json, String field, Path file) {
+        JsonNode node = json.get(field);
+        if (node != null && node.isNull()) {
+            return Double.NaN;
+        }
+        return required(json, field, file).asDouble();
+    }
+
+    /**
+     * The best prompt's parameters from {@code dir/best_prompt.safetensors}, one per name of
+     * {@code prompt}, each checked against the parameter's size.
+     *
+     * @throws CheckpointException naming the file and the missing or mis-sized tensor
+     */
+    static Map<String, float[]> readBestPrompt(Path dir, PromptModule prompt) {
+        Path file = dir.resolve(BEST_PROMPT_FILE);
+        if (!Files.isRegularFile(file)) {
+            throw new CheckpointException(dir + " has no " + BEST_PROMPT_FILE + " but its " + STATE_FILE + " records"
+                    + " a best dev evaluation with early stopping; the checkpoint is incomplete");
+        }
+        SafetensorsFile tensors = Safetensors.open(file);
+        Map<String, float[]> out = new LinkedHashMap<>();
+        for (String name : prompt.parameterNames()) {
+            if (!tensors.tensors().containsKey(name)) {
+                throw new CheckpointException(file + " has no tensor '" + name + "'; the checkpoint was written for"
+                        + " another prompt");
+            }
+            FloatTensor tensor = tensors.readFloat(name);
+            if (!Arrays.equals(tensor.shape(), prompt.shape(name))) {
+                throw new CheckpointException(file + ": tensor '" + name + "' has shape "
+                        + Arrays.toString(tensor.shape()) + " but the prompt's parameter has "
+                        + Arrays.toString(prompt.shape(name)) + "; the checkpoint was written for another prompt");
+            }
+            out.put(name, tensor.data());
+        }
+        return out;
     }
 
     private static Map<String, String> stringMap(JsonNode json, String field, Path file) {
@@ -421,7 +504,26 @@ public final class TrainingCheckpoint {
         ObjectNode prompt = json.putObject("prompt");
         state.prompt().entrySet().stream().sorted(Map.Entry.comparingByKey())
                 .forEach(e -> prompt.put(e.getKey(), e.getValue()));
+        DevState dev = state.dev();
+        if (dev != null) {
+            ObjectNode early = json.putObject("early_stopping");
+            early.put("dev_examples", dev.devExamples());
+            early.put("best_step", dev.bestStep());
+            putMetric(early, "best", dev.best());
+            early.put("evaluations_since", dev.evaluationsSince());
+            putMetric(early, "last", dev.last());
+            early.put("stopped_early", dev.stoppedEarly());
+        }
         return json;
+    }
+
+    /** {@code value} as a number, or null when NaN (no evaluation yet; JSON has no NaN). */
+    private static void putMetric(ObjectNode json, String field, double value) {
+        if (Double.isNaN(value)) {
+            json.putNull(field);
+        } else {
+            json.put(field, value);
+        }
     }
 
     /** The manifest of the files in {@code dir}: path, size and SHA-256 of each. */
