@@ -11,6 +11,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import io.ptune.CheckpointException;
+import io.ptune.CliRun;
 import io.ptune.InvalidConfigException;
 import io.ptune.TestPaths;
 import io.ptune.data.AlpacaDataset;
@@ -60,8 +61,8 @@ class EarlyStoppingResumeTest {
     }
 
     /** {@code ptune train --resume} of the early-stopping run into {@code out} with checkpoints in {@code checkpoints}. */
-    private RunConfigTest.Result train(Path out, Path checkpoints) {
-        return RunConfigTest.run("train", "--model", TestPaths.stories260k().toString(),
+    private CliRun.Result train(Path out, Path checkpoints) {
+        return CliRun.run("train", "--model", TestPaths.stories260k().toString(),
                 "--data", dir.resolve("train.json").toString(), "--dev", dir.resolve("dev.json").toString(),
                 "--out", out.toString(), "--batch-size", "4", "--max-length", "64", "--seed", "1",
                 "--max-steps", "30", "--eval-every", "2", "--patience", "2", "--virtual-tokens", "4",
@@ -105,7 +106,7 @@ class EarlyStoppingResumeTest {
         writeData();
         Path straightOut = dir.resolve("straight");
         Path straightCheckpoints = dir.resolve("straight-checkpoints");
-        RunConfigTest.Result straight = train(straightOut, straightCheckpoints);
+        CliRun.Result straight = train(straightOut, straightCheckpoints);
         assertEquals(0, straight.exitCode(), straight.err());
         JsonNode results = JSON.readTree(straightOut.resolve("train_results.json").toFile());
         assertTrue(results.get("stopped_early").asBoolean(), results.toString());
@@ -136,7 +137,7 @@ class EarlyStoppingResumeTest {
         // Killed after the checkpoint before the stop: the restarted job ends bit for bit the same.
         Path resumedCheckpoints = copyAlone(beforeCheckpoint, "resumed-checkpoints");
         Path resumedOut = dir.resolve("resumed");
-        RunConfigTest.Result resumed = train(resumedOut, resumedCheckpoints);
+        CliRun.Result resumed = train(resumedOut, resumedCheckpoints);
         assertEquals(0, resumed.exitCode(), resumed.err());
         assertSameOutput(straightOut, resumedOut);
         assertEquals(List.of(TrainingCheckpoint.directoryName(before), TrainingCheckpoint.directoryName(stop)),
@@ -145,7 +146,7 @@ class EarlyStoppingResumeTest {
         // Killed after the stop's checkpoint (the adapter maybe unwritten): no more training, the same adapter.
         Path afterCheckpoints = copyAlone(stopCheckpoint, "after-checkpoints");
         Path afterOut = dir.resolve("after");
-        RunConfigTest.Result after = train(afterOut, afterCheckpoints);
+        CliRun.Result after = train(afterOut, afterCheckpoints);
         assertEquals(0, after.exitCode(), after.err());
         assertSameOutput(straightOut, afterOut);
         assertEquals(List.of(TrainingCheckpoint.directoryName(stop)), checkpointNames(afterCheckpoints),
@@ -157,7 +158,7 @@ class EarlyStoppingResumeTest {
     void aDamagedBestPromptIsCaughtByTheManifest() throws Exception {
         writeData();
         Path checkpoints = dir.resolve("checkpoints");
-        RunConfigTest.Result run = train(dir.resolve("out"), checkpoints);
+        CliRun.Result run = train(dir.resolve("out"), checkpoints);
         assertEquals(0, run.exitCode(), run.err());
         Path newest = TrainingCheckpoint.resolve(checkpoints);
         Path bestPrompt = newest.resolve(TrainingCheckpoint.BEST_PROMPT_FILE);
@@ -173,7 +174,7 @@ class EarlyStoppingResumeTest {
         assertTrue(damaged.getMessage().startsWith(bestPrompt + " does not match its SHA-256"), damaged.getMessage());
         // --resume skips it for the newest valid one, --resume-from on it names the file.
         assertTrue(TrainingCheckpoint.newestValid(checkpoints).map(p -> !p.equals(newest)).orElse(true));
-        RunConfigTest.Result from = RunConfigTest.run("train", "--model", TestPaths.stories260k().toString(),
+        CliRun.Result from = CliRun.run("train", "--model", TestPaths.stories260k().toString(),
                 "--data", dir.resolve("train.json").toString(), "--dev", dir.resolve("dev.json").toString(),
                 "--out", dir.resolve("from").toString(), "--resume-from", newest.toString(), "--batch-size", "4",
                 "--max-length", "64", "--seed", "1", "--max-steps", "30", "--eval-every", "2", "--patience", "2",
