@@ -18,8 +18,8 @@ import java.util.Optional;
 import java.util.Set;
 import java.util.stream.Stream;
 
-/** Reading and atomically writing the files of an adapter directory. Not part of the API. */
-final class AdapterFiles {
+/** Reading and atomically writing the files of an adapter directory. Public for io.ptune.inspect; not part of the API. */
+public final class AdapterFiles {
 
     static final String CONFIG_FILE = "adapter_config.json";
     static final String WEIGHTS_FILE = "adapter_model.safetensors";
@@ -165,7 +165,8 @@ final class AdapterFiles {
         return tensor.data();
     }
 
-    static String textField(JsonNode config, String field, Path file) {
+    /** The string {@code field} of a JSON config, or null when absent; anything else fails naming the file. */
+    public static String textField(JsonNode config, String field, Path file) {
         JsonNode node = config.get(field);
         if (JsonFiles.isAbsent(node)) {
             return null;
@@ -187,7 +188,8 @@ final class AdapterFiles {
         return node.intValue();
     }
 
-    static int requiredPositiveInt(JsonNode config, String field, Path file) {
+    /** The positive integer {@code field} of a JSON config; missing or anything else fails naming the file. */
+    public static int requiredPositiveInt(JsonNode config, String field, Path file) {
         Integer value = optionalInt(config, field, file);
         if (value == null) {
             throw new AdapterException(file + ": field '" + field + "' is required but missing");

@@ -4,6 +4,7 @@ import com.fasterxml.jackson.databind.JsonNode;
 import io.ptune.AdapterException;
 import io.ptune.InvalidConfigException;
 import io.ptune.ModelFormatException;
+import io.ptune.adapter.AdapterFiles;
 import io.ptune.adapter.PromptAdapter;
 import io.ptune.adapter.Safetensors;
 import io.ptune.adapter.Safetensors.SafetensorsFile;
@@ -76,13 +77,13 @@ public final class AdapterInspector {
                     + " directory (what `ptune train --out` or PEFT's save_pretrained writes)?");
         }
         JsonNode config = JsonFiles.readObject(configFile, AdapterException::new, "");
-        String peftType = text(config, "peft_type", configFile);
+        String peftType = AdapterFiles.textField(config, "peft_type", configFile);
         if (peftType == null) {
             throw new AdapterException(configFile + ": field 'peft_type' is required (PROMPT_TUNING, P_TUNING,"
                     + " PREFIX_TUNING or " + DYNAMIC_PEFT_TYPE + ")");
         }
-        int n = positiveInt(config, "num_virtual_tokens", configFile);
-        int tokenDim = positiveInt(config, "token_dim", configFile);
+        int n = AdapterFiles.requiredPositiveInt(config, "num_virtual_tokens", configFile);
+        int tokenDim = AdapterFiles.requiredPositiveInt(config, "token_dim", configFile);
         Map<String, SafetensorsFile> files = safetensorsFiles(dir);
         List<Tensor> tensors = new ArrayList<>();
         files.forEach((name, file) -> file.tensors().values().forEach(t ->
@@ -116,8 +117,8 @@ public final class AdapterInspector {
                     : readTensor(files, dir, PromptAdapter.WEIGHTS_FILE, PromptAdapter.TENSOR_NAME);
         }
 
-        String base = text(config, "base_model_name_or_path", configFile);
-        String taskType = text(config, "task_type", configFile);
+        String base = AdapterFiles.textField(config, "base_model_name_or_path", configFile);
+        String taskType = AdapterFiles.textField(config, "task_type", configFile);
         if (method.equals("prefix-tuning")) {
             List<PrefixLayer> layers = prefixLayers(values, n, tokenDim, config, configFile);
             return new AdapterInspection(dir, peftType, method, taskType, base, n, tokenDim, trainable, tensors, notes,
@@ -320,27 +321,5 @@ public final class AdapterInspector {
         SafetensorsFile file = files.get(fileName);
         TensorInfo info = file == null ? null : file.tensors().get(tensor);
         return info == null ? 0 : info.numel();
-    }
-
-    private static String text(JsonNode config, String field, Path file) {
-        JsonNode node = config.get(field);
-        if (JsonFiles.isAbsent(node)) {
-            return null;
-        }
-        if (!node.isTextual()) {
-            throw new AdapterException(file + ": field '" + field + "' must be a string, got " + node);
-        }
-        return node.asText();
-    }
-
-    private static int positiveInt(JsonNode config, String field, Path file) {
-        JsonNode node = config.get(field);
-        if (JsonFiles.isAbsent(node)) {
-            throw new AdapterException(file + ": field '" + field + "' is required but missing");
-        }
-        if (!node.isIntegralNumber() || !node.canConvertToInt() || node.intValue() <= 0) {
-            throw new AdapterException(file + ": field '" + field + "' must be a positive integer, got " + node);
-        }
-        return node.intValue();
     }
 }

@@ -35,8 +35,8 @@ class ReadmeExampleTest {
         String text;
         try (Model model = Model.load(root.resolve("examples/stories260k"));
                 Trainer trainer = Trainer.create(model,
-                        PromptTuningConfig.builder().numVirtualTokens(16).init(PromptInit.SAMPLE_VOCAB).build(),
-                        TrainingConfig.builder().learningRate(0.3).epochs(30).build(),
+                        PromptTuningConfig.builder().numVirtualTokens(16).init(PromptInit.SAMPLE_VOCAB).seed(7).build(),
+                        TrainingConfig.builder().learningRate(0.3).epochs(30).seed(7).build(),
                         AlpacaDataset.load(root.resolve("examples/data/max_the_dog.json")))) {
             trainer.train();
             PromptAdapter.save(trainer.prompt(), adapterDir);                   // PEFT's layout
