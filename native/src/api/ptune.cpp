@@ -41,6 +41,15 @@ at::Tensor optionalView(const int64_t* data, int64_t rows, int64_t cols, const c
   return data == nullptr ? at::Tensor() : view(data, rows, cols, name);
 }
 
+/// Copies n elements; with n = 0 the buffers may be null (an empty std::vector's data()), which
+/// std::memcpy does not allow.
+template <typename T>
+void copyElements(T* dst, const T* src, size_t n) {
+  if (n > 0) {
+    std::memcpy(dst, src, n * sizeof(T));
+  }
+}
+
 void copyOut(const at::Tensor& t, float* out) {
   PTUNE_CHECK(out != nullptr, "output buffer is null");
   const at::Tensor c = t.detach().to(at::kFloat).contiguous();
@@ -239,9 +248,8 @@ void Model::generate(const PromptModel* prompt, const int64_t* ids, const int64_
     std::vector<int64_t> lengths;
     const at::Tensor tokens = generate::generate(*model, method, view(ids, B, T, "ids"),
                                                  view(mask, B, T, "mask"), eos, options, lengths);
-    std::memcpy(out_tokens, tokens.data_ptr<int64_t>(),
-                static_cast<size_t>(tokens.numel()) * sizeof(int64_t));
-    std::memcpy(out_lengths, lengths.data(), lengths.size() * sizeof(int64_t));
+    copyElements(out_tokens, tokens.data_ptr<int64_t>(), static_cast<size_t>(tokens.numel()));
+    copyElements(out_lengths, lengths.data(), lengths.size());
   });
 }
 
@@ -308,8 +316,8 @@ void MixedBatch::generate(const int64_t* eos_ids, int64_t E, int64_t* out_tokens
     std::vector<int64_t> eos(eos_ids, eos_ids + (eos_ids != nullptr ? E : 0));
     std::vector<int64_t> lengths;
     const at::Tensor tokens = generate::mixedGenerate(*impl_->model->model, impl_->rows, eos, lengths);
-    std::memcpy(out_tokens, tokens.data_ptr<int64_t>(), static_cast<size_t>(tokens.numel()) * sizeof(int64_t));
-    std::memcpy(out_lengths, lengths.data(), lengths.size() * sizeof(int64_t));
+    copyElements(out_tokens, tokens.data_ptr<int64_t>(), static_cast<size_t>(tokens.numel()));
+    copyElements(out_lengths, lengths.data(), lengths.size());
   });
 }
 
