@@ -4,6 +4,7 @@ import java.awt.Color;
 import java.awt.Font;
 import java.nio.file.Path;
 import java.util.ArrayList;
+import java.util.Collections;
 import java.util.HashSet;
 import java.util.List;
 import java.util.Locale;
@@ -105,7 +106,7 @@ public final class ConfusionMatrixPlot {
 
         // XChart puts the first y category at the bottom; the first class belongs at the top.
         List<String> rows = new ArrayList<>(shown);
-        java.util.Collections.reverse(rows);
+        Collections.reverse(rows);
         List<Number[]> cells = new ArrayList<>();
         for (int t = 0; t < k; t++) {
             for (int p = 0; p < k; p++) {

@@ -12,6 +12,7 @@ import io.ptune.CliRun.Result;
 import io.ptune.report.Pngs;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.Arrays;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -97,6 +98,16 @@ class PlotsAndInspectCliTest {
         assertTrue(otherModel.err().startsWith("error: ")
                 && otherModel.err().contains(adapter.resolve("adapter_config.json").toString()), otherModel.err());
         assertEquals(1, otherModel.err().strip().lines().count(), otherModel.err());
+
+        Path truncated = dir.resolve("truncated");
+        Files.createDirectories(truncated);
+        Files.copy(adapter.resolve("adapter_config.json"), truncated.resolve("adapter_config.json"));
+        byte[] weights = Files.readAllBytes(adapter.resolve("adapter_model.safetensors"));
+        Files.write(truncated.resolve("adapter_model.safetensors"), Arrays.copyOf(weights, weights.length / 2));
+        Result corrupt = CliRun.run("inspect", truncated.toString());
+        assertEquals(1, corrupt.exitCode());
+        assertTrue(corrupt.err().startsWith("error: ")
+                && corrupt.err().contains(truncated.resolve("adapter_model.safetensors").toString()), corrupt.err());
 
         Result pngWithoutModel = CliRun.run("inspect", adapter.toString(), "--png", "x.png");
         assertEquals(1, pngWithoutModel.exitCode());
