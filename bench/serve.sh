@@ -96,8 +96,9 @@ lines = [
     f"load generator (`io.ptune.bench.ServeLoad`) keeps {concurrency} requests in flight and sends {requests}",
     f"greedy `POST /v1/generate` requests of {new_tokens} new tokens (after {concurrency} untimed warm-up",
     "requests), round-robin over the adapters of the row and five prompts of 4-9 tokens.",
-    "Batching on: `ptune serve --max-batch 16 --max-wait-ms 10`; off: `--no-batching` (one request",
-    "per forward pass). Latency is measured by the client, from sending to the whole answer; the",
+    "Batching on: `ptune serve --max-batch 16 --max-wait-ms 10`, step-level continuous batching (a",
+    "request joins the running batch at the next decoding step and leaves it when done); off:",
+    "`--no-batching` (one request at a time). Latency is measured by the client, from sending to the whole answer; the",
     "client JVM runs on the same cores as the server.",
     "",
     f"Machine: {cpu}, {cores} cores; load average at the end {load} (1, 5, 15 min); the whole",
@@ -110,11 +111,11 @@ for i in range(0, len(rows), 5):
     mode, adapters, line, before, health = rows[i:i + 5]
     r, b, h = json.loads(line), json.loads(before), json.loads(health)
     n = len(adapters.split(","))
-    mean = (h["batched_requests"] - b["batched_requests"]) / max(1, h["batches"] - b["batches"])
+    mean = (h["step_rows"] - b["step_rows"]) / max(1, h["decoding_steps"] - b["decoding_steps"])
     lines.append(f"| {mode} | {n} ({adapters}) | {r['requests']} | {r['errors']} | {r['rps']:.1f} | "
                  f"{r['p50_ms']:.1f} | {r['p99_ms']:.1f} | {mean:.1f} |")
-lines += ["", "`mean batch`: requests per mixed batch (one prefill and its decoding steps) during the",
-          "run, warm-up included, from the server's /health counters.", ""]
+lines += ["", "`mean batch`: requests per decoding step during the run (warm-up included), from the server's /health",
+          "counters (`step_rows` / `decoding_steps`).", ""]
 if float(load.split()[0]) > int(cores):
     lines += ["The machine was shared with other jobs (load average above its core count while this ran):",
               "these numbers were taken under load and are noisy; rerun on an idle machine to compare.", ""]

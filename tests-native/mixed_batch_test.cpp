@@ -6,6 +6,7 @@
 // max_new_tokens and pad id.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <functional>
 #include <memory>
 #include <set>
@@ -299,6 +300,138 @@ TEST_F(MixedBatchTest, TheBatchKeepsItsPromptsAlive) {
   EXPECT_EQ(tokens, expected);
 }
 
+// Continuous batching (ptune::DecodeSession): rows join a running decode at different steps and
+// leave when done; each must still give what it gives alone.
+
+/// Runs a session where row r joins before step joins[r]; returns each row's tokens.
+std::vector<std::vector<int64_t>> sessionTokens(const ptune::Model& model, const std::vector<Row>& rows,
+                                                const std::vector<int>& joins, const std::vector<int64_t>& eos = {},
+                                                int64_t* max_running = nullptr) {
+  ptune::DecodeSession session(model, eos.data(), static_cast<int64_t>(eos.size()));
+  std::vector<std::vector<int64_t>> out(rows.size());
+  std::vector<bool> done(rows.size(), false);
+  std::vector<int64_t> ids_of(rows.size(), -1);
+  size_t finished = 0;
+  for (int step = 0; finished < rows.size(); ++step) {
+    EXPECT_LT(step, 1000) << "the session does not end";
+    if (step >= 1000) break;
+    for (size_t r = 0; r < rows.size(); ++r) {
+      if (joins[r] != step) continue;
+      const int64_t id = session.add(rows[r].prompt, rows[r].ids.data(), static_cast<int64_t>(rows[r].ids.size()),
+                                     rows[r].options);
+      ids_of[r] = id;
+    }
+    const int64_t n = session.size();
+    if (max_running != nullptr) *max_running = std::max(*max_running, n);
+    std::vector<int64_t> id(static_cast<size_t>(n)), token(static_cast<size_t>(n)), end(static_cast<size_t>(n));
+    const int64_t written = session.step(id.data(), token.data(), end.data());
+    EXPECT_LE(written, n);
+    for (int64_t i = 0; i < written; ++i) {
+      const auto r = static_cast<size_t>(std::find(ids_of.begin(), ids_of.end(), id[static_cast<size_t>(i)]) -
+                                         ids_of.begin());
+      EXPECT_LT(r, rows.size()) << "unknown id " << id[static_cast<size_t>(i)];
+      if (r >= rows.size()) continue;
+      EXPECT_FALSE(done[r]) << rows[r].label << " stepped after it ended";
+      out[r].push_back(token[static_cast<size_t>(i)]);
+      if (end[static_cast<size_t>(i)] != 0) {
+        done[r] = true;
+        ++finished;
+      }
+    }
+  }
+  EXPECT_EQ(session.size(), 0);
+  return out;
+}
+
+TEST_F(MixedBatchTest, SessionRowsJoiningAndLeavingMidDecodeEqualTheRowsAlone) {
+  std::vector<Row> rows = mixedRows(0);
+  const std::vector<int64_t> lengths = {6, 12, 3, 9, 10, 4, 8, 12, 5};
+  const std::vector<int> joins = {0, 0, 0, 2, 2, 3, 5, 5, 9};
+  for (size_t r = 0; r < rows.size(); ++r) rows[r].options = options(lengths[r]);
+  int64_t most = 0;
+  const auto session = sessionTokens(*model_, rows, joins, {}, &most);
+  EXPECT_GE(most, 5) << "rows should have run together";
+  for (size_t r = 0; r < rows.size(); ++r) {
+    const Row& row = rows[r];
+    const std::vector<int64_t> alone = aloneTokens(row);
+    ASSERT_EQ(session[r].size(), alone.size()) << row.label;
+    EXPECT_EQ(ptune_test::greedyMismatch(alone, session[r], [&](size_t i) {
+                std::vector<int64_t> prefix = row.ids;
+                prefix.insert(prefix.end(), alone.begin(), alone.begin() + static_cast<std::ptrdiff_t>(i));
+                return nextLogits(row.prompt, prefix);
+              }),
+              "")
+        << row.label;
+  }
+}
+
+TEST_F(MixedBatchTest, SessionSampledRowsDrawWithTheirOwnSeedAndEosEndsARow) {
+  std::vector<Row> rows = mixedRows(0);
+  rows.resize(6);
+  const std::vector<int64_t> seeds = {3, 3, 11, 12, 0, 5};
+  for (size_t r = 0; r < rows.size(); ++r) rows[r].options = options(10, /*greedy=*/r == 4, seeds[r]);
+  const std::vector<int> joins = {0, 1, 1, 4, 0, 7};
+  const auto session = sessionTokens(*model_, rows, joins);
+  for (size_t r = 0; r < rows.size(); ++r) EXPECT_EQ(session[r], aloneTokens(rows[r])) << rows[r].label;
+  // The first token row 0 generates, as EOS, ends it (and any other row generating it) at once.
+  const std::vector<int64_t> eos = {session[0][0]};
+  const auto ended = sessionTokens(*model_, rows, joins, eos);
+  EXPECT_EQ(ended[0].size(), 1u);
+  for (size_t r = 0; r < rows.size(); ++r) EXPECT_EQ(ended[r], aloneTokens(rows[r], eos)) << rows[r].label;
+}
+
+TEST_F(MixedBatchTest, SessionCancelDropsARowAndTheOthersGoOn) {
+  std::vector<Row> rows = mixedRows(8);
+  rows.resize(4);
+  ptune::DecodeSession session(*model_, nullptr, 0);
+  std::vector<int64_t> ids;
+  for (const Row& r : rows) ids.push_back(session.add(r.prompt, r.ids.data(), static_cast<int64_t>(r.ids.size()), r.options));
+  EXPECT_EQ(ids, (std::vector<int64_t>{0, 1, 2, 3}));
+  EXPECT_TRUE(session.cancel(3));  // still queued
+  EXPECT_FALSE(session.cancel(3));
+  EXPECT_FALSE(session.cancel(42));
+  std::vector<std::vector<int64_t>> got(3);
+  std::vector<int64_t> id(4), token(4), end(4);
+  for (int step = 0; session.size() > 0 && step < 20; ++step) {
+    if (step == 2) {
+      EXPECT_TRUE(session.cancel(1));  // running: it leaves the batch
+    }
+    const int64_t n = session.step(id.data(), token.data(), end.data());
+    for (int64_t i = 0; i < n; ++i) got[static_cast<size_t>(id[static_cast<size_t>(i)])].push_back(token[static_cast<size_t>(i)]);
+  }
+  EXPECT_EQ(got[1].size(), 2u);
+  const std::vector<int64_t> alone1 = aloneTokens(rows[1]);
+  EXPECT_EQ(got[1], std::vector<int64_t>(alone1.begin(), alone1.begin() + 2));
+  EXPECT_EQ(got[0], aloneTokens(rows[0]));
+  EXPECT_EQ(got[2], aloneTokens(rows[2]));
+  EXPECT_EQ(session.step(id.data(), token.data(), end.data()), 0);  // an empty session steps nothing
+}
+
+TEST_F(MixedBatchTest, SessionRejectsWhatCannotRunWithAClearError) {
+  const auto message = [](const std::function<void()>& f) {
+    try {
+      f();
+    } catch (const std::exception& e) {
+      return std::string(e.what());
+    }
+    return std::string("no error");
+  };
+  ptune::DecodeSession session(*model_, nullptr, 0);
+  const std::vector<int64_t> ids = {1, 300};
+  EXPECT_NE(message([&] { session.add(nullptr, ids.data(), 2, options(0)); }).find("at least one token"),
+            std::string::npos);
+  const std::vector<int64_t> outside = {1, 100000};
+  EXPECT_NE(message([&] { session.add(nullptr, outside.data(), 2, options(1)); }).find("outside the vocabulary"),
+            std::string::npos);
+  EXPECT_NE(message([&] { session.add(prefix_, ids.data(), 2, options(505)); }).find("exceed the model's 512"),
+            std::string::npos);
+  PromptModel two_stage(*model_, makeSpec(PromptMethod::kPromptTuning, 2), nullptr, 0);
+  two_stage.unfreezeTopLayers(1, 1e-5);
+  EXPECT_NE(message([&] { session.add(&two_stage, ids.data(), 2, options(1)); }).find("unfrozen transformer layers"),
+            std::string::npos);
+  EXPECT_EQ(session.size(), 0);  // nothing was queued
+}
+
 }  // namespace
 
 // The same on the other decoder families: GPT-2 (learned positions) and BLOOM (ALiBi, whose key
@@ -361,6 +494,47 @@ TEST_P(MixedBatchFamilyTest, RowsBehindDifferentMethodsEqualTheRowsAlone) {
               }),
               "")
         << GetParam() << ", row " << b;
+  }
+}
+
+TEST_P(MixedBatchFamilyTest, SessionRowsJoiningMidDecodeEqualTheRowsAlone) {
+  const std::string dir = ptune_test::kFamiliesDir + "/" + GetParam() + "/model";
+  ptune::Model model(dir.c_str(), ptune_test::familySpec(GetParam()));
+  const int64_t V = model.vocabSize();
+  PromptModel prompt(model, makeSpec(PromptMethod::kPromptTuning, 3, 0, PromptEncoderType::kMlp, 0, false, 31),
+                     nullptr, 0);
+  PromptModel prefix(model, makeSpec(PromptMethod::kPrefixTuning, 5, 0, PromptEncoderType::kMlp, 0, false, 32),
+                     nullptr, 0);
+  const auto ids = [&](int64_t n, int64_t salt) {
+    std::vector<int64_t> out;
+    for (int64_t i = 0; i < n; ++i) out.push_back((i * 37 + salt * 101 + 5) % V);
+    return out;
+  };
+  const std::vector<Row> rows = {{"prompt", &prompt, ids(3, 1), options(7)},
+                                 {"prefix", &prefix, ids(9, 2), options(3)},
+                                 {"none", nullptr, ids(5, 3), options(6)},
+                                 {"prefix late", &prefix, ids(2, 4), options(5)},
+                                 {"prompt late", &prompt, ids(11, 5), options(4)}};
+  const auto session = sessionTokens(model, rows, {0, 0, 1, 3, 4});
+  for (size_t r = 0; r < rows.size(); ++r) {
+    const Row& row = rows[r];
+    const int64_t T = static_cast<int64_t>(row.ids.size()), N = row.options.max_new_tokens;
+    const std::vector<int64_t> mask(row.ids.size(), 1);
+    std::vector<int64_t> expected(static_cast<size_t>(N)), length(1);
+    model.generate(row.prompt, row.ids.data(), mask.data(), 1, T, nullptr, 0, row.options, expected.data(),
+                   length.data());
+    ASSERT_EQ(session[r].size(), expected.size()) << GetParam() << ", " << row.label;
+    EXPECT_EQ(ptune_test::greedyMismatch(expected, session[r], [&](size_t i) {
+                std::vector<int64_t> seq = row.ids;
+                seq.insert(seq.end(), expected.begin(), expected.begin() + static_cast<std::ptrdiff_t>(i));
+                const int64_t n = static_cast<int64_t>(seq.size()), s = model.inputVirtualTokens(row.prompt) + n;
+                std::vector<float> all(static_cast<size_t>(s * V));
+                const std::vector<int64_t> m(seq.size(), 1);
+                model.logits(row.prompt, seq.data(), m.data(), nullptr, 1, n, all.data());
+                return std::vector<float>(all.end() - V, all.end());
+              }),
+              "")
+        << GetParam() << ", " << row.label;
   }
 }
 

@@ -236,6 +236,7 @@ class PromptModel {
   friend class Classifier;
   friend class PromptTrainer;
   friend class MixedBatch;
+  friend class DecodeSession;
   struct Impl;
   std::shared_ptr<Impl> impl_;  // shared: prompts keep their model alive, trainers their prompt
 };
@@ -291,6 +292,7 @@ class Model {
   friend class Classifier;
   friend class PromptTrainer;
   friend class MixedBatch;
+  friend class DecodeSession;
   struct Impl;
   std::shared_ptr<Impl> impl_;  // shared: prompts keep their model alive, trainers their prompt
 };
@@ -327,6 +329,40 @@ class MixedBatch {
   /// draws with its own seed as it does alone). eos_ids is (E); out_tokens is (B, N); out_lengths
   /// is (B): tokens generated per row, EOS included.
   void generate(const int64_t* eos_ids, int64_t E, int64_t* out_tokens, int64_t* out_lengths) const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+/// Step-level continuous batching (serving): a decoding batch that rows join and leave between
+/// steps. A row added between two steps is prefilled at the next step together with the others
+/// added meanwhile (as one mixed batch, see MixedBatch), and its KV cache joins the running
+/// batch's, left-padded and masked; a finished or cancelled row leaves it. Every row computes the
+/// tokens it computes alone (Model::generate with B = 1), up to rounding; a sampled row draws with
+/// its own seed. The session keeps the model alive; a row's prompt is used only by add(). Not
+/// thread-safe: one thread drives a session.
+class DecodeSession {
+ public:
+  /// eos_ids (E) end a row when generated (may be null when E = 0).
+  DecodeSession(const Model& model, const int64_t* eos_ids, int64_t E);
+  ~DecodeSession();
+  DecodeSession(const DecodeSession&) = delete;
+  DecodeSession& operator=(const DecodeSession&) = delete;
+
+  /// Queues a row for the next step: prompt (null = the bare model) as in MixedBatch::addRow;
+  /// ids is (T), its tokens without padding; options are its decoding settings with
+  /// max_new_tokens >= 1. Checks the row now (ids, settings, positions). Returns the row's id.
+  int64_t add(const PromptModel* prompt, const int64_t* ids, int64_t T, const GenerateOptions& options);
+  /// Drops a queued or running row (e.g. its request timed out); false if there is none by that id.
+  bool cancel(int64_t id);
+  /// Queued and running rows: the most entries the next step() writes.
+  int64_t size() const;
+  /// Prefills the queued rows, picks one token for every row and feeds the unfinished ones back.
+  /// Writes, for each of the n rows it stepped (n <= size() before the call, returned), the row's
+  /// id, its token and 1 where the row ended with it (EOS or max_new_tokens), else 0; each of the
+  /// three arrays holds size() entries.
+  int64_t step(int64_t* out_ids, int64_t* out_tokens, int64_t* out_done);
 
  private:
   struct Impl;

@@ -12,6 +12,7 @@
 
 #include "api/translate.h"
 #include "core/check.h"
+#include "generate/decode_session.h"
 #include "generate/generation.h"
 #include "generate/mixed_batch.h"
 #include "io/onnx.h"
@@ -318,6 +319,63 @@ void MixedBatch::generate(const int64_t* eos_ids, int64_t E, int64_t* out_tokens
     const at::Tensor tokens = generate::mixedGenerate(*impl_->model->model, impl_->rows, eos, lengths);
     copyElements(out_tokens, tokens.data_ptr<int64_t>(), static_cast<size_t>(tokens.numel()));
     copyElements(out_lengths, lengths.data(), lengths.size());
+  });
+}
+
+// ---------------------------------------------------------------------------------------
+struct DecodeSession::Impl {
+  std::shared_ptr<const Model::Impl> model;  // keeps the weights alive
+  std::optional<generate::DecodeSession> session;
+};
+
+DecodeSession::DecodeSession(const Model& model, const int64_t* eos_ids, int64_t E) {
+  impl_ = api::translated("creating a decoding session", [&] {
+    PTUNE_CHECK(E >= 0 && (E == 0 || eos_ids != nullptr), "eos_ids: ", E, " ids but no array");
+    auto impl = std::make_unique<Impl>();
+    impl->model = model.impl_;
+    impl->session.emplace(*impl->model->model, std::vector<int64_t>(eos_ids, eos_ids + E));
+    return impl;
+  });
+}
+
+DecodeSession::~DecodeSession() = default;
+
+int64_t DecodeSession::add(const PromptModel* prompt, const int64_t* ids, int64_t T, const GenerateOptions& options) {
+  return api::translated("adding a row to the decoding session", [&] {
+    at::NoGradGuard no_grad;
+    PTUNE_CHECK(ids != nullptr && T > 0, "ids must be non-empty, got ", T, " tokens");
+    const PromptModel::Impl* p = prompt != nullptr ? prompt->impl_.get() : nullptr;
+    PTUNE_CHECK(p == nullptr || &p->base == impl_->model->model.get(), "the prompt belongs to another model");
+    PTUNE_CHECK(p == nullptr || p->tuned == nullptr, "the prompt has unfrozen transformer layers (two-stage ",
+                "training), which run on their own copy of the model; generate with it alone");
+    generate::MixedRow row;
+    row.method = p != nullptr ? p->method.get() : nullptr;
+    row.ids.assign(ids, ids + T);
+    row.options = options;
+    return impl_->session->add(row);
+  });
+}
+
+bool DecodeSession::cancel(int64_t id) {
+  return api::translated("cancelling a row of the decoding session", [&] {
+    at::NoGradGuard no_grad;
+    return impl_->session->cancel(id);
+  });
+}
+
+int64_t DecodeSession::size() const { return impl_->session->size(); }
+
+int64_t DecodeSession::step(int64_t* out_ids, int64_t* out_tokens, int64_t* out_done) {
+  return api::translated("stepping the decoding session", [&] {
+    at::NoGradGuard no_grad;
+    PTUNE_CHECK(out_ids != nullptr && out_tokens != nullptr && out_done != nullptr, "output buffers are null");
+    const std::vector<generate::SessionToken> tokens = impl_->session->step();
+    for (size_t i = 0; i < tokens.size(); ++i) {
+      out_ids[i] = tokens[i].id;
+      out_tokens[i] = tokens[i].token;
+      out_done[i] = tokens[i].done ? 1 : 0;
+    }
+    return static_cast<int64_t>(tokens.size());
   });
 }
 

@@ -25,47 +25,43 @@ namespace {
 const auto kLongOpts = at::TensorOptions().dtype(at::kLong);
 const auto kBoolOpts = at::TensorOptions().dtype(at::kBool);
 
-/// What one row's method contributes, built from that row alone (B = 1).
-struct RowParts {
-  at::Tensor embeds;                 // (1, Pin_r + T_r, C): virtual tokens, then the tokens
-  std::vector<at::Tensor> keys;      // per layer (1, G, Pp_r, D), or empty
-  std::vector<at::Tensor> values;    // per layer (1, G, Pp_r, D), or empty
-  int64_t prefix() const { return keys.empty() ? 0 : keys[0].size(2); }
-};
+}  // namespace
 
-RowParts buildRow(const models::Backbone& model, const MixedRow& row) {
+RowParts buildRow(const models::Backbone& model, const MixedRow& row, int64_t index) {
   const int64_t T = static_cast<int64_t>(row.ids.size());
+  PTUNE_CHECK(T > 0, "row ", index, " of the mixed batch has no tokens");
   const at::Tensor ids = at::tensor(row.ids, kLongOpts).view({1, T});  // (1, T_r)
+  prompt::checkTokenIds(model, ids);
   RowParts parts;
   parts.embeds = model.embed(ids);  // (1, T_r, C)
-  if (row.method == nullptr) return parts;
-  prompt::PromptInputs built = row.method->build(parts.embeds, at::ones({1, T}, kBoolOpts), /*training=*/false);
-  if (built.input_prompt.defined()) {
-    parts.embeds = at::cat({built.input_prompt.to(parts.embeds.scalar_type()), parts.embeds}, 1);
+  if (row.method != nullptr) {
+    prompt::PromptInputs built = row.method->build(parts.embeds, at::ones({1, T}, kBoolOpts), /*training=*/false);
+    if (built.input_prompt.defined()) {
+      parts.embeds = at::cat({built.input_prompt.to(parts.embeds.scalar_type()), parts.embeds}, 1);
+    }
+    parts.keys = std::move(built.prefix_keys);
+    parts.values = std::move(built.prefix_values);
   }
-  parts.keys = std::move(built.prefix_keys);
-  parts.values = std::move(built.prefix_values);
+  const int64_t used = parts.prefix() + parts.embeds.size(1) + row.options.max_new_tokens;
+  PTUNE_CHECK(model.maxPositions() == 0 || used <= model.maxPositions(), "row ", index, ": virtual tokens + input + new ",
+              "tokens = ", used, " positions exceed the model's ", model.maxPositions(),
+              " (config.json max_position_embeddings / n_positions); shorten the prompt or lower max_new_tokens");
   return parts;
 }
 
-}  // namespace
-
 prompt::PreparedInput prepareMixedInput(const models::Backbone& model, const std::vector<MixedRow>& rows) {
   PTUNE_CHECK(!rows.empty(), "a mixed batch needs at least one row");
-  const int64_t B = static_cast<int64_t>(rows.size());
   std::vector<RowParts> parts;
   parts.reserve(rows.size());
+  for (size_t r = 0; r < rows.size(); ++r) parts.push_back(buildRow(model, rows[r], static_cast<int64_t>(r)));
+  return assembleMixedInput(model, parts);
+}
+
+prompt::PreparedInput assembleMixedInput(const models::Backbone& model, const std::vector<RowParts>& parts) {
+  PTUNE_CHECK(!parts.empty(), "a mixed batch needs at least one row");
+  const int64_t B = static_cast<int64_t>(parts.size());
   int64_t W = 0, Pp = 0;
-  for (int64_t r = 0; r < B; ++r) {
-    const MixedRow& row = rows[static_cast<size_t>(r)];
-    PTUNE_CHECK(!row.ids.empty(), "row ", r, " of the mixed batch has no tokens");
-    prompt::checkTokenIds(model, at::tensor(row.ids, kLongOpts));
-    parts.push_back(buildRow(model, row));
-    const RowParts& p = parts.back();
-    const int64_t used = p.prefix() + p.embeds.size(1) + row.options.max_new_tokens;
-    PTUNE_CHECK(model.maxPositions() == 0 || used <= model.maxPositions(), "row ", r, ": virtual tokens + input + new ",
-                "tokens = ", used, " positions exceed the model's ", model.maxPositions(),
-                " (config.json max_position_embeddings / n_positions); shorten the prompt or lower max_new_tokens");
+  for (const RowParts& p : parts) {
     W = std::max(W, p.embeds.size(1));
     Pp = std::max(Pp, p.prefix());
   }

@@ -34,6 +34,22 @@ struct MixedRow {
   GenerateOptions options{};                         // decoding settings (generation only)
 };
 
+/// What one row's method contributes, built from that row alone (B = 1).
+struct RowParts {
+  at::Tensor embeds;              // (1, Pin_r + T_r, C): virtual tokens, then the tokens
+  std::vector<at::Tensor> keys;   // per layer (1, G, Pp_r, D), or empty
+  std::vector<at::Tensor> values; // per layer (1, G, Pp_r, D), or empty
+  int64_t prefix() const { return keys.empty() ? 0 : keys[0].size(2); }
+};
+
+/// Builds row `index` (named so in errors) alone, after checking that it has tokens, that every
+/// id lies in the vocabulary and that prefix + virtual + tokens + max_new_tokens fit in the
+/// model's positions.
+RowParts buildRow(const models::Backbone& model, const MixedRow& row, int64_t index);
+
+/// The network input and prefix cache of rows built by buildRow (layout above; non-empty).
+prompt::PreparedInput assembleMixedInput(const models::Backbone& model, const std::vector<RowParts>& parts);
+
 /// The network input and prefix cache of a mixed batch (layout above). rows must be non-empty,
 /// each with at least one token. Checks every id and every row's positions against the model.
 prompt::PreparedInput prepareMixedInput(const models::Backbone& model, const std::vector<MixedRow>& rows);

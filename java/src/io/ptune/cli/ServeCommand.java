@@ -33,11 +33,11 @@ final class ServeCommand extends CliCommand {
     @Option(names = "--port", required = true, paramLabel = "N", description = "TCP port on 127.0.0.1 (0: a free one).")
     int port;
 
-    @Option(names = "--max-batch", paramLabel = "N", description = "Most requests per mixed batch (default: 16).")
+    @Option(names = "--max-batch", paramLabel = "N", description = "Most requests decoding together; new ones join between steps (default: 16).")
     int maxBatch = 16;
 
     @Option(names = "--max-wait-ms", paramLabel = "MS",
-            description = "How long a batch waits for more requests after its first (default: 10).")
+            description = "While nothing decodes, how long a first request waits for others (default: 10).")
     long maxWaitMs = 10;
 
     @Option(names = "--queue", paramLabel = "N", description = "Requests that may wait; more get 429 (default: 256).")

@@ -17,8 +17,8 @@ import java.util.concurrent.locks.ReentrantReadWriteLock;
  * it would be a null or dangling pointer.
  *
  * <p>A call that involves several objects ({@link #hold}) locks them in one fixed order (model,
- * classifier, prompt, trainer), whatever order the caller lists them in, so concurrent calls
- * never deadlock.
+ * classifier, prompt, trainer, decoding session), whatever order the caller lists them in, so
+ * concurrent calls never deadlock.
  */
 final class HandleGuard {
     /** The lock order of the native objects. */
@@ -26,7 +26,8 @@ final class HandleGuard {
         MODEL,
         CLASSIFIER,
         PROMPT,
-        TRAINER
+        TRAINER,
+        SESSION
     }
 
     /** One object a call needs, and whether it needs it exclusively. */

@@ -8,6 +8,7 @@ import io.ptune.inference.Generation;
 import io.ptune.inference.GenerationConfig;
 import io.ptune.model.Model;
 import io.ptune.nativebridge.DecodingOptions;
+import io.ptune.nativebridge.NativeDecodeSession;
 import io.ptune.nativebridge.NativeMixedBatch;
 import io.ptune.prompt.PromptModule;
 import java.nio.file.Files;
@@ -229,17 +230,14 @@ public final class AdapterRegistry implements AutoCloseable {
             return List.of();
         }
         requests.forEach(this::check);
-        long pad = model.padTokenId();
-        long[] eos = model.eosTokenIds().stream().mapToLong(Long::longValue).toArray();
+        long[] eos = eosIds();
         long[][] generated = new long[requests.size()][];
         List<NativeMixedBatch.Row> rows = new ArrayList<>();
         List<Integer> mixed = new ArrayList<>();
         for (int i = 0; i < requests.size(); i++) {
             Request r = requests.get(i);
             PromptModule prompt = r.adapter() == null ? null : r.adapter().prompt();
-            GenerationConfig c = r.config();
-            DecodingOptions options = new DecodingOptions(c.maxNewTokens(), c.greedy(), c.temperature(), c.topK(),
-                    c.topP(), c.seed(), pad);
+            DecodingOptions options = decodingOptions(r.config());
             if (prompt != null && prompt.unfrozenLayers() > 0) {
                 // Two-stage adapters run on their own copy of the model: alone.
                 generated[i] = model.nativeModel().generate(prompt.nativePrompt(), r.promptIds, ones(r.promptIds.length),
@@ -260,10 +258,102 @@ public final class AdapterRegistry implements AutoCloseable {
         }
         List<Generation> result = new ArrayList<>(requests.size());
         for (int i = 0; i < requests.size(); i++) {
-            result.add(new Generation(requests.get(i).promptIds, generated[i],
-                    model.hasTokenizer() ? model.tokenizer().decode(generated[i], true) : null));
+            result.add(generation(requests.get(i), generated[i]));
         }
         return result;
+    }
+
+    /**
+     * A continuous-batching decoder over this registry's model: requests join a decode that is
+     * running and leave it when done, each computing what it computes alone ({@link
+     * NativeDecodeSession}). For one thread; close it when done.
+     *
+     * @throws IllegalArgumentException if the model is an encoder
+     */
+    public Decoder decoder() {
+        ensureOpen();
+        if (!model.architecture().causal()) {
+            throw new IllegalArgumentException(model.modelDir() + " is an encoder; it cannot generate");
+        }
+        return new Decoder(new NativeDecodeSession(model.nativeModel(), eosIds()));
+    }
+
+    /**
+     * Step-level continuous batching ({@link #decoder()}): {@link #add} queues a request, each
+     * {@link #step} prefills the queued ones and gives every request its next token; a request
+     * leaves when it ends (EOS or its max new tokens) or is {@link #cancel cancelled}.
+     */
+    public final class Decoder implements AutoCloseable {
+        private final NativeDecodeSession session;
+
+        private Decoder(NativeDecodeSession session) {
+            this.session = session;
+        }
+
+        /**
+         * Whether the request can join: not an adapter with unfrozen layers (two-stage training),
+         * which runs on its own copy of the model; {@link AdapterRegistry#generate} runs those alone.
+         */
+        public boolean canJoin(Request request) {
+            PromptModule prompt = request.adapter() == null ? null : request.adapter().prompt();
+            return prompt == null || prompt.unfrozenLayers() == 0;
+        }
+
+        /**
+         * Checks the request ({@link AdapterRegistry#check}) and queues it for the next step;
+         * returns its id. The lease must stay open until the request ends.
+         *
+         * @throws IllegalArgumentException if it cannot join ({@link #canJoin})
+         */
+        public long add(Request request) {
+            check(request);
+            if (!canJoin(request)) {
+                throw new IllegalArgumentException("adapter '" + request.adapter().name() + "' has unfrozen layers;"
+                        + " it runs alone (AdapterRegistry.generate)");
+            }
+            PromptModule prompt = request.adapter() == null ? null : request.adapter().prompt();
+            return session.add(prompt == null ? null : prompt.nativePrompt(), request.promptIds,
+                    decodingOptions(request.config()));
+        }
+
+        /** One token for every queued and running request; see {@link NativeDecodeSession#step}. */
+        public List<NativeDecodeSession.Token> step() {
+            return session.step();
+        }
+
+        /** Drops a queued or running request; false if there is none by that id. */
+        public boolean cancel(long id) {
+            return session.cancel(id);
+        }
+
+        /** Queued and running requests. */
+        public int size() {
+            return session.size();
+        }
+
+        /** The result of a request that generated {@code tokens}, its text decoded. */
+        public Generation generation(Request request, long[] tokens) {
+            return AdapterRegistry.this.generation(request, tokens);
+        }
+
+        @Override
+        public void close() {
+            session.close();
+        }
+    }
+
+    private Generation generation(Request request, long[] tokens) {
+        return new Generation(request.promptIds, tokens, model.hasTokenizer() ? model.tokenizer().decode(tokens, true)
+                : null);
+    }
+
+    private DecodingOptions decodingOptions(GenerationConfig c) {
+        return new DecodingOptions(c.maxNewTokens(), c.greedy(), c.temperature(), c.topK(), c.topP(), c.seed(),
+                model.padTokenId());
+    }
+
+    private long[] eosIds() {
+        return model.eosTokenIds().stream().mapToLong(Long::longValue).toArray();
     }
 
     /**

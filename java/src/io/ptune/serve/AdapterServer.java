@@ -13,6 +13,7 @@ import io.ptune.ResourceExhaustedException;
 import io.ptune.classify.PromptClassifier;
 import io.ptune.inference.Generation;
 import io.ptune.inference.GenerationConfig;
+import io.ptune.nativebridge.NativeDecodeSession;
 import java.io.IOException;
 import java.io.InputStream;
 import java.io.OutputStream;
@@ -22,6 +23,8 @@ import java.net.URI;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
 import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.HashMap;
 import java.util.Iterator;
 import java.util.List;
 import java.util.Map;
@@ -55,9 +58,12 @@ import org.slf4j.LoggerFactory;
  *   <li>{@code GET /health}.
  * </ul>
  *
- * <p>A scheduler thread takes the queued generation requests, up to {@link ServeConfig#maxBatch}
- * of them or whatever arrived within {@link ServeConfig#maxWaitMs} of the first, and runs them as
- * one mixed batch ({@link AdapterRegistry#generate}). The queue is bounded (429 when full); every
+ * <p>A scheduler thread decodes the generation requests with step-level continuous batching
+ * ({@link AdapterRegistry#decoder}): requests for different adapters share each forward pass, and
+ * between two decoding steps the queued requests join the running ones (up to {@link
+ * ServeConfig#maxBatch} in all), so a request waits for one step rather than for a batch to
+ * finish; a request leaves the batch when it ends. While nothing runs, the scheduler waits up to
+ * {@link ServeConfig#maxWaitMs} after a request for others to start with it. The queue is bounded (429 when full); every
  * request has a deadline (504 after it); a bad request gets 400 with {@code {"error"}} naming the
  * field, an unknown adapter 404. {@link #close} (also on JVM shutdown, e.g. SIGTERM, when
  * registered by the caller) stops taking requests (503), finishes the queued and running ones,
@@ -85,9 +91,10 @@ public final class AdapterServer implements AutoCloseable {
     private final AtomicInteger inFlight = new AtomicInteger();
     /** Requests inside handle(): admitted ones among them are about to be queued. */
     private final AtomicInteger arriving = new AtomicInteger();
-    private final AtomicLong batches = new AtomicLong();
-    private final AtomicLong batchedRequests = new AtomicLong();
+    private final AtomicLong steps = new AtomicLong();
+    private final AtomicLong stepRows = new AtomicLong();
     private final AtomicInteger largestBatch = new AtomicInteger();
+    private final AtomicLong joinedMidDecode = new AtomicLong();
     private final Object lifecycle = new Object();
     private final java.util.concurrent.CountDownLatch stopped = new java.util.concurrent.CountDownLatch(1);
     private volatile boolean closing;
@@ -556,9 +563,10 @@ public final class AdapterServer implements AutoCloseable {
         out.put("queued", queue.size());
         out.put("in_flight", inFlight.get());
         out.put("max_batch", config.maxBatch());
-        out.put("batches", batches.get());
-        out.put("batched_requests", batchedRequests.get());
+        out.put("decoding_steps", steps.get());
+        out.put("step_rows", stepRows.get());
         out.put("largest_batch", largestBatch.get());
+        out.put("joined_mid_decode", joinedMidDecode.get());
         return out;
     }
 
@@ -619,98 +627,157 @@ public final class AdapterServer implements AutoCloseable {
     // ------------------------------------------------------------------------------------------
     // Scheduling
 
-    private void schedule() {
-        List<Job> others = new ArrayList<>();
-        while (true) {
-            Job first;
-            try {
-                first = queue.poll(50, TimeUnit.MILLISECONDS);
-            } catch (InterruptedException e) {
-                if (closing) {
-                    break;
-                }
-                continue;
-            }
-            if (first == null) {
-                if (closing && arriving.get() == 0 && queue.isEmpty()) {
-                    break;
-                }
-                continue;
-            }
-            List<GenerateJob> batch = new ArrayList<>();
-            others.clear();
-            if (first instanceof GenerateJob g) {
-                batch.add(g);
-                long until = first.deadline - TimeUnit.MILLISECONDS.toNanos(config.timeoutMs())
-                        + TimeUnit.MILLISECONDS.toNanos(config.maxWaitMs());  // arrival + max wait
-                while (batch.size() < config.maxBatch()) {
-                    Job next;
-                    try {
-                        long left = until - System.nanoTime();
-                        next = left > 0 && !closing ? queue.poll(left, TimeUnit.NANOSECONDS) : queue.poll();
-                    } catch (InterruptedException e) {
-                        next = queue.poll();
-                    }
-                    if (next == null) {
-                        break;
-                    }
-                    if (next instanceof GenerateJob ng) {
-                        batch.add(ng);
-                    } else {
-                        others.add(next);
-                    }
-                }
-            } else {
-                others.add(first);
-            }
-            runBatch(batch);
-            others.forEach(this::runOther);
+    /** A generation request in the decoder: its job and the tokens it has so far. */
+    private static final class Running {
+        final GenerateJob job;
+        final long[] tokens;
+        int count;
+
+        Running(GenerateJob job) {
+            this.job = job;
+            this.tokens = new long[job.request.config().maxNewTokens()];
         }
-        LOG.debug("scheduler stopped");
     }
 
-    private void runBatch(List<GenerateJob> jobs) {
-        List<GenerateJob> live = new ArrayList<>();
-        for (GenerateJob job : jobs) {
-            if (job.reply.isDone()) {
-                job.release();  // timed out while queued
-            } else {
-                live.add(job);
-            }
-        }
-        if (live.isEmpty()) {
-            return;
-        }
-        batches.incrementAndGet();
-        batchedRequests.addAndGet(live.size());
-        largestBatch.accumulateAndGet(live.size(), Math::max);
+    /**
+     * Step-level continuous batching: between two decoding steps the queued requests join the
+     * running batch (up to maxBatch), so a request waits for one step, not for a whole batch to
+     * finish. While nothing runs, the scheduler waits for a request, then up to maxWaitMs for more.
+     */
+    private void schedule() {
+        Map<Long, Running> running = new HashMap<>();
+        AdapterRegistry.Decoder[] decoder = {null};  // created on the first generation request
         try {
-            List<Generation> out = registry.generate(live.stream().map(j -> j.request).toList());
-            for (int i = 0; i < live.size(); i++) {
-                live.get(i).reply.complete(new Reply(200, generationJson(live.get(i), out.get(i))));
-            }
-        } catch (RuntimeException e) {
-            if (live.size() == 1) {
-                LOG.warn("generation failed: {}", e.getMessage());
-                live.get(0).reply.complete(errorReply(e));
-            } else {
-                // Find the row at fault: the others still get their answers.
-                LOG.warn("a batch of {} failed ({}); running its requests one by one", live.size(), e.getMessage());
-                for (GenerateJob job : live) {
+            while (true) {
+                if (running.isEmpty()) {
+                    Job first;
                     try {
-                        Generation g = registry.generate(List.of(job.request)).get(0);
-                        job.reply.complete(new Reply(200, generationJson(job, g)));
-                    } catch (RuntimeException single) {
-                        job.reply.complete(errorReply(single));
+                        first = queue.poll(50, TimeUnit.MILLISECONDS);
+                    } catch (InterruptedException e) {
+                        if (closing) {
+                            break;
+                        }
+                        continue;
+                    }
+                    if (first == null) {
+                        if (closing && arriving.get() == 0 && queue.isEmpty()) {
+                            break;
+                        }
+                        continue;
+                    }
+                    admit(first, running, decoder, false);
+                    long until = first.deadline - TimeUnit.MILLISECONDS.toNanos(config.timeoutMs())
+                            + TimeUnit.MILLISECONDS.toNanos(config.maxWaitMs());  // arrival + max wait
+                    while (running.size() < config.maxBatch()) {
+                        Job next;
+                        try {
+                            long left = until - System.nanoTime();
+                            next = left > 0 && !closing ? queue.poll(left, TimeUnit.NANOSECONDS) : queue.poll();
+                        } catch (InterruptedException e) {
+                            next = queue.poll();
+                        }
+                        if (next == null) {
+                            break;
+                        }
+                        admit(next, running, decoder, false);
+                    }
+                } else {
+                    // Decoding: whatever is queued joins at this step, without waiting.
+                    for (Job next; running.size() < config.maxBatch() && (next = queue.poll()) != null; ) {
+                        admit(next, running, decoder, true);
                     }
                 }
+                if (!running.isEmpty()) {
+                    step(decoder, running);
+                }
             }
-        } catch (Error e) {
-            live.forEach(j -> j.reply.complete(Reply.error(500, e.toString())));
-            throw e;
         } finally {
-            live.forEach(Job::release);
+            running.values().forEach(r -> finish(r.job, Reply.error(503, "the server stopped")));
+            if (decoder[0] != null) {
+                decoder[0].close();
+            }
+            LOG.debug("scheduler stopped");
         }
+    }
+
+    /** Starts a job: a classification runs now, a generation request joins the decoder. */
+    private void admit(Job job, Map<Long, Running> running, AdapterRegistry.Decoder[] decoder, boolean decoding) {
+        if (job.reply.isDone()) {
+            job.release();  // timed out while queued
+            return;
+        }
+        if (!(job instanceof GenerateJob g)) {
+            runOther(job);
+            return;
+        }
+        try {
+            if (decoder[0] == null) {
+                registry.check(g.request);  // an encoder's registry: a clear 400, no decoder
+                decoder[0] = registry.decoder();
+            }
+            if (!decoder[0].canJoin(g.request)) {
+                // A two-stage adapter runs on its own copy of the model: alone, now.
+                finish(g, new Reply(200, generationJson(g, registry.generate(List.of(g.request)).get(0))));
+                return;
+            }
+            running.put(decoder[0].add(g.request), new Running(g));
+            if (decoding) {
+                joinedMidDecode.incrementAndGet();
+            }
+        } catch (RuntimeException e) {
+            finish(g, errorReply(e));
+        }
+    }
+
+    /** One decoding step of every running request; answers those that ended. */
+    private void step(AdapterRegistry.Decoder[] decoder, Map<Long, Running> running) {
+        // Requests past their deadline (answered 504 by the timer) leave the batch.
+        for (var it = running.entrySet().iterator(); it.hasNext(); ) {
+            Map.Entry<Long, Running> e = it.next();
+            if (e.getValue().job.reply.isDone()) {
+                decoder[0].cancel(e.getKey());
+                e.getValue().job.release();
+                it.remove();
+            }
+        }
+        if (running.isEmpty()) {
+            return;
+        }
+        List<NativeDecodeSession.Token> tokens;
+        try {
+            tokens = decoder[0].step();
+        } catch (RuntimeException e) {
+            LOG.warn("a decoding step of {} request(s) failed: {}", running.size(), e.getMessage());
+            running.values().forEach(r -> finish(r.job, errorReply(e)));
+            running.clear();
+            decoder[0].close();
+            decoder[0] = null;  // a fresh session for the next requests
+            return;
+        } catch (Error e) {
+            running.values().forEach(r -> finish(r.job, Reply.error(500, e.toString())));
+            running.clear();
+            throw e;
+        }
+        steps.incrementAndGet();
+        stepRows.addAndGet(tokens.size());
+        largestBatch.accumulateAndGet(tokens.size(), Math::max);
+        for (NativeDecodeSession.Token t : tokens) {
+            Running r = running.get(t.id());
+            if (r == null) {
+                continue;
+            }
+            r.tokens[r.count++] = t.token();
+            if (t.done()) {
+                running.remove(t.id());
+                Generation g = decoder[0].generation(r.job.request, Arrays.copyOf(r.tokens, r.count));
+                finish(r.job, new Reply(200, generationJson(r.job, g)));
+            }
+        }
+    }
+
+    private static void finish(Job job, Reply reply) {
+        job.reply.complete(reply);
+        job.release();
     }
 
     private void runOther(Job job) {

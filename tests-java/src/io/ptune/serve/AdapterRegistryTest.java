@@ -16,10 +16,12 @@ import io.ptune.inference.Generation;
 import io.ptune.inference.GenerationConfig;
 import io.ptune.inference.Generator;
 import io.ptune.model.Model;
+import io.ptune.nativebridge.NativeDecodeSession;
 import io.ptune.prompt.PromptModule;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Arrays;
+import java.util.HashMap;
 import java.util.HashSet;
 import java.util.List;
 import java.util.Map;
@@ -140,6 +142,65 @@ class AdapterRegistryTest {
                 distinct.add(Arrays.stream(actual.generatedIds()).boxed().toList());
             }
             assertTrue(distinct.size() >= names.size() - 1, "the rows' continuations differ: " + distinct.size());
+        } finally {
+            leases.stream().filter(l -> l != null).forEach(AdapterRegistry.Lease::close);
+        }
+    }
+
+    @Test
+    void decoderRequestsJoiningARunningDecodeGiveWhatTheyGiveAlone() {
+        List<String> names = rowAdapters();
+        List<AdapterRegistry.Lease> leases = new ArrayList<>();
+        try (AdapterRegistry.Decoder decoder = registry.decoder()) {
+            Map<Long, Integer> rowOf = new HashMap<>();
+            Map<Integer, List<Long>> tokens = new HashMap<>();
+            List<AdapterRegistry.Request> requests = new ArrayList<>();
+            for (int row = 0; row < names.size(); row++) {
+                String name = names.get(row);
+                AdapterRegistry.Lease lease = name == null ? null : registry.acquire(name);
+                leases.add(lease);
+                requests.add(new AdapterRegistry.Request(lease, ids(row),
+                        GenerationConfig.builder().maxNewTokens(5 + 2 * row).build()));
+            }
+            // Row r joins before step 2r: every row but the first joins a batch that is decoding.
+            int ended = 0;
+            int mostRunning = 0;
+            for (int step = 0; ended < requests.size(); step++) {
+                assertTrue(step < 200, "the decoder does not end");
+                if (step % 2 == 0 && step / 2 < requests.size()) {
+                    int row = step / 2;
+                    rowOf.put(decoder.add(requests.get(row)), row);
+                    tokens.put(row, new ArrayList<>());
+                }
+                mostRunning = Math.max(mostRunning, decoder.size());
+                for (NativeDecodeSession.Token t : decoder.step()) {
+                    tokens.get(rowOf.get(t.id())).add(t.token());
+                    if (t.done()) {
+                        ended++;
+                    }
+                }
+            }
+            assertEquals(0, decoder.size());
+            assertTrue(mostRunning >= 3, "rows decoded together: " + mostRunning);
+            for (int row = 0; row < names.size(); row++) {
+                String name = names.get(row);
+                long[] input = ids(row);
+                Generation aloneGeneration = alone(name, input, requests.get(row).config());
+                long[] expected = aloneGeneration.generatedIds();
+                long[] actual = tokens.get(row).stream().mapToLong(Long::longValue).toArray();
+                Tolerances.assertSameGreedyTokens(expected, actual,
+                        i -> nextLogits(name, Tolerances.prefixed(input, expected, i)), "row " + row + " (" + name + ")");
+                if (Arrays.equals(expected, actual)) {
+                    assertEquals(aloneGeneration.text(), decoder.generation(requests.get(row), actual).text());
+                }
+            }
+            // A cancelled request leaves; an unknown id is refused.
+            long id = decoder.add(requests.get(0));
+            decoder.step();
+            assertTrue(decoder.cancel(id));
+            assertFalse(decoder.cancel(id));
+            assertEquals(0, decoder.size());
+            assertTrue(decoder.step().isEmpty());
         } finally {
             leases.stream().filter(l -> l != null).forEach(AdapterRegistry.Lease::close);
         }

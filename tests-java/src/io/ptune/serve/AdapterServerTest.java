@@ -159,7 +159,8 @@ class AdapterServerTest {
         Map<String, long[]> expected = new HashMap<>();
         List<String> keys = new ArrayList<>();
         List<CompletableFuture<Answer>> answers = new ArrayList<>();
-        long batchesBefore = call(server, "GET", "/health", null).body().get("batches").asLong();
+        JsonNode before = call(server, "GET", "/health", null).body();
+        long stepsBefore = before.get("decoding_steps").asLong();
         for (int i = 0; i < 24; i++) {
             String adapter = i % 4 == 3 ? null : SERVED.get(i % 3);
             String prompt = prompts[i % prompts.length];
@@ -183,7 +184,11 @@ class AdapterServerTest {
         }
         JsonNode health = call(server, "GET", "/health", null).body();
         assertTrue(health.get("largest_batch").asInt() > 1, "requests were batched: " + health);
-        assertTrue(health.get("batches").asLong() - batchesBefore < 24, "fewer batches than requests: " + health);
+        // 24 requests of 6-10 tokens one after another would take 192 steps.
+        assertTrue(health.get("decoding_steps").asLong() - stepsBefore < 150, "requests shared steps: " + health);
+        // At most 8 decode together and their lengths differ: queued requests joined running ones.
+        assertTrue(health.get("joined_mid_decode").asLong() > before.get("joined_mid_decode").asLong(),
+                "requests joined a batch that was decoding: " + health);
     }
 
     @Test
@@ -325,6 +330,35 @@ class AdapterServerTest {
             }
             // The lease of the late request was released: the adapter can be removed and closes.
             assertTrue(own.remove("a"));
+        }
+    }
+
+    @Test
+    void aRequestThatTimesOutWhileDecodingLeavesTheBatchAndTheServerGoesOn() throws Exception {
+        try (AdapterRegistry own = new AdapterRegistry(model)) {
+            own.load("a", adapters.get("prefix"));
+            AdapterServer late = AdapterServer.start(own, ServeConfig.builder().port(0).timeoutMs(15).build());
+            try {
+                Answer a = call(late, "POST", "/v1/generate", generateBody("a", "Once upon a time", 480));
+                assertEquals(504, a.status(), a.body().toString());
+                // The cancelled row stops decoding: the step count settles well before 480 steps.
+                long last = -1;
+                for (int i = 0; i < 100; i++) {
+                    Thread.sleep(50);
+                    long now = call(late, "GET", "/health", null).body().get("decoding_steps").asLong();
+                    if (now == last) {
+                        break;
+                    }
+                    last = now;
+                }
+                JsonNode health = call(late, "GET", "/health", null).body();
+                assertEquals(last, health.get("decoding_steps").asLong(), "decoding stopped: " + health);
+                assertTrue(last < 479, "the late row left the batch: " + health);
+                assertEquals(1, health.get("in_flight").asInt(), health.toString());
+            } finally {
+                late.close();
+            }
+            assertTrue(own.remove("a"), "the late request's lease was released");
         }
     }
 

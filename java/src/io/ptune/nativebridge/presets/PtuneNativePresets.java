@@ -18,7 +18,8 @@ public class PtuneNativePresets implements InfoMapper {
   @Override
   public void map(InfoMap infoMap) {
     // The pimpl members are implementation details, not part of the binding.
-    infoMap.put(new Info("ptune::Model::Impl", "ptune::PromptTrainer::Impl", "ptune::MixedBatch::Impl").skip());
+    infoMap.put(new Info("ptune::Model::Impl", "ptune::PromptTrainer::Impl", "ptune::MixedBatch::Impl",
+        "ptune::DecodeSession::Impl").skip());
     infoMap.put(new Info("std::unique_ptr<Impl>", "std::shared_ptr<Impl>").skip());
   }
 }
