@@ -263,6 +263,14 @@ public final class PromptClassifier implements AutoCloseable {
         return prediction(scores(List.of(encode(text, textB)))[0]);
     }
 
+    /**
+     * The label and class probabilities of each input, scored in batches ({@link #scores}): what
+     * {@link #classify(String, String)} gives each alone, up to rounding.
+     */
+    public List<Prediction> classify(List<ClassifierInput> inputs) {
+        return Arrays.stream(scores(inputs)).map(this::prediction).toList();
+    }
+
     /** {@link #classify(String, String)} of a single text. */
     public Prediction classify(String text) {
         return classify(text, null);

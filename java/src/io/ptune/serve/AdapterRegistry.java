@@ -526,11 +526,20 @@ public final class AdapterRegistry implements AutoCloseable {
 
         /** Classifies with a classification adapter. */
         public PromptClassifier.Prediction classify(String text, String textB) {
+            return classifier().classify(text, textB);
+        }
+
+        /**
+         * The classifier of a classification adapter (open while the lease is).
+         *
+         * @throws IllegalArgumentException for a generation adapter
+         */
+        public PromptClassifier classifier() {
             if (entry.classifier == null) {
                 throw new IllegalArgumentException("adapter '" + name() + "' is a generation adapter; use generate"
                         + " (POST /v1/generate)");
             }
-            return entry.classifier.classify(text, textB);
+            return entry.classifier;
         }
 
         @Override

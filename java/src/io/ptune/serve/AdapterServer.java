@@ -10,6 +10,7 @@ import com.sun.net.httpserver.HttpServer;
 import io.ptune.AdapterException;
 import io.ptune.InvalidConfigException;
 import io.ptune.ResourceExhaustedException;
+import io.ptune.classify.ClassifierInput;
 import io.ptune.classify.PromptClassifier;
 import io.ptune.inference.Generation;
 import io.ptune.inference.GenerationConfig;
@@ -25,6 +26,7 @@ import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.HashMap;
+import java.util.IdentityHashMap;
 import java.util.Iterator;
 import java.util.List;
 import java.util.Map;
@@ -95,6 +97,10 @@ public final class AdapterServer implements AutoCloseable {
     private final AtomicLong stepRows = new AtomicLong();
     private final AtomicInteger largestBatch = new AtomicInteger();
     private final AtomicLong joinedMidDecode = new AtomicLong();
+    private final AtomicLong classifyBatches = new AtomicLong();
+    private final AtomicLong classified = new AtomicLong();
+    /** Classification requests admitted since the last step (scheduler thread only). */
+    private final List<ClassifyJob> classifications = new ArrayList<>();
     private final Object lifecycle = new Object();
     private final java.util.concurrent.CountDownLatch stopped = new java.util.concurrent.CountDownLatch(1);
     private volatile boolean closing;
@@ -567,6 +573,8 @@ public final class AdapterServer implements AutoCloseable {
         out.put("step_rows", stepRows.get());
         out.put("largest_batch", largestBatch.get());
         out.put("joined_mid_decode", joinedMidDecode.get());
+        out.put("classify_batches", classifyBatches.get());
+        out.put("classified", classified.get());
         return out;
     }
 
@@ -668,7 +676,7 @@ public final class AdapterServer implements AutoCloseable {
                     admit(first, running, decoder, false);
                     long until = first.deadline - TimeUnit.MILLISECONDS.toNanos(config.timeoutMs())
                             + TimeUnit.MILLISECONDS.toNanos(config.maxWaitMs());  // arrival + max wait
-                    while (running.size() < config.maxBatch()) {
+                    while (running.size() + classifications.size() < config.maxBatch()) {
                         Job next;
                         try {
                             long left = until - System.nanoTime();
@@ -683,15 +691,18 @@ public final class AdapterServer implements AutoCloseable {
                     }
                 } else {
                     // Decoding: whatever is queued joins at this step, without waiting.
-                    for (Job next; running.size() < config.maxBatch() && (next = queue.poll()) != null; ) {
+                    for (Job next; running.size() + classifications.size() < config.maxBatch()
+                            && (next = queue.poll()) != null; ) {
                         admit(next, running, decoder, true);
                     }
                 }
+                classifyAll();
                 if (!running.isEmpty()) {
                     step(decoder, running);
                 }
             }
         } finally {
+            classifications.forEach(c -> finish(c, Reply.error(503, "the server stopped")));
             running.values().forEach(r -> finish(r.job, Reply.error(503, "the server stopped")));
             if (decoder[0] != null) {
                 decoder[0].close();
@@ -706,10 +717,11 @@ public final class AdapterServer implements AutoCloseable {
             job.release();  // timed out while queued
             return;
         }
-        if (!(job instanceof GenerateJob g)) {
-            runOther(job);
+        if (job instanceof ClassifyJob c) {
+            classifications.add(c);
             return;
         }
+        GenerateJob g = (GenerateJob) job;
         try {
             if (decoder[0] == null) {
                 registry.check(g.request);  // an encoder's registry: a clear 400, no decoder
@@ -780,24 +792,62 @@ public final class AdapterServer implements AutoCloseable {
         job.release();
     }
 
-    private void runOther(Job job) {
-        try {
+    /**
+     * Classifies the requests admitted since the last step: those for the same classifier as one
+     * batch ({@link PromptClassifier#classify(List)}), each equal to its text alone up to rounding.
+     */
+    private void classifyAll() {
+        if (classifications.isEmpty()) {
+            return;
+        }
+        Map<PromptClassifier, List<ClassifyJob>> groups = new IdentityHashMap<>();
+        for (ClassifyJob job : classifications) {
             if (job.reply.isDone()) {
+                job.release();  // timed out while queued
+                continue;
+            }
+            try {
+                groups.computeIfAbsent(job.lease.classifier(), k -> new ArrayList<>()).add(job);
+            } catch (RuntimeException e) {
+                finish(job, errorReply(e));
+            }
+        }
+        classifications.clear();
+        groups.forEach((classifier, jobs) -> {
+            List<ClassifyJob> encoded = new ArrayList<>();
+            List<ClassifierInput> inputs = new ArrayList<>();
+            for (ClassifyJob job : jobs) {
+                try {
+                    inputs.add(classifier.encode(job.text, job.textB));
+                    encoded.add(job);
+                } catch (RuntimeException e) {
+                    finish(job, errorReply(e));  // this text alone: too long, or the like
+                }
+            }
+            if (encoded.isEmpty()) {
                 return;
             }
-            ClassifyJob c = (ClassifyJob) job;
-            PromptClassifier.Prediction p = c.lease.classify(c.text, c.textB);
-            ObjectNode out = JSON.createObjectNode();
-            out.put("adapter", c.lease.name());
-            out.put("label", p.label());
-            ObjectNode probabilities = out.putObject("probabilities");
-            p.probabilities().forEach(probabilities::put);
-            job.reply.complete(new Reply(200, out));
-        } catch (RuntimeException e) {
-            job.reply.complete(errorReply(e));
-        } finally {
-            job.release();
-        }
+            try {
+                List<PromptClassifier.Prediction> predictions = classifier.classify(inputs);
+                classifyBatches.incrementAndGet();
+                classified.addAndGet(encoded.size());
+                for (int i = 0; i < encoded.size(); i++) {
+                    finish(encoded.get(i), new Reply(200, predictionJson(encoded.get(i).lease.name(),
+                            predictions.get(i))));
+                }
+            } catch (RuntimeException e) {
+                encoded.forEach(job -> finish(job, errorReply(e)));
+            }
+        });
+    }
+
+    private static ObjectNode predictionJson(String adapter, PromptClassifier.Prediction p) {
+        ObjectNode out = JSON.createObjectNode();
+        out.put("adapter", adapter);
+        out.put("label", p.label());
+        ObjectNode probabilities = out.putObject("probabilities");
+        p.probabilities().forEach(probabilities::put);
+        return out;
     }
 
     private static ObjectNode generationJson(GenerateJob job, Generation g) {

@@ -266,6 +266,39 @@ class AdapterServerTest {
     }
 
     @Test
+    void concurrentClassificationsRunAsBatchesAndEachEqualsItsTextAlone() throws Exception {
+        String[] texts = {"The girl smiled.", "Tom was sad and cried.", "What a lovely sunny day!", "The dog ran away.",
+            "She hated the rain.", "They laughed and played in the park all day long."};
+        long batchesBefore = call(server, "GET", "/health", null).body().get("classify_batches").asLong();
+        List<CompletableFuture<Answer>> answers = new ArrayList<>();
+        for (int i = 0; i < 18; i++) {
+            answers.add(callAsync(server, "/v1/classify", "{\"adapter\": \"mood\", \"text\": \"" + texts[i % texts.length]
+                    + "\"}"));
+        }
+        try (PromptClassifier direct = PromptClassifier.load(model, classifier)) {
+            for (int i = 0; i < answers.size(); i++) {
+                Answer a = answers.get(i).get();
+                assertEquals(200, a.status(), a.body().toString());
+                PromptClassifier.Prediction alone = direct.classify(texts[i % texts.length]);
+                // Another batch shape rounds the fp32 scores differently: probabilities within 1e-5.
+                double top = 0;
+                double second = 0;
+                for (Map.Entry<String, Double> e : alone.probabilities().entrySet()) {
+                    assertEquals(e.getValue(), a.body().get("probabilities").get(e.getKey()).asDouble(), 1e-5);
+                    second = Math.max(second, Math.min(top, e.getValue()));
+                    top = Math.max(top, e.getValue());
+                }
+                if (top - second > 1e-4) {
+                    assertEquals(alone.label(), a.body().get("label").asText(), texts[i % texts.length]);
+                }
+            }
+        }
+        JsonNode health = call(server, "GET", "/health", null).body();
+        assertTrue(health.get("classify_batches").asLong() - batchesBefore < 18, "classifications shared batches: "
+                + health);
+    }
+
+    @Test
     void adaptersAreListedAddedAndRemovedOverHttp() throws Exception {
         JsonNode list = call(server, "GET", "/v1/adapters", null).body().get("adapters");
         List<String> names = new ArrayList<>();
