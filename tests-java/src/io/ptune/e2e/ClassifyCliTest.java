@@ -35,15 +35,8 @@ class ClassifyCliTest {
 
     @BeforeEach
     void writeData() throws Exception {
-        train = dir.resolve("train.tsv");
+        train = TinySentiment.writeTsv(dir.resolve("train.tsv"));
         dev = dir.resolve("dev.jsonl");
-        StringBuilder tsv = new StringBuilder("sentence\tlabel\n");
-        String[] pos = {"a fun film", "great and fun", "it is fun", "a great one"};
-        String[] neg = {"too long and dull", "dull and bad", "it is bad", "a bad one"};
-        for (int i = 0; i < 4; i++) {
-            tsv.append(pos[i]).append("\tpositive\n").append(neg[i]).append("\tnegative\n");
-        }
-        Files.writeString(train, tsv);
         Files.writeString(dev, """
                 {"text": "fun and great", "label": "positive"}
                 {"text": "bad and dull", "label": "negative"}

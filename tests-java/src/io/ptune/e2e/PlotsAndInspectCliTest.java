@@ -116,14 +116,7 @@ class PlotsAndInspectCliTest {
 
     @Test
     void classificationAddsDevMetricsAndTheConfusionMatrix() throws Exception {
-        Path train = dir.resolve("train.tsv");
-        StringBuilder tsv = new StringBuilder("sentence\tlabel\n");
-        String[] pos = {"a fun film", "great and fun", "it is fun", "a great one"};
-        String[] neg = {"too long and dull", "dull and bad", "it is bad", "a bad one"};
-        for (int i = 0; i < 4; i++) {
-            tsv.append(pos[i]).append("\tpositive\n").append(neg[i]).append("\tnegative\n");
-        }
-        Files.writeString(train, tsv);
+        Path train = TinySentiment.writeTsv(dir.resolve("train.tsv"));
         Path out = dir.resolve("classifier");
         Result trained = CliRun.run("train", "--task", "classify", "--model", BERT, "--data", train.toString(),
                 "--dev", train.toString(), "--out", out.toString(), "--epochs", "2", "--batch-size", "4",
