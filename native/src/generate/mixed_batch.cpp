@@ -77,7 +77,7 @@ prompt::PreparedInput prepareMixedInput(const models::Backbone& model, const std
   x.key_mask = at::zeros({B, W}, kBoolOpts);                   // (B, W)
   in.cache = model.emptyCache(B);
   if (Pp > 0) {
-    const auto kv_opts = at::TensorOptions().dtype(model.dtype());
+    const auto kv_opts = at::TensorOptions().dtype(model.dtype()).device(model.device());
     for (int64_t l = 0; l < L; ++l) {
       in.cache.keys[static_cast<size_t>(l)] = at::zeros({B, G, Pp, D}, kv_opts);
       in.cache.values[static_cast<size_t>(l)] = at::zeros({B, G, Pp, D}, kv_opts);
@@ -129,7 +129,7 @@ at::Tensor mixedGenerate(const models::Backbone& model, const std::vector<MixedR
     checkOptions(o, ("row " + std::to_string(r)).c_str());
     limits.push_back(o.max_new_tokens);
     pad_ids.push_back(o.pad_token_id);
-    generators.push_back(at::make_generator<at::CPUGeneratorImpl>(o.seed));
+    generators.push_back(samplingGenerator(model.device(), o.seed));
     all_greedy = all_greedy && o.greedy;
   }
   prompt::PreparedInput prepared = prepareMixedInput(model, rows);
