@@ -183,6 +183,11 @@ TEST(Bf16VsFp32, PTuningMlp) {
                                  /*seed=*/14));
 }
 
+TEST(Bf16VsFp32, DynamicPrompt) {
+  expectBf16CloseToFp32(makeSpec(ptune::PromptMethod::kDynamic, 4, 16, ptune::PromptEncoderType::kMlp, 0, false,
+                                 /*seed=*/16));
+}
+
 TEST(Bf16VsFp32, MasterMomentsStayFp32) {
   // What the trainer does with a bf16 model's prompt: AdamW moments like the parameter (fp32).
   const Bf16Result bf = run(makeSpec(ptune::PromptMethod::kPromptTuning, 4, 0, ptune::PromptEncoderType::kMlp, 0,
@@ -298,6 +303,73 @@ TEST(LoadOptionsFacade, Bf16GenerationAndPrefixLogitsRun) {
   const int64_t eos[] = {kEos};
   model.generate(&prefix, ids.data(), mask.data(), 1, T, eos, 1, g, tokens.data(), lengths.data());
   EXPECT_GE(lengths[0], 1);
+}
+
+TEST(LoadOptionsFacade, Bf16ClassifierHeadsTrainAndScoreInFp32) {
+  const ptune::Model model(kStoriesDir.c_str(), stories260kConfig(),
+                           loadOptions(ptune::DeviceType::kCpu, 0, ptune::DType::kBf16));
+  ptune::PromptModel prompt(model, makeSpec(ptune::PromptMethod::kPromptTuning, 3, 0,
+                                            ptune::PromptEncoderType::kMlp, 0, false, 23),
+                            nullptr, 0);
+  // Label words: class 0 "Lily" (token 376), class 1 "Tom" (274); slots at the last text token.
+  const int64_t word_class[] = {0, 1}, word_offsets[] = {0, 1, 2}, word_tokens[] = {376, 274};
+  for (const ptune::ClassifierHead head : {ptune::ClassifierHead::kLinearHead, ptune::ClassifierHead::kVerbalizerHead,
+                                           ptune::ClassifierHead::kSoftVerbalizerHead}) {
+    ptune::ClassifierSpec spec{};
+    spec.head = static_cast<int32_t>(head);
+    spec.num_classes = 2;
+    spec.pooling = static_cast<int32_t>(ptune::Pooling::kPoolMean);
+    spec.head_bias = true;
+    spec.multi_token = static_cast<int32_t>(ptune::MultiToken::kFirstPiece);
+    spec.seed = 5;
+    const bool words = head != ptune::ClassifierHead::kLinearHead;
+    ptune::Classifier classifier(model, spec, words ? word_class : nullptr, words ? word_offsets : nullptr,
+                                 words ? word_tokens : nullptr, words ? 2 : 0);
+    const Batch b = makeBatch({std::vector<int64_t>(kLilyIds.begin(), kLilyIds.begin() + 8),
+                               std::vector<int64_t>(kTomIds.begin(), kTomIds.begin() + 8)});
+    const int64_t labels[] = {0, 1}, slots[] = {7, 7};
+    ptune::TrainOptions o = options(0.05, 1, 10);
+    ptune::PromptTrainer trainer(model, &prompt, classifier, o);
+    std::vector<double> losses;
+    for (int step = 0; step < 10; ++step) {
+      const ptune::StepStats st =
+          trainer.trainClassBatch(b.ids.data(), b.mask.data(), nullptr, slots, labels, b.B, b.T);
+      ASSERT_TRUE(std::isfinite(st.loss)) << static_cast<int>(head);
+      losses.push_back(st.loss);
+    }
+    EXPECT_LT(losses.back(), losses.front()) << static_cast<int>(head);
+    std::vector<float> scores(4);
+    classifier.scores(&prompt, b.ids.data(), b.mask.data(), nullptr, slots, b.B, b.T, scores.data());
+    for (float x : scores) EXPECT_TRUE(std::isfinite(x)) << static_cast<int>(head);
+  }
+}
+
+TEST(LoadOptionsFacade, Bf16MixedBatchOfPrefixAndPromptRows) {
+  const ptune::Model model(kStoriesDir.c_str(), stories260kConfig(),
+                           loadOptions(ptune::DeviceType::kCpu, 0, ptune::DType::kBf16));
+  ptune::PromptModel prefix(model, makeSpec(ptune::PromptMethod::kPrefixTuning, 3, 0,
+                                            ptune::PromptEncoderType::kMlp, 0, false, 24),
+                            nullptr, 0);
+  ptune::PromptModel soft(model, makeSpec(ptune::PromptMethod::kPromptTuning, 2, 0,
+                                          ptune::PromptEncoderType::kMlp, 0, false, 25),
+                          nullptr, 0);
+  ptune::GenerateOptions g{};
+  g.max_new_tokens = 3;
+  g.greedy = true;
+  g.temperature = 1.0;
+  g.top_p = 1.0;
+  ptune::MixedBatch batch(model);
+  const std::vector<int64_t> lily = lilyWithBos(), tom(kTomIds.begin(), kTomIds.begin() + 6);
+  batch.addRow(&prefix, lily.data(), static_cast<int64_t>(lily.size()), g);
+  batch.addRow(&soft, tom.data(), static_cast<int64_t>(tom.size()), g);
+  batch.addRow(nullptr, tom.data(), static_cast<int64_t>(tom.size()), g);
+  std::vector<float> logits(static_cast<size_t>(batch.size() * batch.maxTokens() * model.vocabSize()));
+  batch.logits(logits.data());
+  for (float x : logits) ASSERT_TRUE(std::isfinite(x));
+  std::vector<int64_t> tokens(static_cast<size_t>(batch.size() * batch.maxNewTokens())), lengths(3);
+  const int64_t eos[] = {kEos};
+  batch.generate(eos, 1, tokens.data(), lengths.data());
+  for (int64_t n : lengths) EXPECT_GE(n, 1);
 }
 
 // ---------------------------------------------------------------------------------------
