@@ -223,7 +223,7 @@ INSTANTIATE_TEST_SUITE_P(Families, VerbalizerTest, ::testing::Values("bert", "gp
 TEST(ClassifierGradientTest, EveryHeadBehindASoftPrompt) {
   const auto model = familyModel("bert");
   const json family = readJson("verbalizer.json").at("families").at("bert");
-  const ptune::prompt::ModelDims dims{model->hidden(), model->layers(), model->kvHeads(), model->headDim(), at::kDouble};
+  const ptune::prompt::ModelDims dims{model->hidden(), model->layers(), model->kvHeads(), model->headDim(), at::kDouble, at::kCPU};
   auto method = ptune::prompt::createMethod(ptune_test::makeSpec(ptune::PromptMethod::kPromptTuning, 2), dims, {});
   {
     at::NoGradGuard no_grad;

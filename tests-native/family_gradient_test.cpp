@@ -86,7 +86,7 @@ class FamilyGradientTest : public ::testing::TestWithParam<std::string> {
   }
 
   static std::unique_ptr<prompt::PromptMethodImpl> method(const Backbone& model, ptune::PromptMethod kind, int64_t P) {
-    const prompt::ModelDims dims{model.hidden(), model.layers(), model.kvHeads(), model.headDim(), model.dtype()};
+    const prompt::ModelDims dims{model.hidden(), model.layers(), model.kvHeads(), model.headDim(), model.dtype(), model.device()};
     auto m = prompt::createMethod(ptune_test::makeSpec(kind, P, 0, ptune::PromptEncoderType::kMlp, 0, false, 5), dims, {});
     // Prompt values at the scale of the model's own embeddings, so the prompt matters.
     at::NoGradGuard no_grad;

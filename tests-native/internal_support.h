@@ -25,7 +25,7 @@ namespace ptune_test {
 inline ptune::prompt::ModelDims storiesDims(at::ScalarType dtype) {
   const ptune::ModelSpec c = stories260kConfig();
   return ptune::prompt::ModelDims{c.hidden_size, c.num_hidden_layers, c.num_key_value_heads,
-                                  c.head_dim, dtype};
+                                  c.head_dim, dtype, at::kCPU};
 }
 
 /// The stories260K backbone in dtype (fp64 for finite differences).

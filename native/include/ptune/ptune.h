@@ -71,6 +71,28 @@ struct ModelSpec {
 /// not recognise.
 ModelSpec describeOnnxEncoder(const char* onnx_path);
 
+/// Where a model computes (issue 12). CUDA needs a CUDA build of libtorch and a visible GPU.
+enum class DeviceType : int32_t { kCpu = 0, kCuda = 1 };
+
+/// The compute dtype of the frozen model: its weights are converted once at load, and its
+/// activations follow. Trainable parameters (prompts, encoders, classifier heads), their AdamW
+/// moments and the losses stay fp32 whatever this is.
+enum class DType : int32_t {
+  kFp32 = 0,
+  kBf16 = 1,
+  kFp16 = 2  // CUDA only (libtorch's CPU kernels lack fp16 matmuls); training uses a dynamic loss scaler
+};
+
+/// How a model is loaded: device and compute dtype. {kCpu, 0, kFp32} is what Model(path, spec) does.
+struct LoadOptions {
+  int32_t device_type;   // DeviceType
+  int32_t device_index;  // >= 0; the GPU ordinal for kCuda (0 for kCpu)
+  int32_t dtype;         // DType
+};
+
+/// GPUs libtorch can use in this process: 0 on a CPU-only build or a machine without a GPU.
+int32_t cudaDeviceCount();
+
 /// Learning-rate schedule of the optimizer (Hugging Face's get_*_schedule_with_warmup).
 enum class LrSchedule : int32_t { kConstant = 0, kLinear = 1, kCosine = 2 };
 
@@ -242,12 +264,18 @@ class PromptModel {
 };
 
 /// A frozen model of any family, loaded from a Hugging Face folder (model.safetensors or its
-/// shards; fp32/fp16/bf16 on disk) and computed in fp32 on CPU.
+/// shards; fp32/fp16/bf16 on disk) and computed on the device and in the dtype of its
+/// LoadOptions (fp32 on CPU by default). Inputs and outputs cross as host memory either way.
 class Model {
  public:
   /// Loads model.safetensors or the shards of model.safetensors.index.json in the folder `path`,
-  /// or the initializers of the BERT-family ONNX export `path` (a file ending in .onnx).
+  /// or the initializers of the BERT-family ONNX export `path` (a file ending in .onnx), in fp32
+  /// on CPU.
   Model(const char* path, const ModelSpec& spec);
+  /// The same on options.device_type / device_index in options.dtype: the weights are converted
+  /// and moved once, here. Throws with one line naming --device / --dtype when the device does
+  /// not exist (e.g. CUDA on a CPU-only build) or the dtype is not supported there.
+  Model(const char* path, const ModelSpec& spec, const LoadOptions& options);
   ~Model();
   Model(const Model&) = delete;
   Model& operator=(const Model&) = delete;
@@ -262,6 +290,8 @@ class Model {
   int64_t numLayers() const;
   int64_t numKeyValueHeads() const;
   int64_t headDim() const;
+  /// The LoadOptions it was loaded with.
+  LoadOptions loadOptions() const;
 
   /// Rows of the input embedding table (the space prompts live in). ids is (n), out is (n, C).
   void embed(const int64_t* ids, int64_t n, float* out) const;

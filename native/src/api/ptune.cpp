@@ -2,6 +2,7 @@
 #include "ptune/ptune.h"
 
 #include <ATen/ATen.h>
+#include <ATen/Context.h>
 #include <ATen/Parallel.h>
 
 #include <cmath>
@@ -12,6 +13,7 @@
 
 #include "api/translate.h"
 #include "core/check.h"
+#include "core/dtypes.h"
 #include "generate/decode_session.h"
 #include "generate/generation.h"
 #include "generate/mixed_batch.h"
@@ -22,6 +24,7 @@
 #include "loss/linear_cross_entropy.h"
 #include "models/backbone.h"
 #include "optim/adamw.h"
+#include "optim/loss_scaler.h"
 #include "prompt/prompt_method.h"
 #include "prompt/prompted_input.h"
 
@@ -30,16 +33,17 @@ namespace {
 
 const auto kLong = at::TensorOptions().dtype(at::kLong);
 
-/// A read-only (rows, cols) view of caller memory; valid for the duration of the call.
-at::Tensor view(const int64_t* data, int64_t rows, int64_t cols, const char* name) {
+/// Caller memory (rows, cols) on the model's device: on CPU a read-only view, valid for the
+/// duration of the call; elsewhere one host-to-device copy (the only kind the core makes).
+at::Tensor view(const at::Device& device, const int64_t* data, int64_t rows, int64_t cols, const char* name) {
   PTUNE_CHECK(data != nullptr, name, " is null");
   PTUNE_CHECK(rows > 0 && cols > 0, name, " must be non-empty, got (", rows, ", ", cols, ")");
-  return at::from_blob(const_cast<int64_t*>(data), {rows, cols}, kLong);
+  return at::from_blob(const_cast<int64_t*>(data), {rows, cols}, kLong).to(device);
 }
 
 /// Like view(), for an optional input (null = undefined tensor).
-at::Tensor optionalView(const int64_t* data, int64_t rows, int64_t cols, const char* name) {
-  return data == nullptr ? at::Tensor() : view(data, rows, cols, name);
+at::Tensor optionalView(const at::Device& device, const int64_t* data, int64_t rows, int64_t cols, const char* name) {
+  return data == nullptr ? at::Tensor() : view(device, data, rows, cols, name);
 }
 
 /// Copies n elements; with n = 0 the buffers may be null (an empty std::vector's data()), which
@@ -51,10 +55,46 @@ void copyElements(T* dst, const T* src, size_t n) {
   }
 }
 
+/// t (any device and dtype) as fp32 host memory: out holds t.numel() floats.
 void copyOut(const at::Tensor& t, float* out) {
   PTUNE_CHECK(out != nullptr, "output buffer is null");
-  const at::Tensor c = t.detach().to(at::kFloat).contiguous();
+  const at::Tensor c = t.detach().to(at::kCPU, at::kFloat).contiguous();
   std::memcpy(out, c.data_ptr<float>(), static_cast<size_t>(c.numel()) * sizeof(float));
+}
+
+/// Token ids (any device) as host memory: out holds t.numel() int64.
+void copyTokens(const at::Tensor& t, int64_t* out) {
+  const at::Tensor c = t.to(at::kCPU).contiguous();
+  copyElements(out, c.data_ptr<int64_t>(), static_cast<size_t>(c.numel()));
+}
+
+/// The device of LoadOptions; throws one line naming --device when it does not exist here.
+at::Device loadDevice(const LoadOptions& o) {
+  if (o.device_type == static_cast<int32_t>(DeviceType::kCpu)) {
+    PTUNE_CHECK(o.device_index == 0, "--device cpu takes no device index (got cpu:", o.device_index, ")");
+    return at::Device(at::kCPU);
+  }
+  PTUNE_CHECK(o.device_type == static_cast<int32_t>(DeviceType::kCuda), "--device: unknown device type ",
+              o.device_type, " (expected cpu or cuda[:N])");
+  const int32_t count = cudaDeviceCount();
+  PTUNE_CHECK(count > 0, "--device cuda: no CUDA device is available (",
+              at::hasCUDA() ? "torch reports 0 GPUs" : "this ptune build is CPU-only", "); use --device cpu");
+  PTUNE_CHECK(o.device_index >= 0 && o.device_index < count, "--device cuda:", o.device_index, ": torch reports ",
+              count, " CUDA device(s), cuda:0 to cuda:", count - 1);
+  return at::Device(at::kCUDA, static_cast<c10::DeviceIndex>(o.device_index));
+}
+
+/// The compute dtype of LoadOptions on `device`; throws one line naming --dtype when unsupported.
+at::ScalarType loadDtype(const LoadOptions& o, const at::Device& device) {
+  switch (static_cast<DType>(o.dtype)) {
+    case DType::kFp32: return at::kFloat;
+    case DType::kBf16: return at::kBFloat16;
+    case DType::kFp16:
+      // libtorch 1.13's CPU kernels have no fp16 matrix products (addmm / bmm) nor layer norm.
+      PTUNE_CHECK(!device.is_cpu(), "--dtype fp16 needs --device cuda; use bf16 on CPU");
+      return at::kHalf;
+  }
+  throw Error(detail::concat("--dtype: unknown dtype ", o.dtype, " (expected fp32, bf16 or fp16)"));
 }
 
 /// The causal-LM objective's model: a decoder with its LM head.
@@ -89,6 +129,7 @@ at::Tensor finalHidden(const models::Backbone& model, const prompt::PromptMethod
 // ---------------------------------------------------------------------------------------
 struct Model::Impl {
   std::unique_ptr<models::Backbone> model;
+  LoadOptions options;
 };
 
 struct PromptModel::Impl {
@@ -137,15 +178,26 @@ bool isOnnxFile(const std::string& path) {
 }
 }  // namespace
 
-Model::Model(const char* path, const ModelSpec& spec) {
+int32_t cudaDeviceCount() {
+  return api::translated("counting CUDA devices",
+                         [] { return at::hasCUDA() ? static_cast<int32_t>(at::getNumGPUs()) : int32_t{0}; });
+}
+
+Model::Model(const char* path, const ModelSpec& spec)
+    : Model(path, spec, LoadOptions{static_cast<int32_t>(DeviceType::kCpu), 0, static_cast<int32_t>(DType::kFp32)}) {}
+
+Model::Model(const char* path, const ModelSpec& spec, const LoadOptions& options) {
   impl_ = api::translated("loading the model", [&] {
+    // Device and dtype first: a machine without the device fails before any weight is read.
+    const at::Device device = loadDevice(options);
+    const at::ScalarType dtype = loadDtype(options, device);
     PTUNE_CHECK(path != nullptr, "model path is null");
     if (isOnnxFile(path)) {
       const io::OnnxWeights weights(path);
-      return std::make_shared<Impl>(Impl{models::loadBackbone(weights, spec, at::kFloat)});
+      return std::make_shared<Impl>(Impl{models::loadBackbone(weights, spec, dtype, device), options});
     }
     const io::WeightStore weights(path);
-    return std::make_shared<Impl>(Impl{models::loadBackbone(weights, spec, at::kFloat)});
+    return std::make_shared<Impl>(Impl{models::loadBackbone(weights, spec, dtype, device), options});
   });
 }
 
@@ -184,11 +236,12 @@ int64_t Model::hiddenSize() const { return impl_->model->hidden(); }
 int64_t Model::numLayers() const { return impl_->model->layers(); }
 int64_t Model::numKeyValueHeads() const { return impl_->model->kvHeads(); }
 int64_t Model::headDim() const { return impl_->model->headDim(); }
+LoadOptions Model::loadOptions() const { return impl_->options; }
 
 void Model::embed(const int64_t* ids, int64_t n, float* out) const {
   api::translated("embedding tokens", [&] {
     at::NoGradGuard no_grad;
-    const at::Tensor t = view(ids, 1, n, "ids");
+    const at::Tensor t = view(impl_->model->device(), ids, 1, n, "ids");
     prompt::checkTokenIds(*impl_->model, t);
     copyOut(impl_->model->embed(t).squeeze(0), out);
   });
@@ -220,8 +273,9 @@ void Model::logits(const PromptModel* prompt, const int64_t* ids, const int64_t*
     const auto [model, method] = resolve(*impl_->model, prompt != nullptr ? prompt->impl_.get() : nullptr);
     const heads::LmHead& head = model->requireHead();
     int64_t virtual_tokens = 0;
-    const at::Tensor hidden = finalHidden(*model, method, view(ids, B, T, "ids"), view(mask, B, T, "mask"), false,
-                                          virtual_tokens, optionalView(token_types, B, T, "token_types"));
+    const at::Device dev = model->device();
+    const at::Tensor hidden = finalHidden(*model, method, view(dev, ids, B, T, "ids"), view(dev, mask, B, T, "mask"),
+                                          false, virtual_tokens, optionalView(dev, token_types, B, T, "token_types"));
     copyOut(head.logits(hidden), out);
   });
 }
@@ -232,8 +286,9 @@ void Model::hiddenStates(const PromptModel* prompt, const int64_t* ids, const in
     at::NoGradGuard no_grad;
     const auto [model, method] = resolve(*impl_->model, prompt != nullptr ? prompt->impl_.get() : nullptr);
     int64_t virtual_tokens = 0;
-    copyOut(finalHidden(*model, method, view(ids, B, T, "ids"), view(mask, B, T, "mask"), false, virtual_tokens,
-                        optionalView(token_types, B, T, "token_types")),
+    const at::Device dev = model->device();
+    copyOut(finalHidden(*model, method, view(dev, ids, B, T, "ids"), view(dev, mask, B, T, "mask"), false,
+                        virtual_tokens, optionalView(dev, token_types, B, T, "token_types")),
             out);
   });
 }
@@ -247,9 +302,9 @@ void Model::generate(const PromptModel* prompt, const int64_t* ids, const int64_
     const auto [model, method] = resolve(*impl_->model, prompt != nullptr ? prompt->impl_.get() : nullptr);
     std::vector<int64_t> eos(eos_ids, eos_ids + (eos_ids != nullptr ? E : 0));
     std::vector<int64_t> lengths;
-    const at::Tensor tokens = generate::generate(*model, method, view(ids, B, T, "ids"),
-                                                 view(mask, B, T, "mask"), eos, options, lengths);
-    copyElements(out_tokens, tokens.data_ptr<int64_t>(), static_cast<size_t>(tokens.numel()));
+    const at::Tensor tokens = generate::generate(*model, method, view(model->device(), ids, B, T, "ids"),
+                                                 view(model->device(), mask, B, T, "mask"), eos, options, lengths);
+    copyTokens(tokens, out_tokens);
     copyElements(out_lengths, lengths.data(), lengths.size());
   });
 }
@@ -317,7 +372,7 @@ void MixedBatch::generate(const int64_t* eos_ids, int64_t E, int64_t* out_tokens
     std::vector<int64_t> eos(eos_ids, eos_ids + (eos_ids != nullptr ? E : 0));
     std::vector<int64_t> lengths;
     const at::Tensor tokens = generate::mixedGenerate(*impl_->model->model, impl_->rows, eos, lengths);
-    copyElements(out_tokens, tokens.data_ptr<int64_t>(), static_cast<size_t>(tokens.numel()));
+    copyTokens(tokens, out_tokens);
     copyElements(out_lengths, lengths.data(), lengths.size());
   });
 }
@@ -384,7 +439,9 @@ PromptModel::PromptModel(const Model& model, const PromptSpec& spec, const int64
                          int64_t num_blocks) {
   impl_ = api::translated("creating the prompt", [&] {
     const models::Backbone& base = *model.impl_->model;
-    const prompt::ModelDims dims{base.hidden(), base.layers(), base.kvHeads(), base.headDim(), base.dtype()};
+    // Prompt parameters are master (fp32) tensors on the model's device, whatever it computes in.
+    const prompt::ModelDims dims{base.hidden(), base.layers(), base.kvHeads(), base.headDim(),
+                                 masterType(base.dtype()), base.device()};
     std::vector<int64_t> blocks;
     if (block_sizes != nullptr) blocks.assign(block_sizes, block_sizes + num_blocks);
     PTUNE_CHECK(blocks.empty() || spec.method == static_cast<int32_t>(PromptMethod::kPromptTuning),
@@ -469,6 +526,9 @@ void PromptModel::unfreezeTopLayers(int64_t layers, double learning_rate) {
                 L, "], got ", layers);
     PTUNE_CHECK(learning_rate > 0, "the learning rate of unfrozen layers must be positive");
     PTUNE_CHECK(!s.tuned, "layers are unfrozen already");
+    PTUNE_CHECK(masterType(s.base.dtype()) == s.base.dtype(),
+                "two-stage training (--stage2-layers) trains the model's own weights, which needs a model "
+                "loaded in fp32 (--dtype fp32)");
     s.tuned = s.base.clone();  // shares every weight until replaced below
     for (int64_t i = L - layers; i < L; ++i) {
       for (auto& [name, tensor] : s.tuned->layerWeights(i)) {
@@ -512,7 +572,7 @@ namespace {
 /// Slots (B) as text positions inside [0, T) of real tokens.
 at::Tensor slotsView(const int64_t* slots, int64_t B, int64_t T, const at::Tensor& mask) {
   if (slots == nullptr) return at::Tensor();
-  const at::Tensor s = at::from_blob(const_cast<int64_t*>(slots), {B}, kLong);
+  const at::Tensor s = at::from_blob(const_cast<int64_t*>(slots), {B}, kLong).to(mask.device());
   PTUNE_CHECK(s.min().item<int64_t>() >= 0 && s.max().item<int64_t>() < T, "a slot lies outside the ", T,
               " text positions");
   PTUNE_CHECK(mask.ne(0).gather(1, s.view({B, 1})).all().item<bool>(), "a slot points at padding");
@@ -587,9 +647,10 @@ void Classifier::scores(const PromptModel* prompt, const int64_t* ids, const int
                         const int64_t* slots, int64_t B, int64_t T, float* out) const {
   api::translated("classifying", [&] {
     at::NoGradGuard no_grad;
-    const at::Tensor m = view(mask, B, T, "mask");
-    copyOut(impl_->scores(prompt != nullptr ? prompt->impl_.get() : nullptr, view(ids, B, T, "ids"), m,
-                          optionalView(token_types, B, T, "token_types"), slotsView(slots, B, T, m), false),
+    const at::Device dev = impl_->base.device();
+    const at::Tensor m = view(dev, mask, B, T, "mask");
+    copyOut(impl_->scores(prompt != nullptr ? prompt->impl_.get() : nullptr, view(dev, ids, B, T, "ids"), m,
+                          optionalView(dev, token_types, B, T, "token_types"), slotsView(slots, B, T, m), false),
             out);
   });
 }
@@ -599,11 +660,12 @@ void Classifier::calibrate(const PromptModel* prompt, const int64_t* ids, const 
   api::translated("calibrating the verbalizer", [&] {
     at::NoGradGuard no_grad;
     PTUNE_CHECK(impl_->head.kind() == ClassifierHead::kVerbalizerHead, "only a verbalizer is calibrated");
-    const at::Tensor m = view(mask, B, T, "mask");
+    const at::Device dev = impl_->base.device();
+    const at::Tensor m = view(dev, mask, B, T, "mask");
     const at::Tensor s = slotsView(slots, B, T, m);
     PTUNE_CHECK(s.defined(), "calibration needs the slot of every content-free input");
     const auto [model, method] = resolve(impl_->base, prompt != nullptr ? prompt->impl_.get() : nullptr);
-    prompt::PreparedInput in = prompt::prepareInput(*model, method, view(ids, B, T, "ids"), m, false);
+    prompt::PreparedInput in = prompt::prepareInput(*model, method, view(dev, ids, B, T, "ids"), m, false);
     const at::Tensor hidden = model->forward(in.input, &in.cache);
     // OpenPrompt's calibrate: the mean of the raw slot logits over the content-free inputs.
     impl_->head.setCalibration(impl_->head.slotLogits(*model, hidden, in.input_virtual_tokens, s).mean(0));
@@ -633,6 +695,12 @@ struct PromptTrainer::Impl {
   // cycle so far: LossAveraging::kTokens divides by them.
   double cycle_weight = 0;
   at::Tensor class_weights;  // (K) or undefined
+  // fp16 models only: the loss is scaled before backward, the gradients unscaled before the step.
+  std::optional<optim::DynamicLossScaler> scaler =
+      base.dtype() == at::kHalf ? std::optional<optim::DynamicLossScaler>(std::in_place) : std::nullopt;
+
+  /// What backward runs on: the loss, scaled when a loss scaler is in use.
+  at::Tensor forBackward(const at::Tensor& loss) const { return scaler ? scaler->scaled(loss) : loss; }
 
   /// The model the prompt runs on (its two-stage copy, if any).
   const models::Backbone& model() const { return prompt != nullptr ? prompt->model() : base; }
@@ -753,6 +821,15 @@ void PromptTrainer::Impl::finishMicroStep(double weight, const std::vector<promp
     for (auto& g : grads) g.div_(cycle_weight);
   }
   cycle_weight = 0;
+  if (scaler) {
+    const bool finite = scaler->unscale(grads);
+    scaler->update(!finite);
+    if (!finite) {
+      // An fp16 overflow under the current scale, not a divergence: skip the step, keep going.
+      for (auto& g : grads) g.zero_();
+      return;
+    }
+  }
   stats.grad_norm = optim::clipGradNorm(grads, options.max_grad_norm);
   if (!std::isfinite(stats.grad_norm)) {
     // An inf/NaN gradient would poison the parameters and both moments for good: drop the cycle.
@@ -786,10 +863,12 @@ StepStats PromptTrainer::trainMicroBatch(const int64_t* ids, const int64_t* mask
     const std::vector<prompt::NamedParameter*> trainable = s.trainable();
     s.prompt->method->seedDropout(s.micro_steps);
     int64_t virtual_tokens = 0;
-    const at::Tensor hidden = s.prompt->hidden(view(ids, B, T, "ids"), view(mask, B, T, "mask"), true, virtual_tokens);
+    const at::Device dev = s.base.device();
+    const at::Tensor hidden =
+        s.prompt->hidden(view(dev, ids, B, T, "ids"), view(dev, mask, B, T, "mask"), true, virtual_tokens);
     StepStats stats{};
     const at::Tensor loss_sum = shiftedLossSum(s.prompt->model(), hidden,
-                                               prompt::padLabels(view(labels, B, T, "labels"), virtual_tokens),
+                                               prompt::padLabels(view(dev, labels, B, T, "labels"), virtual_tokens),
                                                stats.label_tokens);
     PTUNE_CHECK(stats.label_tokens > 0,
                 "a micro-batch has no label tokens (all labels are -100); check the data "
@@ -802,7 +881,7 @@ StepStats PromptTrainer::trainMicroBatch(const int64_t* ids, const int64_t* mask
     }
     const bool per_token = s.options.loss_averaging == static_cast<int32_t>(LossAveraging::kTokens);
     // kTokens: gradients of the summed loss now, divided by the cycle's label tokens at the step.
-    (per_token ? loss_sum : loss / static_cast<double>(s.options.grad_accum)).backward();
+    s.forBackward(per_token ? loss_sum : loss / static_cast<double>(s.options.grad_accum)).backward();
     s.finishMicroStep(static_cast<double>(stats.label_tokens), trainable, stats);
     return stats;
   });
@@ -815,10 +894,12 @@ StepStats PromptTrainer::trainClassBatch(const int64_t* ids, const int64_t* mask
     PTUNE_CHECK(s.classifier, "this trainer trains the causal-LM objective: use trainMicroBatch");
     const std::vector<prompt::NamedParameter*> trainable = s.trainable();
     if (s.prompt != nullptr) s.prompt->method->seedDropout(s.micro_steps);
-    const at::Tensor m = view(mask, B, T, "mask");
-    const at::Tensor y = at::from_blob(const_cast<int64_t*>(labels), {B}, kLong);
-    const at::Tensor scores = s.classifier->scores(s.prompt, view(ids, B, T, "ids"), m,
-                                                   optionalView(token_types, B, T, "token_types"),
+    const at::Device dev = s.base.device();
+    const at::Tensor m = view(dev, mask, B, T, "mask");
+    PTUNE_CHECK(labels != nullptr, "labels is null");
+    const at::Tensor y = at::from_blob(const_cast<int64_t*>(labels), {B}, kLong).to(dev);
+    const at::Tensor scores = s.classifier->scores(s.prompt, view(dev, ids, B, T, "ids"), m,
+                                                   optionalView(dev, token_types, B, T, "token_types"),
                                                    slotsView(slots, B, T, m), true);  // (B, K)
     loss::ClassLoss spec{static_cast<loss::ClassLossKind>(s.options.class_loss), s.options.focal_gamma,
                          s.options.label_smoothing, s.class_weights};
@@ -834,7 +915,8 @@ StepStats PromptTrainer::trainClassBatch(const int64_t* ids, const int64_t* mask
       return stats;
     }
     const bool per_example_mean = s.options.loss_averaging == static_cast<int32_t>(LossAveraging::kTokens);
-    (per_example_mean ? loss_sum : loss_sum / (weight * static_cast<double>(s.options.grad_accum))).backward();
+    s.forBackward(per_example_mean ? loss_sum : loss_sum / (weight * static_cast<double>(s.options.grad_accum)))
+        .backward();
     s.finishMicroStep(weight, trainable, stats);
     return stats;
   });
@@ -851,7 +933,7 @@ void PromptTrainer::setClassWeights(const double* weights, int64_t K) {
                 impl_->classifier->head.numClasses(), " classes");
     const at::Tensor w = at::from_blob(const_cast<double*>(weights), {K}, at::TensorOptions().dtype(at::kDouble));
     PTUNE_CHECK(at::isfinite(w).all().item<bool>() && w.gt(0).all().item<bool>(), "class weights must be positive");
-    impl_->class_weights = w.to(impl_->base.dtype()).clone();
+    impl_->class_weights = w.to(impl_->base.device(), masterType(impl_->base.dtype())).clone();
   });
 }
 
@@ -862,10 +944,12 @@ EvalStats PromptTrainer::evaluate(const int64_t* ids, const int64_t* mask, const
     const Impl& s = *impl_;
     PTUNE_CHECK(!s.classifier && s.prompt != nullptr, "this trainer classifies: use Classifier::scores");
     int64_t virtual_tokens = 0;
-    const at::Tensor hidden = s.prompt->hidden(view(ids, B, T, "ids"), view(mask, B, T, "mask"), false, virtual_tokens);
+    const at::Device dev = s.base.device();
+    const at::Tensor hidden =
+        s.prompt->hidden(view(dev, ids, B, T, "ids"), view(dev, mask, B, T, "mask"), false, virtual_tokens);
     EvalStats stats{};
     stats.loss_sum = shiftedLossSum(s.prompt->model(), hidden,
-                                    prompt::padLabels(view(labels, B, T, "labels"), virtual_tokens),
+                                    prompt::padLabels(view(dev, labels, B, T, "labels"), virtual_tokens),
                                     stats.label_tokens)
                          .item<double>();
     return stats;

@@ -1,7 +1,6 @@
 #include "generate/decode_session.h"
 
 #include <ATen/ATen.h>
-#include <ATen/CPUGeneratorImpl.h>
 
 #include <algorithm>
 #include <string>
@@ -87,7 +86,7 @@ void DecodeSession::prefill() {
   logits_ = B_old > 0 ? at::cat({logits_, logits}, 0) : logits;
   next_position_ = B_old > 0 ? at::cat({next_position_, positions}, 0) : positions;
   for (Queued& q : queued_) {
-    running_.push_back(Running{q.id, q.options, at::make_generator<at::CPUGeneratorImpl>(q.options.seed), 0});
+    running_.push_back(Running{q.id, q.options, samplingGenerator(model_.device(), q.options.seed), 0});
   }
   queued_.clear();
 }
@@ -100,12 +99,12 @@ void DecodeSession::keepRows(const std::vector<int64_t>& keep) {
     next_position_ = at::Tensor();
     return;
   }
-  const at::Tensor index = at::tensor(keep, at::TensorOptions().dtype(at::kLong)).to(cache_.key_mask.device());
+  const at::Tensor index = at::tensor(keep, at::TensorOptions().dtype(at::kLong)).to(model_.device());
   // Leading slots that no kept row attends any more (their own padding) are trimmed.
   const at::Tensor mask = cache_.key_mask.index_select(0, index);  // (B, L)
   const int64_t L = mask.size(1);
   const at::Tensor used = mask.any(0);  // (L)
-  const at::Tensor slots = used.nonzero();  // (n, 1): the slots some kept row attends
+  const at::Tensor slots = used.nonzero().to(at::kCPU);  // (n, 1): the slots some kept row attends
   const int64_t first = slots.size(0) > 0 ? slots[0][0].item<int64_t>() : 0;
   for (size_t l = 0; l < cache_.keys.size(); ++l) {
     if (l < cache_.key_storage.size()) {
@@ -163,7 +162,9 @@ std::vector<SessionToken> DecodeSession::step() {
     if (!done) keep.push_back(b);
   }
   if (static_cast<int64_t>(keep.size()) < B) {
-    if (!keep.empty()) next = next.index_select(0, at::tensor(keep, at::TensorOptions().dtype(at::kLong)).to(next.device()));
+    if (!keep.empty()) {
+      next = next.index_select(0, at::tensor(keep, at::TensorOptions().dtype(at::kLong)).to(next.device()));
+    }
     keepRows(keep);
   }
   if (running_.empty()) return out;

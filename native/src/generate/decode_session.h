@@ -70,7 +70,7 @@ class DecodeSession {
   void reserveForRemainingTokens();
 
   const models::Backbone& model_;
-  at::Tensor eos_;                // (E) int64
+  at::Tensor eos_;                // (E) int64, on the host (compared with the chosen tokens there)
   int64_t next_id_ = 0;
   std::vector<Queued> queued_;
   std::vector<Running> running_;  // row b of the tensors below

@@ -2,15 +2,29 @@
 
 #include <ATen/ATen.h>
 #include <ATen/CPUGeneratorImpl.h>
+#include <ATen/Context.h>
 
 #include <algorithm>
 #include <limits>
+#include <mutex>
 
 #include "core/check.h"
 #include "models/backbone.h"
 #include "prompt/prompted_input.h"
 
 namespace ptune::generate {
+
+at::Generator samplingGenerator(const at::Device& device, int64_t seed) {
+  if (device.is_cpu()) return at::make_generator<at::CPUGeneratorImpl>(seed);
+  at::Generator global = at::globalContext().defaultGenerator(device);
+  at::Generator gen;
+  {
+    std::lock_guard<std::mutex> lock(global.mutex());
+    gen = global.clone();  // our own generator: the process-wide one is never drawn from
+  }
+  gen.set_current_seed(static_cast<uint64_t>(seed));
+  return gen;
+}
 
 at::Tensor selectNextTokens(const at::Tensor& logits, const GenerateOptions& options,
                             at::Generator& generator) {
@@ -54,11 +68,12 @@ at::Tensor generate(const models::Backbone& model, const prompt::PromptMethodImp
               " (config.json max_position_embeddings / n_positions); lower --max-new-tokens");
   if (N == 0) {
     lengths.assign(static_cast<size_t>(B), 0);
-    return at::full({B, N}, options.pad_token_id, at::TensorOptions().dtype(at::kLong));
+    return at::full({B, N}, options.pad_token_id, at::TensorOptions().dtype(at::kLong).device(model.device()));
   }
-  at::Generator generator = at::make_generator<at::CPUGeneratorImpl>(options.seed);
+  at::Generator generator = samplingGenerator(model.device(), options.seed);
   prompt::PreparedInput prepared = prompt::prepareInput(model, method, ids, mask, /*training=*/false);
-  const at::Tensor pads = at::full({B}, options.pad_token_id, at::TensorOptions().dtype(at::kLong));
+  const at::Tensor pads =
+      at::full({B}, options.pad_token_id, at::TensorOptions().dtype(at::kLong).device(model.device()));
   return decode(model, prepared, std::vector<int64_t>(static_cast<size_t>(B), N), eos_ids, pads,
                 [&](const at::Tensor& logits, int64_t) { return selectNextTokens(logits, options, generator); },
                 lengths);
@@ -71,7 +86,7 @@ at::Tensor decode(const models::Backbone& model, prompt::PreparedInput& prepared
   PTUNE_CHECK(static_cast<int64_t>(limits.size()) == B && pads.numel() == B, "decode: ", limits.size(),
               " limits and ", pads.numel(), " pad ids for ", B, " rows");
   const int64_t N = limits.empty() ? 0 : *std::max_element(limits.begin(), limits.end());
-  const auto long_opts = at::TensorOptions().dtype(at::kLong);
+  const auto long_opts = at::TensorOptions().dtype(at::kLong).device(model.device());
   at::Tensor out = pads.view({B, 1}).expand({B, N}).contiguous();  // (B, N)
   lengths.assign(static_cast<size_t>(B), 0);
   if (N == 0) return out;
@@ -92,7 +107,8 @@ at::Tensor decode(const models::Backbone& model, prompt::PreparedInput& prepared
     at::Tensor next = select(logits, step);  // (B)
     next = at::where(finished, pads, next);
     out.select(1, step).copy_(next);
-    const auto* finished_ptr = finished.data_ptr<bool>();
+    const at::Tensor finished_host = finished.to(at::kCPU);  // a no-op on CPU
+    const auto* finished_ptr = finished_host.data_ptr<bool>();
     for (int64_t b = 0; b < B; ++b) {
       if (!finished_ptr[b]) lengths[static_cast<size_t>(b)] = step + 1;
     }
@@ -104,7 +120,7 @@ at::Tensor decode(const models::Backbone& model, prompt::PreparedInput& prepared
     models::BackboneInput next_input;
     next_input.embeds = model.embed(next.masked_fill(finished, 0).unsqueeze(1));  // (B, 1, C)
     next_input.positions = next_position.unsqueeze(1);
-    next_input.key_mask = at::ones({B, 1}, at::TensorOptions().dtype(at::kBool));
+    next_input.key_mask = at::ones({B, 1}, at::TensorOptions().dtype(at::kBool).device(model.device()));
     hidden = model.forward(next_input, &cache);
     next_position = next_position + 1;
     logits = head.logits(hidden.select(1, -1));

@@ -20,6 +20,11 @@ class PromptMethodImpl;
 
 namespace ptune::generate {
 
+/// A sampling generator on `device` seeded with `seed`: a CPU generator on CPU; elsewhere a copy
+/// of the device's default generator (through libtorch's hooks, so a CPU-only build compiles
+/// without CUDA and never gets here: loading on a device it lacks fails first), reseeded.
+at::Generator samplingGenerator(const at::Device& device, int64_t seed);
+
 /// Picks the next token of each row. logits is (B, V); returns (B) int64.
 at::Tensor selectNextTokens(const at::Tensor& logits, const GenerateOptions& options,
                             at::Generator& generator);

@@ -1,7 +1,6 @@
 #include "generate/mixed_batch.h"
 
 #include <ATen/ATen.h>
-#include <ATen/CPUGeneratorImpl.h>
 
 #include <algorithm>
 #include <string>
@@ -22,20 +21,26 @@ void checkOptions(const GenerateOptions& options, const char* what) {
 
 namespace {
 
-const auto kLongOpts = at::TensorOptions().dtype(at::kLong);
-const auto kBoolOpts = at::TensorOptions().dtype(at::kBool);
+/// int64 / bool tensors on the model's device.
+at::TensorOptions longOpts(const models::Backbone& model) {
+  return at::TensorOptions().dtype(at::kLong).device(model.device());
+}
+at::TensorOptions boolOpts(const models::Backbone& model) {
+  return at::TensorOptions().dtype(at::kBool).device(model.device());
+}
 
 }  // namespace
 
 RowParts buildRow(const models::Backbone& model, const MixedRow& row, int64_t index) {
   const int64_t T = static_cast<int64_t>(row.ids.size());
   PTUNE_CHECK(T > 0, "row ", index, " of the mixed batch has no tokens");
-  const at::Tensor ids = at::tensor(row.ids, kLongOpts).view({1, T});  // (1, T_r)
-  prompt::checkTokenIds(model, ids);
+  const at::Tensor host_ids = at::tensor(row.ids, at::TensorOptions().dtype(at::kLong)).view({1, T});  // (1, T_r)
+  prompt::checkTokenIds(model, host_ids);
+  const at::Tensor ids = host_ids.to(model.device());
   RowParts parts;
   parts.embeds = model.embed(ids);  // (1, T_r, C)
   if (row.method != nullptr) {
-    prompt::PromptInputs built = row.method->build(parts.embeds, at::ones({1, T}, kBoolOpts), /*training=*/false);
+    prompt::PromptInputs built = row.method->build(parts.embeds, at::ones({1, T}, boolOpts(model)), /*training=*/false);
     if (built.input_prompt.defined()) {
       parts.embeds = at::cat({built.input_prompt.to(parts.embeds.scalar_type()), parts.embeds}, 1);
     }
@@ -70,15 +75,15 @@ prompt::PreparedInput assembleMixedInput(const models::Backbone& model, const st
   prompt::PreparedInput in;
   models::BackboneInput& x = in.input;
   x.embeds = at::zeros({B, W, C}, parts[0].embeds.options());  // (B, W, C)
-  x.key_mask = at::zeros({B, W}, kBoolOpts);                   // (B, W)
+  x.key_mask = at::zeros({B, W}, boolOpts(model));             // (B, W)
   in.cache = model.emptyCache(B);
   if (Pp > 0) {
-    const auto kv_opts = at::TensorOptions().dtype(model.dtype());
+    const auto kv_opts = at::TensorOptions().dtype(model.dtype()).device(model.device());
     for (int64_t l = 0; l < L; ++l) {
       in.cache.keys[static_cast<size_t>(l)] = at::zeros({B, G, Pp, D}, kv_opts);
       in.cache.values[static_cast<size_t>(l)] = at::zeros({B, G, Pp, D}, kv_opts);
     }
-    in.cache.key_mask = at::zeros({B, Pp}, kBoolOpts);  // (B, Pp)
+    in.cache.key_mask = at::zeros({B, Pp}, boolOpts(model));  // (B, Pp)
   }
   for (int64_t r = 0; r < B; ++r) {
     const RowParts& p = parts[static_cast<size_t>(r)];
@@ -125,15 +130,15 @@ at::Tensor mixedGenerate(const models::Backbone& model, const std::vector<MixedR
     checkOptions(o, ("row " + std::to_string(r)).c_str());
     limits.push_back(o.max_new_tokens);
     pad_ids.push_back(o.pad_token_id);
-    generators.push_back(at::make_generator<at::CPUGeneratorImpl>(o.seed));
+    generators.push_back(samplingGenerator(model.device(), o.seed));
     all_greedy = all_greedy && o.greedy;
   }
   prompt::PreparedInput prepared = prepareMixedInput(model, rows);
-  const at::Tensor pads = at::tensor(pad_ids, kLongOpts);  // (B)
+  const at::Tensor pads = at::tensor(pad_ids, longOpts(model));  // (B)
   // A sampled row draws from its own generator, one draw per step while it runs, as alone.
   const TokenSelector select = [&](const at::Tensor& logits, int64_t step) {  // logits (B, V)
     if (all_greedy) return logits.argmax(-1);
-    at::Tensor next = at::empty({B}, kLongOpts);
+    at::Tensor next = at::empty({B}, longOpts(model));
     for (int64_t r = 0; r < B; ++r) {
       if (step >= limits[static_cast<size_t>(r)]) {
         next[r].fill_(pads[r]);

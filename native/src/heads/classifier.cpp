@@ -6,6 +6,7 @@
 #include <algorithm>
 
 #include "core/check.h"
+#include "core/dtypes.h"
 
 namespace ptune::heads {
 
@@ -57,7 +58,13 @@ Classifier::Classifier(const models::Backbone& model, const ClassifierSpec& spec
   const int64_t K = spec.num_classes, C = model.hidden();
   PTUNE_CHECK(K >= 2, "a classifier needs at least two classes, got ", K);
   const auto kind = static_cast<ClassifierHead>(spec.head);
-  const auto options = at::TensorOptions().dtype(model.dtype());
+  // Head parameters are master (fp32) tensors, initialised on the CPU, moved to the model's device below.
+  const auto options = at::TensorOptions().dtype(masterType(model.dtype()));
+  if (words_.ids.defined()) {
+    words_.ids = words_.ids.to(model.device());
+    words_.token_mask = words_.token_mask.to(model.device());
+    words_.word_mask = words_.word_mask.to(model.device());
+  }
   switch (kind) {
     case ClassifierHead::kLinearHead: {
       PTUNE_CHECK(spec.pooling >= 0 && spec.pooling <= static_cast<int32_t>(Pooling::kPoolLast), "unknown pooling ",
@@ -87,12 +94,13 @@ Classifier::Classifier(const models::Backbone& model, const ClassifierSpec& spec
       at::NoGradGuard no_grad;
       const at::Tensor table = model.head() != nullptr
                                    ? model.head()->weight()
-                                   : model.embed(at::arange(model.vocab(), at::TensorOptions().dtype(at::kLong)));
+                                   : model.embed(at::arange(model.vocab(),
+                                                                      at::TensorOptions().dtype(at::kLong).device(model.device())));
       weight_ = at::empty({K, C}, options);
       for (int64_t c = 0; c < K; ++c) {
         const at::Tensor mask = words_.token_mask[c][0].to(at::kBool);
         const at::Tensor ids = words_.ids[c][0].masked_select(mask);
-        weight_[c].copy_(table.index_select(0, ids).to(model.dtype()).mean(0));
+        weight_[c].copy_(table.index_select(0, ids).to(options.dtype().toScalarType()).mean(0));
       }
       parameters_.push_back({"soft_verbalizer.weight", weight_, true, 0});
       break;
@@ -103,7 +111,7 @@ Classifier::Classifier(const models::Backbone& model, const ClassifierSpec& spec
   PTUNE_CHECK(spec.multi_token >= 0 && spec.multi_token <= static_cast<int32_t>(MultiToken::kMaxOfPieces),
               "unknown multi-token rule ", spec.multi_token);
   for (auto& p : parameters_) {
-    p.tensor = p.tensor.contiguous();
+    p.tensor = p.tensor.to(model.device()).contiguous();
     p.tensor.set_requires_grad(true);
   }
   if (!parameters_.empty()) weight_ = parameters_[0].tensor;
@@ -125,7 +133,8 @@ at::Tensor Classifier::slotLogits(const models::Backbone& model, const at::Tenso
   const int64_t B = hidden.size(0), C = hidden.size(2);
   const at::Tensor rows = (slots + virtual_tokens).view({B, 1, 1}).expand({B, 1, C});
   const at::Tensor h = hidden.gather(1, rows).squeeze(1);  // (B, C)
-  return model.requireHead().logits(h);                     // (B, V)
+  // Scored in the master dtype: the verbalizer's softmax and logs run on fp32 logits.
+  return model.requireHead().logits(h).to(masterType(h.scalar_type()));  // (B, V)
 }
 
 at::Tensor Classifier::project(const at::Tensor& logits) const {
@@ -195,7 +204,7 @@ at::Tensor Classifier::scores(const models::Backbone& model, const at::Tensor& h
           break;
         }
       }
-      return models::linear(pooled, weight_, bias_);  // (B, K)
+      return models::linear(pooled.to(weight_.scalar_type()), weight_, bias_);  // (B, K) in the master dtype
     }
     case ClassifierHead::kVerbalizerHead:
       PTUNE_CHECK(slots.defined(), "a verbalizer needs the slot of every example");
@@ -205,7 +214,7 @@ at::Tensor Classifier::scores(const models::Backbone& model, const at::Tensor& h
       const at::Tensor rows = (slots + virtual_tokens).view({B, 1, 1}).expand({B, 1, C});
       at::Tensor h = hidden.gather(1, rows).squeeze(1);  // (B, C)
       if (model.head() != nullptr) h = model.head()->transform(h);
-      return at::matmul(h, weight_.t());  // (B, K)
+      return at::matmul(h.to(weight_.scalar_type()), weight_.t());  // (B, K) in the master dtype
     }
   }
   throw Error("unknown classifier head");

@@ -6,6 +6,7 @@
 #include <algorithm>
 
 #include "core/check.h"
+#include "core/dtypes.h"
 #include "prompt/prompt_method.h"
 
 namespace ptune::loss {
@@ -53,12 +54,12 @@ class LinearCrossEntropyFunction
       }
     }
     if (need_grad) ctx->save_for_backward({grad_hidden});
-    return total.to(hidden.scalar_type());
+    return total.to(masterType(hidden.scalar_type()));  // the loss stays fp32 behind a bf16 / fp16 model
   }
 
   static variable_list backward(AutogradContext* ctx, variable_list grad_outputs) {
     const at::Tensor grad_hidden = ctx->get_saved_variables()[0];
-    return {grad_hidden * grad_outputs[0], at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor()};
+    return {(grad_hidden * grad_outputs[0]).to(grad_hidden.scalar_type()), at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor()};
   }
 };
 

@@ -9,12 +9,12 @@ namespace ptune::models {
 
 KvCache Backbone::emptyCache(int64_t B) const {
   KvCache cache;
-  const auto opts = at::TensorOptions().dtype(dtype_);
+  const auto opts = at::TensorOptions().dtype(dtype_).device(device_);
   for (int64_t i = 0; i < layers(); ++i) {
     cache.keys.push_back(at::empty({B, kvHeads(), 0, headDim()}, opts));
     cache.values.push_back(at::empty({B, kvHeads(), 0, headDim()}, opts));
   }
-  cache.key_mask = at::empty({B, 0}, at::TensorOptions().dtype(at::kBool));
+  cache.key_mask = at::empty({B, 0}, at::TensorOptions().dtype(at::kBool).device(device_));
   return cache;
 }
 
@@ -56,6 +56,35 @@ void validate(const ModelSpec& s) {
               "unknown activation ", s.activation);
 }
 }  // namespace
+
+namespace {
+/// A weight source whose tensors arrive on `device` (each weight is read from the host, converted
+/// and copied once).
+class DeviceWeights final : public io::WeightSource {
+ public:
+  DeviceWeights(const io::WeightSource& inner, at::Device device) : inner_(inner), device_(device) {}
+  bool contains(const std::string& name) const override { return inner_.contains(name); }
+  at::Tensor load(const std::string& name, at::ScalarType dtype) const override {
+    return inner_.load(name, dtype).to(device_);
+  }
+  using WeightSource::load;
+  std::vector<int64_t> shape(const std::string& name) const override { return inner_.shape(name); }
+  const std::string& origin() const override { return inner_.origin(); }
+  std::string fileHolding(const std::string& name) const override { return inner_.fileHolding(name); }
+
+ private:
+  const io::WeightSource& inner_;
+  at::Device device_;
+};
+}  // namespace
+
+std::unique_ptr<Backbone> loadBackbone(const io::WeightSource& weights, const ModelSpec& spec,
+                                       at::ScalarType dtype, at::Device device) {
+  if (device.is_cpu()) return loadBackbone(weights, spec, dtype);
+  std::unique_ptr<Backbone> model = loadBackbone(DeviceWeights(weights, device), spec, dtype);
+  model->device_ = device;
+  return model;
+}
 
 std::unique_ptr<Backbone> loadBackbone(const io::WeightSource& weights, const ModelSpec& spec,
                                        at::ScalarType dtype) {

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <ATen/core/Tensor.h>
+#include <c10/core/Device.h>
 
 #include <memory>
 #include <optional>
@@ -37,7 +38,10 @@ class Backbone {
 
   const ModelSpec& spec() const { return spec_; }
   ModelFamily family() const { return static_cast<ModelFamily>(spec_.family); }
+  /// The compute dtype of the frozen weights and activations (core/dtypes.h).
   at::ScalarType dtype() const { return dtype_; }
+  /// Where the weights live and the forward pass runs; inputs must be there already.
+  at::Device device() const { return device_; }
   /// Decoders attend causally (and generate); encoders attend both ways.
   virtual bool causal() const = 0;
   int64_t hidden() const { return spec_.hidden_size; }
@@ -83,12 +87,19 @@ class Backbone {
 
   ModelSpec spec_;
   at::ScalarType dtype_;
+  at::Device device_ = at::kCPU;  // set once by loadBackbone
   std::optional<heads::LmHead> head_;
+
+  friend std::unique_ptr<Backbone> loadBackbone(const io::WeightSource& weights, const ModelSpec& spec,
+                                                at::ScalarType dtype, at::Device device);
 };
 
 /// Loads the backbone of spec.family from weights (registry: one factory per family file).
 std::unique_ptr<Backbone> loadBackbone(const io::WeightSource& weights, const ModelSpec& spec,
                                        at::ScalarType dtype);
+/// The same with every weight converted to dtype and moved to device once, as it is loaded.
+std::unique_ptr<Backbone> loadBackbone(const io::WeightSource& weights, const ModelSpec& spec,
+                                       at::ScalarType dtype, at::Device device);
 
 /// The family's name as config.json spells its model_type.
 const char* familyName(ModelFamily family);

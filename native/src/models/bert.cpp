@@ -98,7 +98,7 @@ class Bert final : public Backbone {
     const Activation act = static_cast<Activation>(spec_.activation);
     const at::Tensor types = in.token_types.defined()
                                  ? in.token_types
-                                 : at::zeros({B, S}, at::TensorOptions().dtype(at::kLong));
+                                 : at::zeros({B, S}, at::TensorOptions().dtype(at::kLong).device(device_));
     at::Tensor h = in.embeds + at::embedding(position_embeddings_, in.positions) +
                    at::embedding(token_type_embeddings_, types);
     h = layerNorm(h, emb_norm_weight_, emb_norm_bias_, spec_.norm_eps);

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "core/check.h"
+#include "core/dtypes.h"
 #include "models/attention/fused_attention.h"
 
 namespace ptune::models {
@@ -110,7 +111,7 @@ void Rotary::tables(const at::Tensor& positions, at::ScalarType dtype, at::Tenso
   // freqs (B, S, D/2) = positions (B, S, 1) * inv_freq (1, 1, D/2)
   const at::ScalarType compute = dtype == at::kDouble ? at::kDouble : at::kFloat;
   const at::Tensor freqs =
-      positions.to(compute).unsqueeze(-1) * inv_freq_.to(compute).view({1, 1, -1});
+      positions.to(compute).unsqueeze(-1) * inv_freq_.to(positions.device(), compute).view({1, 1, -1});
   const at::Tensor emb = at::cat({freqs, freqs}, -1);  // (B, S, D)
   cos = emb.cos().to(dtype).unsqueeze(1);
   sin = emb.sin().to(dtype).unsqueeze(1);
@@ -147,7 +148,8 @@ at::Tensor alibiBias(const std::vector<double>& slopes, const at::Tensor& key_ma
   const at::Tensor mask = key_mask.to(at::kLong);                               // (B, K)
   const at::Tensor positions = ((mask.cumsum(1) - 1) * mask).to(dtype);        // (B, K)
   // BLOOM rounds the slopes to fp32 before multiplying (torch.tensor of a float power).
-  const at::Tensor s = at::tensor(slopes, at::TensorOptions().dtype(at::kDouble)).to(at::kFloat).to(dtype);
+  const at::Tensor s =
+      at::tensor(slopes, at::TensorOptions().dtype(at::kDouble)).to(at::kFloat).to(key_mask.device(), dtype);
   return (s.view({1, H, 1, 1}) * positions.unsqueeze(1).unsqueeze(1));         // (B, H, 1, K)
 }
 
@@ -164,8 +166,7 @@ at::Tensor attentionBias(const at::Tensor& key_mask, int64_t new_positions, at::
     if (window > 0) visible = visible & key_index.gt(query_index - window);
     allowed = allowed & visible.unsqueeze(0);
   }
-  const double lowest = dtype == at::kDouble ? std::numeric_limits<double>::lowest()
-                                             : std::numeric_limits<float>::lowest();
+  const double lowest = maskFillValue(dtype);
   return at::zeros(allowed.sizes(), at::TensorOptions().dtype(dtype).device(key_mask.device()))
       .masked_fill_(allowed.logical_not(), lowest)
       .unsqueeze(1);

@@ -75,7 +75,8 @@ struct KvCache {
 };
 
 /// Additive attention bias (B, 1, S, K) for the last S of K key slots: 0 where a query may see
-/// a key, the dtype's lowest value elsewhere (never -inf, so fully masked rows stay finite).
+/// a key, maskFillValue(dtype) elsewhere (core/dtypes.h: fp32's lowest value, half the lowest in
+/// bf16 / fp16; never -inf, so fully masked rows stay finite).
 /// Padding keys (key_mask (B, K) bool false) are hidden; causal hides later slots; window > 0
 /// (causal only) keeps the last `window` slots up to each query (q - k < window, transformers'
 /// sliding-window mask, in cache slots as it counts them).

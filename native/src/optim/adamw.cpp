@@ -37,7 +37,19 @@ void adamwStep(at::Tensor& param, const at::Tensor& grad, at::Tensor& exp_avg,
                   exp_avg_sq.is_contiguous() && param.numel() == grad.numel() &&
                   param.numel() == exp_avg.numel() && param.numel() == exp_avg_sq.numel(),
               "AdamW: parameter, gradient and moments must be contiguous and of one size");
-  PTUNE_CHECK(param.device().is_cpu(), "AdamW: the fused CPU kernel needs CPU tensors");
+  PTUNE_CHECK(param.scalar_type() == at::kFloat || param.scalar_type() == at::kDouble,
+              "AdamW: parameters must be fp32 or fp64 (master weights)");
+  if (!param.device().is_cpu()) {
+    // Other devices: the same update composed from libtorch ops (torch.optim.AdamW's single-tensor path).
+    const double bias1 = 1.0 - std::pow(hyper.beta1, static_cast<double>(step));
+    const double bias2_sqrt = std::sqrt(1.0 - std::pow(hyper.beta2, static_cast<double>(step)));
+    param.mul_(1.0 - hyper.lr * hyper.weight_decay);
+    exp_avg.lerp_(grad, 1.0 - hyper.beta1);
+    exp_avg_sq.mul_(hyper.beta2).addcmul_(grad, grad, 1.0 - hyper.beta2);
+    const at::Tensor denom = (exp_avg_sq.sqrt() / bias2_sqrt).add_(hyper.eps);
+    param.addcdiv_(exp_avg, denom, -hyper.lr / bias1);
+    return;
+  }
   const int64_t n = param.numel();
   if (param.scalar_type() == at::kFloat) {
     adamwKernel(param.data_ptr<float>(), grad.data_ptr<float>(), exp_avg.data_ptr<float>(),

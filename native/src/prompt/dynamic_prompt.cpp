@@ -12,7 +12,7 @@ namespace {
 
 class DynamicPrompt final : public PromptMethodImpl {
  public:
-  DynamicPrompt(const PromptSpec& spec, const ModelDims& dims, at::Generator& gen) {
+  DynamicPrompt(const PromptSpec& spec, const ModelDims& dims, at::Generator& gen) : PromptMethodImpl(dims.device) {
     const int64_t P = spec.num_virtual_tokens, C = dims.hidden, h = spec.encoder_hidden_size;
     PTUNE_CHECK(h > 0, "the dynamic prompt generator width (encoder_hidden_size) must be "
                 "positive, got ", h);
@@ -26,8 +26,10 @@ class DynamicPrompt final : public PromptMethodImpl {
   PromptInputs build(const at::Tensor& token_embeds, const at::Tensor& mask,
                      bool training) const override {
     const int64_t B = token_embeds.size(0), P = embedding_.size(0), C = embedding_.size(1);
-    const at::Tensor weights = mask.to(token_embeds.scalar_type()).unsqueeze(-1);  // (B, T, 1)
-    const at::Tensor mean = (token_embeds * weights).sum(1) / weights.sum(1).clamp_min(1.0);  // (B, C)
+    // The generator computes in the parameters' (master) dtype: the embeddings are cast up to it.
+    const at::Tensor embeds = token_embeds.to(embedding_.scalar_type());           // (B, T, C)
+    const at::Tensor weights = mask.to(embeds.scalar_type()).unsqueeze(-1);       // (B, T, 1)
+    const at::Tensor mean = (embeds * weights).sum(1) / weights.sum(1).clamp_min(1.0);  // (B, C)
     const at::Tensor hidden = at::tanh(at::linear(mean, generator_[0], generator_[1]));  // (B, h)
     const at::Tensor offset = at::linear(hidden, generator_[2], generator_[3]).view({B, P, C});
     PromptInputs out;

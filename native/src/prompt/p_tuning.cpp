@@ -14,7 +14,8 @@ namespace {
 class PTuning final : public PromptMethodImpl {
  public:
   PTuning(const PromptSpec& spec, const ModelDims& dims, at::Generator& gen)
-      : lstm_(static_cast<PromptEncoderType>(spec.encoder_type) == PromptEncoderType::kLstm),
+      : PromptMethodImpl(dims.device),
+        lstm_(static_cast<PromptEncoderType>(spec.encoder_type) == PromptEncoderType::kLstm),
         lstm_layers_(spec.encoder_num_layers),
         dropout_(spec.encoder_dropout),
         seed_(static_cast<uint64_t>(spec.seed)),
@@ -83,8 +84,10 @@ class PTuning final : public PromptMethodImpl {
     at::Tensor x = embedding_.unsqueeze(0);
     for (int64_t layer = 0; layer < lstm_layers_; ++layer) {
       if (layer > 0 && training && dropout_ > 0) {
-        const at::Tensor keep = at::empty_like(x, x.options().requires_grad(false))
-                                    .bernoulli_(1.0 - dropout_, dropout_gen_);
+        // Drawn on the CPU generator on every device (the same masks everywhere), then moved.
+        const at::Tensor keep = at::empty(x.sizes(), x.options().device(at::kCPU).requires_grad(false))
+                                    .bernoulli_(1.0 - dropout_, dropout_gen_)
+                                    .to(x.device());
         x = x * keep / (1.0 - dropout_);
       }
       const std::vector<at::Tensor> weights(lstm_params_.begin() + 8 * layer,

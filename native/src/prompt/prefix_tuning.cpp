@@ -14,7 +14,7 @@ namespace {
 class PrefixTuning final : public PromptMethodImpl {
  public:
   PrefixTuning(const PromptSpec& spec, const ModelDims& dims, at::Generator& gen)
-      : dims_(dims), projection_(spec.prefix_projection) {
+      : PromptMethodImpl(dims.device), dims_(dims), projection_(spec.prefix_projection) {
     const int64_t P = spec.num_virtual_tokens;
     const int64_t kv_dim = dims.kv_heads * dims.head_dim;
     const int64_t out = 2 * dims.layers * kv_dim;

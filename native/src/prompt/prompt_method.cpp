@@ -24,7 +24,7 @@ const NamedParameter& PromptMethodImpl::parameter(const std::string& name) const
 }
 
 at::Tensor PromptMethodImpl::add(const std::string& name, at::Tensor tensor) {
-  tensor = tensor.contiguous();
+  tensor = tensor.to(device_).contiguous();
   tensor.set_requires_grad(true);
   parameters_.push_back(NamedParameter{name, tensor, true, 0});
   return tensor;

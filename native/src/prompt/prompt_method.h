@@ -7,6 +7,7 @@
 #pragma once
 
 #include <ATen/core/Tensor.h>
+#include <c10/core/Device.h>
 
 #include <memory>
 #include <string>
@@ -21,7 +22,7 @@ constexpr int64_t kIgnoreIndex = -100;
 /// One named parameter; the tensor handle is shared with the method that uses it.
 struct NamedParameter {
   std::string name;
-  at::Tensor tensor;         // fp32 (fp64 in tests), owned storage
+  at::Tensor tensor;         // fp32 (fp64 in tests) whatever the model computes in, on its device
   bool trainable = true;
   double learning_rate = 0;  // 0 = the trainer's base rate
 };
@@ -35,6 +36,8 @@ struct PromptInputs {
 
 class PromptMethodImpl {
  public:
+  /// Parameters live on `device` (initialised on the CPU, then moved: the same values everywhere).
+  explicit PromptMethodImpl(at::Device device) : device_(device) {}
   virtual ~PromptMethodImpl() = default;
   /// token_embeds is (B, T, C); mask is (B, T) bool. training enables dropout.
   virtual PromptInputs build(const at::Tensor& token_embeds, const at::Tensor& mask,
@@ -52,10 +55,11 @@ class PromptMethodImpl {
   const NamedParameter& parameter(const std::string& name) const;
 
  protected:
-  /// Registers a parameter and returns its tensor handle.
+  /// Registers a parameter (initialised on the CPU) and returns its tensor handle, on the device.
   at::Tensor add(const std::string& name, at::Tensor tensor);
 
  private:
+  at::Device device_;
   std::vector<NamedParameter> parameters_;
 };
 
@@ -65,10 +69,12 @@ struct ModelDims {
   int64_t layers;     // L
   int64_t kv_heads;   // G
   int64_t head_dim;   // D
-  at::ScalarType dtype;
+  at::ScalarType dtype;  // of the parameters: the master dtype (core/dtypes.h), not the model's compute dtype
+  at::Device device = at::kCPU;  // where the model computes
 };
 
-/// Creates a method with PyTorch's default initialisation (seeded by spec.seed).
+/// Creates a method with PyTorch's default initialisation (seeded by spec.seed, drawn on a CPU
+/// generator whatever the device, so that every device starts from the same values as PEFT).
 /// block_sizes splits prompt tuning into composite blocks (empty = one block "embedding").
 std::unique_ptr<PromptMethodImpl> createMethod(const PromptSpec& spec, const ModelDims& dims,
                                                const std::vector<int64_t>& block_sizes);

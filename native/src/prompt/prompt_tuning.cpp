@@ -12,7 +12,8 @@ namespace {
 
 class PromptTuning final : public PromptMethodImpl {
  public:
-  PromptTuning(const ModelDims& dims, const std::vector<int64_t>& block_sizes, at::Generator& gen) {
+  PromptTuning(const ModelDims& dims, const std::vector<int64_t>& block_sizes, at::Generator& gen)
+      : PromptMethodImpl(dims.device) {
     for (size_t i = 0; i < block_sizes.size(); ++i) {
       const std::string name = block_sizes.size() == 1 ? "embedding" : "block." + std::to_string(i);
       blocks_.push_back(add(name, normalInit({block_sizes[i], dims.hidden}, gen, dims.dtype)));

@@ -43,6 +43,9 @@ PreparedInput prepareInput(const models::Backbone& model, const PromptMethodImpl
     }
     if (!parts.prefix_keys.empty()) {
       const int64_t P = parts.prefix_keys[0].size(2);
+      // Master-dtype prefixes enter the cache in the model's compute dtype (a no-op in fp32).
+      for (auto& k : parts.prefix_keys) k = k.to(model.dtype());
+      for (auto& v : parts.prefix_values) v = v.to(model.dtype());
       in.cache.keys = std::move(parts.prefix_keys);
       in.cache.values = std::move(parts.prefix_values);
       in.cache.key_mask = at::ones({B, P}, token_mask.options());

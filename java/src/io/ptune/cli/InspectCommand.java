@@ -5,6 +5,7 @@ import io.ptune.inspect.AdapterInspector;
 import io.ptune.model.Model;
 import java.nio.file.Path;
 import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.Parameters;
 
@@ -26,6 +27,9 @@ final class InspectCommand extends CliCommand {
     @Option(names = "--tokenizer", paramLabel = "FILE",
             description = "tokenizer.json to use instead of the one beside the model.")
     Path tokenizer;
+
+    @Mixin
+    DeviceOptions device;
 
     @Option(names = "--top-k", paramLabel = "K", description = "Nearest tokens per virtual token (default: 5).")
     int topK = 5;
@@ -53,7 +57,7 @@ final class InspectCommand extends CliCommand {
         if (model == null) {
             inspection = AdapterInspector.inspect(adapter, null, topK);
         } else {
-            try (Model lm = Model.load(model, tokenizer)) {
+            try (Model lm = Model.load(model, tokenizer, device.loadOptions())) {
                 inspection = AdapterInspector.inspect(adapter, lm, topK);
             }
         }

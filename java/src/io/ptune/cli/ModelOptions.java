@@ -2,9 +2,13 @@ package io.ptune.cli;
 
 import io.ptune.model.Model;
 import java.nio.file.Path;
+import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 
-/** {@code --model} (a Hugging Face folder or a BERT-family .onnx file) and {@code --tokenizer}. */
+/**
+ * {@code --model} (a Hugging Face folder or a BERT-family .onnx file), {@code --tokenizer}, and how
+ * it is loaded ({@code --device}, {@code --dtype}).
+ */
 final class ModelOptions {
     @Option(names = "--model", required = true, paramLabel = "PATH",
             description = "Hugging Face model directory (config.json, tokenizer.json, model.safetensors), or a"
@@ -15,7 +19,10 @@ final class ModelOptions {
             description = "tokenizer.json to use instead of the one beside the model.")
     Path tokenizer;
 
+    @Mixin
+    DeviceOptions device;
+
     Model load() {
-        return Model.load(model, tokenizer);
+        return Model.load(model, tokenizer, device.loadOptions());
     }
 }

@@ -40,7 +40,10 @@ final class TrainingArgs {
     private static final Set<String> NOT_COMPARED = Set.of("out", "checkpoint-dir", "keep-checkpoints",
             "save-every", "metrics-out", "threads", "no-plots", "method", "virtual-tokens", "init", "encoder",
             "encoder-hidden-size", "encoder-layers", "encoder-dropout", "prefix-projection", "generator-hidden-size",
-            "blocks");
+            "blocks",
+            // How the model is loaded: a run may continue on another device or in another compute dtype
+            // (what is trained and the optimizer state are fp32 either way).
+            "device", "dtype");
 
     private TrainingArgs() {}
 

@@ -47,12 +47,14 @@ public final class Model implements AutoCloseable {
     private final Path tokenizerFile;
     private final NativeModel nativeModel;
     private final List<Long> configEosTokenIds;
+    private final LoadOptions loadOptions;
     /** Loaded on first use (ids work on a folder without tokenizer files); written under this lock. */
     private volatile Tokenizer tokenizer;
     private volatile boolean closed;
 
     private Model(Path modelDir, Architecture architecture, Path tokenizerFile, NativeModel nativeModel,
-            List<Long> eosTokenIds) {
+            List<Long> eosTokenIds, LoadOptions loadOptions) {
+        this.loadOptions = loadOptions;
         this.modelDir = modelDir;
         this.architecture = architecture;
         this.tokenizerFile = tokenizerFile;
@@ -78,9 +80,22 @@ public final class Model implements AutoCloseable {
      * instead of beside the model; null looks beside it.
      */
     public static Model load(Path path, Path tokenizerFile) {
+        return load(path, tokenizerFile, LoadOptions.DEFAULT);
+    }
+
+    /**
+     * As {@link #load(Path, Path)} on {@code options.device()} in {@code options.dtype()}: the frozen
+     * weights are converted and moved there once, here.
+     *
+     * @throws io.ptune.PtuneException with one line naming {@code --device} when the device is not
+     *     available (e.g. CUDA on a CPU-only build), or {@code --dtype} when the dtype is not supported
+     *     there (fp16 on CPU)
+     */
+    public static Model load(Path path, Path tokenizerFile, LoadOptions options) {
         Objects.requireNonNull(path, "path");
+        Objects.requireNonNull(options, "options");
         if (Files.isRegularFile(path) && path.getFileName().toString().endsWith(".onnx")) {
-            return loadOnnx(path, tokenizerFile);
+            return loadOnnx(path, tokenizerFile, options);
         }
         Path modelDir = path;
         if (!Files.isDirectory(modelDir)) {
@@ -99,9 +114,9 @@ public final class Model implements AutoCloseable {
                     + " model.safetensors.index.json; ptune reads weights in safetensors format" + hint);
         }
         List<Long> eos = eosTokenIds(modelDir, architecture);
-        NativeModel nativeModel = NativeModel.load(modelDir, architecture.nativeSpec());
+        NativeModel nativeModel = loadNative(modelDir, architecture, options);
         Path tokenizer = tokenizerFile != null ? tokenizerFile : modelDir.resolve("tokenizer.json");
-        return checked(new Model(modelDir, architecture, tokenizer, nativeModel, eos));
+        return checked(new Model(modelDir, architecture, tokenizer, nativeModel, eos, options));
     }
 
     /**
@@ -113,14 +128,30 @@ public final class Model implements AutoCloseable {
      * @throws ModelFormatException if the file is not a BERT-family export ptune recognises
      */
     public static Model loadOnnx(Path onnxFile, Path tokenizerFile) {
+        return loadOnnx(onnxFile, tokenizerFile, LoadOptions.DEFAULT);
+    }
+
+    /** As {@link #loadOnnx(Path, Path)} on a device in a compute dtype (see {@link LoadOptions}). */
+    public static Model loadOnnx(Path onnxFile, Path tokenizerFile, LoadOptions options) {
         Objects.requireNonNull(onnxFile, "onnxFile");
+        Objects.requireNonNull(options, "options");
         if (!Files.isRegularFile(onnxFile)) {
             throw new ModelFormatException(onnxFile + " does not exist or is not a file");
         }
         Path tokenizer = tokenizerFile != null ? tokenizerFile : tokenizerBeside(onnxFile);
         BertArchitecture architecture = BertArchitecture.fromSpec(NativeModel.describeOnnxEncoder(onnxFile));
-        NativeModel nativeModel = NativeModel.load(onnxFile, architecture.nativeSpec());
-        return checked(new Model(onnxFile, architecture, tokenizer, nativeModel, List.of()));
+        NativeModel nativeModel = loadNative(onnxFile, architecture, options);
+        return checked(new Model(onnxFile, architecture, tokenizer, nativeModel, List.of(), options));
+    }
+
+    private static NativeModel loadNative(Path path, Architecture architecture, LoadOptions options) {
+        return NativeModel.load(path, architecture.nativeSpec(), options.device().type().ordinal(),
+                options.device().index(), options.dtype().ordinal());
+    }
+
+    /** Where the model computes and in which dtype. */
+    public LoadOptions loadOptions() {
+        return loadOptions;
     }
 
     private static Path tokenizerBeside(Path onnxFile) {
@@ -149,8 +180,9 @@ public final class Model implements AutoCloseable {
                     + ") do not match config.json (vocab " + architecture.vocabSize() + ", hidden "
                     + architecture.hiddenSize() + ", layers " + architecture.numLayers() + ")");
         }
-        LOG.info("loaded {} ({}, {} layers, hidden {}, vocab {})", model.modelDir, architecture.modelType(),
-                architecture.numLayers(), architecture.hiddenSize(), architecture.vocabSize());
+        LOG.info("loaded {} ({}, {} layers, hidden {}, vocab {}) on {} in {}", model.modelDir,
+                architecture.modelType(), architecture.numLayers(), architecture.hiddenSize(), architecture.vocabSize(),
+                model.loadOptions.device(), model.loadOptions.dtype());
         return model;
     }
 

@@ -36,10 +36,21 @@ public final class NativeModel implements AutoCloseable {
         this.lmHead = handle.hasLmHead();
     }
 
-    /** Reads model.safetensors (or the shards of model.safetensors.index.json) in modelDir. */
+    /** Reads model.safetensors (or the shards of model.safetensors.index.json) in modelDir, fp32 on CPU. */
     public static NativeModel load(Path modelDir, ModelSpecOptions spec) {
+        return load(modelDir, spec, 0, 0, 0);
+    }
+
+    /**
+     * As {@link #load(Path, ModelSpecOptions)} on a device in a compute dtype: deviceType and dtype
+     * are the ordinals of the façade's DeviceType (CPU 0, CUDA 1) and DType (fp32 0, bf16 1, fp16 2).
+     * A device this process lacks fails with one line naming {@code --device}.
+     */
+    public static NativeModel load(Path modelDir, ModelSpecOptions spec, int deviceType, int deviceIndex, int dtype) {
         NativeCalls.ensureLoaded();
-        try (PtuneNative.ModelSpec config = new PtuneNative.ModelSpec()) {
+        try (PtuneNative.ModelSpec config = new PtuneNative.ModelSpec();
+                PtuneNative.LoadOptions options = new PtuneNative.LoadOptions()) {
+            options.device_type(deviceType).device_index(deviceIndex).dtype(dtype);
             ModelSpecOptions.Rope rope = spec.rope();
             config.family(spec.family().ordinal())
                     .vocab_size(spec.vocabSize())
@@ -65,7 +76,7 @@ public final class NativeModel implements AutoCloseable {
                     .first_window_layer(spec.firstWindowLayer())
                     .type_vocab_size(spec.typeVocabSize());
             String dir = modelDir.toAbsolutePath().toString();
-            return NativeCalls.call(() -> new NativeModel(new PtuneNative.Model(dir, config), dir));
+            return NativeCalls.call(() -> new NativeModel(new PtuneNative.Model(dir, config, options), dir));
         }
     }
 
@@ -83,6 +94,11 @@ public final class NativeModel implements AutoCloseable {
                     ModelSpecOptions.Rope.NONE, false, false, 0, Math.toIntExact(s.num_hidden_layers()),
                     Math.toIntExact(s.type_vocab_size()));
         }
+    }
+
+    /** GPUs libtorch can use in this process: 0 on a CPU-only build or without a GPU. */
+    public static int cudaDeviceCount() {
+        return NativeCalls.call(PtuneNative::cudaDeviceCount);
     }
 
     /** Decoders attend causally and can generate; encoders (BERT) attend both ways. */
