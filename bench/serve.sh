@@ -98,8 +98,8 @@ lines = [
     "requests), round-robin over the adapters of the row and five prompts of 4-9 tokens.",
     "Batching on: `ptune serve --max-batch 16 --max-wait-ms 10`, step-level continuous batching (a",
     "request joins the running batch at the next decoding step and leaves it when done); off:",
-    "`--no-batching` (one request at a time). Latency is measured by the client, from sending to the whole answer; the",
-    "client JVM runs on the same cores as the server.",
+    "`--no-batching` (one request at a time). Latency is measured by the client, from sending to",
+    "the whole answer; the client JVM runs on the same cores as the server.",
     "",
     f"Machine: {cpu}, {cores} cores; load average at the end {load} (1, 5, 15 min); the whole",
     f"script took {elapsed} s.",
@@ -114,8 +114,8 @@ for i in range(0, len(rows), 5):
     mean = (h["step_rows"] - b["step_rows"]) / max(1, h["decoding_steps"] - b["decoding_steps"])
     lines.append(f"| {mode} | {n} ({adapters}) | {r['requests']} | {r['errors']} | {r['rps']:.1f} | "
                  f"{r['p50_ms']:.1f} | {r['p99_ms']:.1f} | {mean:.1f} |")
-lines += ["", "`mean batch`: requests per decoding step during the run (warm-up included), from the server's /health",
-          "counters (`step_rows` / `decoding_steps`).", ""]
+lines += ["", "`mean batch`: requests per decoding step during the run (warm-up included), from the",
+          "server's /health counters (`step_rows` / `decoding_steps`).", ""]
 if float(load.split()[0]) > int(cores):
     lines += ["The machine was shared with other jobs (load average above its core count while this ran):",
               "these numbers were taken under load and are noisy; rerun on an idle machine to compare.", ""]
