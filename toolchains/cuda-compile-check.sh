@@ -30,10 +30,13 @@ for dir in "${wheel_dirs[@]}"; do
   # The CUDA wheel is the one without a local version (+cpu) in its name.
   compgen -G "$dir/torch-$torch_version-cp*-manylinux*_x86_64.whl" >/dev/null && cuda_wheel=true
 done
-if [[ -f "$venv/.ptune-complete" ]]; then
+if [[ -z "$nvcc" ]]; then
+  echo "cuda-compile-check: skipped (no nvcc: set CUDACXX or install the CUDA toolkit)"
+  exit 0
+elif [[ -f "$venv/.ptune-complete" ]]; then
   :  # installed by an earlier run
-elif ! $cuda_wheel || [[ -z "$nvcc" ]]; then
-  echo "cuda-compile-check: skipped (no torch $torch_version CUDA wheel under /opt/wheels, /opt/pypi*/files, or no nvcc)"
+elif ! $cuda_wheel; then
+  echo "cuda-compile-check: skipped (no torch $torch_version CUDA wheel under /opt/wheels, /opt/pypi*/files)"
   exit 0
 else
   # torch without its Python-only dependencies (cuda-bindings and triton are not needed to build
@@ -56,7 +59,7 @@ fail() {
   grep -m 20 -E 'error:|CMake Error|undefined reference' "$log" >&2 || tail -n 40 "$log" >&2
   exit 1
 }
-export PTUNE_TORCH_PYTHON=$venv/bin/python
+export PTUNE_TORCH_PYTHON=$venv/bin/python CUDACXX=$nvcc
 {
   echo "== configure ($(date -u '+%Y-%m-%dT%H:%M:%SZ'))"
   cmake -S . -B "$build_dir" -DCMAKE_TOOLCHAIN_FILE="$PWD/toolchains/cuda.cmake" \
