@@ -9,6 +9,9 @@
 #include <algorithm>
 #include <cmath>
 #include <iostream>
+#include <sstream>
+#include <string>
+#include <type_traits>
 #include <vector>
 
 #include "core/check.h"
@@ -23,6 +26,19 @@ using ptune::optim::adamwStep;
 using ptune::optim::AdamWHyper;
 using ptune::optim::clipGradNorm;
 using ptune::optim::scheduleFactor;
+
+// The key of a parameter in torch::optim's state map: its TensorImpl's address, formatted as a
+// string in libtorch 1.x (c10::guts::to_string) and the pointer itself in libtorch 2.x.
+template <typename Key>
+Key optimizerStateKey(const at::Tensor& param) {
+  if constexpr (std::is_same_v<Key, std::string>) {
+    std::ostringstream key;
+    key << param.unsafeGetTensorImpl();
+    return key.str();
+  } else {
+    return param.unsafeGetTensorImpl();
+  }
+}
 
 TEST(AdamWTest, MatchesTorchAdamWOverTenSteps) {
   at::manual_seed(3);
@@ -41,6 +57,7 @@ TEST(AdamWTest, MatchesTorchAdamWOverTenSteps) {
                         .betas(std::make_tuple(hyper.beta1, hyper.beta2))
                         .eps(hyper.eps)
                         .weight_decay(hyper.weight_decay));
+  using StateKey = std::decay_t<decltype(reference.state())>::key_type;
   double worst_update = 0.0, worst_v = 0.0;
   for (int64_t step = 1; step <= 10; ++step) {
     // fp32, the same elementwise formulas in another order: a few ulps per step, accumulated.
@@ -63,7 +80,7 @@ TEST(AdamWTest, MatchesTorchAdamWOverTenSteps) {
       EXPECT_LE(rel, tol) << "parameter " << i << " after step " << step;
       // The moments agree too (torch forms 1 - beta in double, then rounds once to fp32).
       const auto& state = static_cast<const torch::optim::AdamWParamState&>(
-          *reference.state().at(c10::guts::to_string(torch_params[i].unsafeGetTensorImpl())));
+          *reference.state().at(optimizerStateKey<StateKey>(torch_params[i])));
       const double m_rel = (exp_avg[i] - state.exp_avg()).norm().item<double>() /
                            state.exp_avg().norm().item<double>();
       const double v_rel = (exp_avg_sq[i] - state.exp_avg_sq()).norm().item<double>() /

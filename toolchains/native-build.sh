@@ -6,7 +6,17 @@
 set -uo pipefail
 source_dir=$1 build_dir=$2 toolchain=$3 build_type=$4 log=$5 jobs=${6:-2}
 mkdir -p "$(dirname "$log")"
+# CMake keeps the first toolchain of a build folder: a folder configured with another one
+# (-Dnative.toolchain=toolchains/cpu.cmake | torch2.cmake | cuda.cmake) is configured afresh.
+toolchain=$(realpath "$toolchain")
+if [[ -f "$build_dir/CMakeCache.txt" ]] &&
+   ! grep -qxF "CMAKE_TOOLCHAIN_FILE:FILEPATH=$toolchain" "$build_dir/CMakeCache.txt" &&
+   ! grep -qxF "CMAKE_TOOLCHAIN_FILE:UNINITIALIZED=$toolchain" "$build_dir/CMakeCache.txt"; then
+  rm -rf "$build_dir/CMakeCache.txt" "$build_dir/CMakeFiles"
+  fresh="== $build_dir had another toolchain: configured afresh"
+fi
 {
+  [[ -n "${fresh:-}" ]] && echo "$fresh"
   echo "== cmake configure ($(date -u '+%Y-%m-%dT%H:%M:%SZ'))"
   cmake -S "$source_dir" -B "$build_dir" -DCMAKE_TOOLCHAIN_FILE="$toolchain" \
       -DCMAKE_BUILD_TYPE="$build_type" -DBUILD_TESTING=ON &&

@@ -2,6 +2,8 @@ package io.ptune.nativebridge;
 
 import io.ptune.PtuneException;
 import io.ptune.ResourceExhaustedException;
+import java.util.Optional;
+import java.util.Properties;
 import java.util.function.Supplier;
 import org.bytedeco.javacpp.Loader;
 
@@ -23,15 +25,24 @@ final class NativeCalls {
             if (loaded) {
                 return;
             }
+            // PyTorch 2.x builds (toolchains/torch2.cmake, cuda.cmake): libtorch from
+            // PTUNE_LIBTORCH_DIR or python's torch first; Debian builds: from the system paths.
+            Optional<Properties> descriptor = TorchLibraries.descriptor();
+            TorchLibraries.loadIfExternal(descriptor);
             try {
                 Loader.load(PtuneNative.class);
             } catch (UnsatisfiedLinkError e) {
+                String needs = TorchLibraries.external(descriptor)
+                        ? "it was built against " + TorchLibraries.builtAgainst(descriptor.get()) + " ("
+                                + TorchLibraries.HINT + ")"
+                        : "it needs Debian's libtorch (run toolchains/bootstrap.sh)";
                 throw new PtuneException(
                         "cannot load the ptune native library for "
                                 + Loader.getPlatform()
                                 + " ("
                                 + e.getMessage()
-                                + "); it needs Debian's libtorch (run toolchains/bootstrap.sh)",
+                                + "); "
+                                + needs,
                         e);
             }
             loaded = true;
