@@ -441,6 +441,25 @@ namespace {
 
 class MixedBatchFamilyTest : public ::testing::TestWithParam<std::string> {};
 
+/// n token ids below V, varied by salt.
+std::vector<int64_t> saltedIds(int64_t V, int64_t n, int64_t salt) {
+  std::vector<int64_t> out;
+  for (int64_t i = 0; i < n; ++i) out.push_back((i * 37 + salt * 101 + 5) % V);
+  return out;
+}
+
+/// Next-token logits (V) after ids and the first i generated tokens, the row alone.
+std::vector<float> nextLogitsAlone(const ptune::Model& model, const PromptModel* prompt, const std::vector<int64_t>& ids,
+                                   const std::vector<int64_t>& generated, size_t i) {
+  std::vector<int64_t> seq = ids;
+  seq.insert(seq.end(), generated.begin(), generated.begin() + static_cast<std::ptrdiff_t>(i));
+  const int64_t V = model.vocabSize(), n = static_cast<int64_t>(seq.size()), s = model.inputVirtualTokens(prompt) + n;
+  std::vector<float> all(static_cast<size_t>(s * V));
+  const std::vector<int64_t> mask(seq.size(), 1);
+  model.logits(prompt, seq.data(), mask.data(), nullptr, 1, n, all.data());
+  return std::vector<float>(all.end() - V, all.end());
+}
+
 TEST_P(MixedBatchFamilyTest, RowsBehindDifferentMethodsEqualTheRowsAlone) {
   const std::string dir = ptune_test::kFamiliesDir + "/" + GetParam() + "/model";
   ptune::Model model(dir.c_str(), ptune_test::familySpec(GetParam()));
@@ -453,11 +472,7 @@ TEST_P(MixedBatchFamilyTest, RowsBehindDifferentMethodsEqualTheRowsAlone) {
                            nullptr, 0);
   PromptModel p_tuning(model, makeSpec(PromptMethod::kPTuning, 4, 16, PromptEncoderType::kMlp, 0, false, 34),
                        nullptr, 0);
-  const auto ids = [&](int64_t n, int64_t salt) {
-    std::vector<int64_t> out;
-    for (int64_t i = 0; i < n; ++i) out.push_back((i * 37 + salt * 101 + 5) % V);
-    return out;
-  };
+  const auto ids = [&](int64_t n, int64_t salt) { return saltedIds(V, n, salt); };
   const std::vector<std::pair<const PromptModel*, std::vector<int64_t>>> rows = {
       {&prompt, ids(3, 1)}, {&prefix, ids(9, 2)}, {nullptr, ids(5, 3)}, {&short_prefix, ids(2, 4)},
       {&p_tuning, ids(7, 5)}, {&prefix, ids(1, 6)}};
@@ -483,15 +498,7 @@ TEST_P(MixedBatchFamilyTest, RowsBehindDifferentMethodsEqualTheRowsAlone) {
     std::vector<int64_t> expected(N), length(1);
     model.generate(p, r.data(), mask.data(), 1, Tr, nullptr, 0, options(N), expected.data(), length.data());
     const std::vector<int64_t> mixed(tokens.begin() + b * N, tokens.begin() + (b + 1) * N);
-    EXPECT_EQ(ptune_test::greedyMismatch(expected, mixed, [&](size_t i) {
-                std::vector<int64_t> seq = r;
-                seq.insert(seq.end(), expected.begin(), expected.begin() + static_cast<std::ptrdiff_t>(i));
-                const int64_t n = static_cast<int64_t>(seq.size()), s = model.inputVirtualTokens(p) + n;
-                std::vector<float> all(static_cast<size_t>(s * V));
-                const std::vector<int64_t> m(seq.size(), 1);
-                model.logits(p, seq.data(), m.data(), nullptr, 1, n, all.data());
-                return std::vector<float>(all.end() - V, all.end());
-              }),
+    EXPECT_EQ(ptune_test::greedyMismatch(expected, mixed, [&](size_t i) { return nextLogitsAlone(model, p, r, expected, i); }),
               "")
         << GetParam() << ", row " << b;
   }
@@ -505,11 +512,7 @@ TEST_P(MixedBatchFamilyTest, SessionRowsJoiningMidDecodeEqualTheRowsAlone) {
                      nullptr, 0);
   PromptModel prefix(model, makeSpec(PromptMethod::kPrefixTuning, 5, 0, PromptEncoderType::kMlp, 0, false, 32),
                      nullptr, 0);
-  const auto ids = [&](int64_t n, int64_t salt) {
-    std::vector<int64_t> out;
-    for (int64_t i = 0; i < n; ++i) out.push_back((i * 37 + salt * 101 + 5) % V);
-    return out;
-  };
+  const auto ids = [&](int64_t n, int64_t salt) { return saltedIds(V, n, salt); };
   const std::vector<Row> rows = {{"prompt", &prompt, ids(3, 1), options(7)},
                                  {"prefix", &prefix, ids(9, 2), options(3)},
                                  {"none", nullptr, ids(5, 3), options(6)},
@@ -525,13 +528,7 @@ TEST_P(MixedBatchFamilyTest, SessionRowsJoiningMidDecodeEqualTheRowsAlone) {
                    length.data());
     ASSERT_EQ(session[r].size(), expected.size()) << GetParam() << ", " << row.label;
     EXPECT_EQ(ptune_test::greedyMismatch(expected, session[r], [&](size_t i) {
-                std::vector<int64_t> seq = row.ids;
-                seq.insert(seq.end(), expected.begin(), expected.begin() + static_cast<std::ptrdiff_t>(i));
-                const int64_t n = static_cast<int64_t>(seq.size()), s = model.inputVirtualTokens(row.prompt) + n;
-                std::vector<float> all(static_cast<size_t>(s * V));
-                const std::vector<int64_t> m(seq.size(), 1);
-                model.logits(row.prompt, seq.data(), m.data(), nullptr, 1, n, all.data());
-                return std::vector<float>(all.end() - V, all.end());
+                return nextLogitsAlone(model, row.prompt, row.ids, expected, i);
               }),
               "")
         << GetParam() << ", " << row.label;

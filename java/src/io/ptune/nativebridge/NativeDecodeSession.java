@@ -54,14 +54,7 @@ public final class NativeDecodeSession implements AutoCloseable {
         }
         return NativeCalls.call(() -> {
             try (PtuneNative.GenerateOptions o = new PtuneNative.GenerateOptions()) {
-                o.max_new_tokens(options.maxNewTokens())
-                        .greedy(options.greedy())
-                        .temperature(options.temperature())
-                        .top_k(options.topK())
-                        .top_p(options.topP())
-                        .seed(options.seed())
-                        .pad_token_id(options.padTokenId());
-                return handle.add(prompt == null ? null : prompt.handle(), ids, ids.length, o);
+                return handle.add(prompt == null ? null : prompt.handle(), ids, ids.length, options.copyTo(o));
             }
         }, uses.toArray(HandleGuard.Use[]::new));
     }

@@ -109,16 +109,8 @@ public final class NativeMixedBatch {
             try (PtuneNative.MixedBatch batch = new PtuneNative.MixedBatch(model.handle());
                     PtuneNative.GenerateOptions options = new PtuneNative.GenerateOptions()) {
                 for (Row row : rows) {
-                    DecodingOptions o = row.options();
-                    options.max_new_tokens(o.maxNewTokens())
-                            .greedy(o.greedy())
-                            .temperature(o.temperature())
-                            .top_k(o.topK())
-                            .top_p(o.topP())
-                            .seed(o.seed())
-                            .pad_token_id(o.padTokenId());
                     batch.addRow(row.prompt() == null ? null : row.prompt().handle(), row.ids, row.ids.length,
-                            options);
+                            row.options().copyTo(options));
                 }
                 return body.run(batch);
             }

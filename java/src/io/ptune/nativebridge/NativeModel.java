@@ -199,14 +199,7 @@ public final class NativeModel implements AutoCloseable {
         long[] lengths = new long[B];
         PtuneNative.PromptModel p = prompt == null ? null : prompt.handle();
         try (PtuneNative.GenerateOptions nativeOptions = new PtuneNative.GenerateOptions()) {
-            nativeOptions
-                    .max_new_tokens(n)
-                    .greedy(options.greedy())
-                    .temperature(options.temperature())
-                    .top_k(options.topK())
-                    .top_p(options.topP())
-                    .seed(options.seed())
-                    .pad_token_id(options.padTokenId());
+            options.copyTo(nativeOptions);
             NativeCalls.run(() ->
                     handle.generate(p, ids, mask, B, T, eosIds, eosIds.length, nativeOptions, tokens, lengths),
                     guard.shared(), prompt == null ? null : prompt.guard().shared());
