@@ -1,8 +1,8 @@
 package io.ptune.train;
 
 import static io.ptune.TestPaths.KERNEL_INDEPENDENT;
+import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
-import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 import io.ptune.TestPaths;
 import io.ptune.data.AlpacaDataset;
@@ -12,10 +12,11 @@ import io.ptune.model.Model;
 import io.ptune.prompt.PromptMethodConfig;
 import io.ptune.prompt.PromptTuningConfig;
 import java.io.IOException;
-import java.lang.management.ManagementFactory;
+import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
+import java.util.concurrent.TimeUnit;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
 import org.junit.jupiter.api.Test;
@@ -26,6 +27,10 @@ import org.junit.jupiter.api.condition.DisabledIfSystemProperty;
  * one step, close) leave the resident set (VmRSS) of the process where it was after a warm-up,
  * within {@link #BOUND_MIB}. The prompt is 64 virtual tokens wide, so that one cycle's native
  * state (parameters, gradient, two AdamW moments: 64 KiB) leaked 1,000 times would be 64 MiB.
+ *
+ * <p>The cycles run in a child JVM whose Java heap is fixed and resident from its start
+ * ({@code -Xms = -Xmx}, {@code -XX:+AlwaysPreTouch}): in the test JVM the heap's own growing and
+ * shrinking moved VmRSS by ±30 MiB between two measurements, as much as the leak to be found.
  * About 30 s on a small machine.
  *
  * <p>It runs under the first (as-given) kernel configuration only: memory does not depend on the
@@ -36,81 +41,79 @@ class PromptLifecycleMemoryTest {
     private static final int WARM_UP = 300;
     private static final int CYCLES = 1000;
     /**
-     * Measured on a loaded 2-core machine (2026-12-02): +9.5 MiB under Surefire, -1.5 to +3.4 MiB
-     * per 1,000 cycles in a plain JVM; the same 1,000 cycles without closing: +106 MiB.
+     * Measured on a loaded 2-core machine (2026-12-02): -1.5 to +3.4 MiB per 1,000 cycles in a
+     * plain JVM; the same 1,000 cycles without closing: +106 MiB.
      */
     private static final long BOUND_MIB = 32;
-    private static final int CHUNK = 1 << 16;
-    /** Keeps the garbage loop from being optimised away. */
-    private static long sink;
+    private static final Pattern GROWTH = Pattern.compile("(?m)^rss_growth_kib=(-?\\d+)$");
 
     @Test
-    void createTrainOneStepAndCloseAThousandTimesKeepsResidentMemoryFlat() {
-        // Short examples: the step is not what is measured.
-        AlpacaDataset data = new AlpacaDataset(Path.of("inline"), List.of(
-                new AlpacaExample("Tell a story.", "", "Once upon a time, a dog ran home."),
-                new AlpacaExample("Name a pet.", "", "A cat.")));
-        TrainingConfig training = TrainingConfig.builder().maxSteps(1).batchSize(2).maxLength(32).learningRate(0.01)
-                .logEvery(1000).build();
-        PromptMethodConfig prompt = PromptTuningConfig.builder().numVirtualTokens(64).seed(3).build();
-        int computeThreads = ComputeThreads.get();
-        ComputeThreads.set(1);  // the step's speed on a small shared machine, not part of the test
-        try (Model model = Model.load(TestPaths.stories260k())) {
-            for (int i = 0; i < WARM_UP; i++) {
-                cycle(model, prompt, training, data);
-            }
-            long before = settledRssKib();
-            long start = System.nanoTime();
-            for (int i = 0; i < CYCLES; i++) {
-                cycle(model, prompt, training, data);
-            }
-            double seconds = (System.nanoTime() - start) / 1e9;
-            long after = settledRssKib();
-            double growthMib = (after - before) / 1024.0;
-            System.out.printf("%d cycles of create prompt, train one step, close in %.1f s: VmRSS %.1f -> %.1f MiB"
-                    + " (%+.2f MiB; bound %d MiB)%n", CYCLES, seconds, before / 1024.0, after / 1024.0, growthMib,
-                    BOUND_MIB);
-            assertTrue(growthMib < BOUND_MIB, "resident memory grew by " + growthMib + " MiB over " + CYCLES
-                    + " cycles (bound " + BOUND_MIB + " MiB): something is not freed on close");
-        } finally {
-            ComputeThreads.set(computeThreads);
-        }
+    void createTrainOneStepAndCloseAThousandTimesKeepsResidentMemoryFlat() throws Exception {
+        Process child = new ProcessBuilder(TestPaths.javaBinary(), "-Xms128m", "-Xmx128m", "-XX:+AlwaysPreTouch",
+                "-XX:-UsePerfData", "-cp", TestPaths.classPath(), Cycles.class.getName(),
+                TestPaths.stories260k().toString())
+                .redirectErrorStream(true)
+                .start();
+        String out = new String(child.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
+        assertTrue(child.waitFor(5, TimeUnit.MINUTES), "the cycles did not end");
+        assertEquals(0, child.exitValue(), out);
+        System.out.print(out);
+        Matcher m = GROWTH.matcher(out);
+        assertTrue(m.find(), "no rss_growth_kib line in: " + out);
+        double growthMib = Long.parseLong(m.group(1)) / 1024.0;
+        assertTrue(growthMib < BOUND_MIB, "resident memory grew by " + growthMib + " MiB over " + CYCLES
+                + " cycles (bound " + BOUND_MIB + " MiB): something is not freed on close");
     }
 
-    private static void cycle(Model model, PromptMethodConfig prompt, TrainingConfig training, AlpacaDataset data) {
-        try (Trainer trainer = Trainer.create(model, prompt, training, data)) {
-            trainer.train();
-        }
-    }
+    /** The child JVM: warm-up, then the measured cycles; prints {@code rss_growth_kib=N}. */
+    public static final class Cycles {
+        private Cycles() {}
 
-    /**
-     * VmRSS with the Java heap out of the picture: after the garbage collector ran, and after as
-     * much short-lived garbage as the heap has committed memory, so that every page of the heap is
-     * resident at both measurements (else the heap's first touches of its own pages look like growth).
-     */
-    private static long settledRssKib() {
-        for (int i = 0; i < 3; i++) {
-            System.gc();
-            try {
+        public static void main(String[] args) throws Exception {
+            // Short examples: the step is not what is measured.
+            AlpacaDataset data = new AlpacaDataset(Path.of("inline"), List.of(
+                    new AlpacaExample("Tell a story.", "", "Once upon a time, a dog ran home."),
+                    new AlpacaExample("Name a pet.", "", "A cat.")));
+            TrainingConfig training = TrainingConfig.builder().maxSteps(1).batchSize(2).maxLength(32)
+                    .learningRate(0.01).logEvery(1000).build();
+            PromptMethodConfig prompt = PromptTuningConfig.builder().numVirtualTokens(64).seed(3).build();
+            ComputeThreads.set(1);  // the step's speed on a small shared machine, not part of the test
+            try (Model model = Model.load(Path.of(args[0]))) {
+                for (int i = 0; i < WARM_UP; i++) {
+                    cycle(model, prompt, training, data);
+                }
+                long before = settledRssKib();
+                long start = System.nanoTime();
+                for (int i = 0; i < CYCLES; i++) {
+                    cycle(model, prompt, training, data);
+                }
+                double seconds = (System.nanoTime() - start) / 1e9;
+                long after = settledRssKib();
+                System.out.printf("%d cycles of create prompt, train one step, close in %.1f s: VmRSS %.1f -> %.1f"
+                        + " MiB (%+.2f MiB; bound %d MiB)%n", CYCLES, seconds, before / 1024.0, after / 1024.0,
+                        (after - before) / 1024.0, BOUND_MIB);
+                System.out.println("rss_growth_kib=" + (after - before));
+            }
+        }
+
+        private static void cycle(Model model, PromptMethodConfig prompt, TrainingConfig training,
+                AlpacaDataset data) {
+            try (Trainer trainer = Trainer.create(model, prompt, training, data)) {
+                trainer.train();
+            }
+        }
+
+        /** VmRSS after the garbage collector ran (the heap itself is resident throughout). */
+        private static long settledRssKib() throws IOException, InterruptedException {
+            for (int i = 0; i < 3; i++) {
+                System.gc();
                 Thread.sleep(50);
-            } catch (InterruptedException e) {
-                Thread.currentThread().interrupt();
-                throw new IllegalStateException(e);
             }
-        }
-        long committed = ManagementFactory.getMemoryMXBean().getHeapMemoryUsage().getCommitted();
-        for (long bytes = 0; bytes < committed; bytes += CHUNK) {
-            byte[] garbage = new byte[CHUNK];
-            garbage[(int) (bytes % CHUNK)] = 1;
-            sink += garbage[CHUNK - 1];
-        }
-        try {
             Matcher m = Pattern.compile("(?m)^VmRSS:\\s+(\\d+) kB").matcher(Files.readString(Path.of("/proc/self/status")));
-            assumeTrue(m.find(), "no VmRSS in /proc/self/status");
+            if (!m.find()) {
+                throw new IllegalStateException("no VmRSS in /proc/self/status");
+            }
             return Long.parseLong(m.group(1));
-        } catch (IOException e) {
-            assumeTrue(false, "/proc/self/status is not readable: " + e);
-            return 0;
         }
     }
 }
