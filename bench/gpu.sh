@@ -13,7 +13,9 @@
 #   matmul_peak   an 8192^3 bf16 torch.matmul: the peak the FLOP-floor fraction is taken against
 #   bench_*       ptune_step_profile and bench/peer_peft.py (transformers + PEFT), prompt tuning
 #                 and prefix tuning, 20 virtual tokens, batch 8 x 512, bf16
-#   report        OUT/gpu-results.json + OUT/gpu-table.md (printed: paste into bench/GPU.md)
+#   report        OUT/gpu-results.json + OUT/gpu-table.md (printed: paste into bench/GPU.md);
+#                 at exit every log goes into OUT/gpu-logs.tar.gz (the device machine sends back
+#                 8 files at most, so there the loose logs are removed)
 # A failing step is recorded (rc in the JSON) and the later steps still run where they can.
 # Time budget (--budget, default 570 s, under the device run's 600 s a command; --cpu: 3600 s): the native
 # suite's and the benchmarks' timeouts shrink to what is left, a step that no longer fits is
@@ -62,6 +64,19 @@ done
 mkdir -p "$out"
 out=$(cd "$out" && pwd)
 : >"$out/steps.tsv"
+# The device machine sends back at most 8 files of OUT: at exit, every log goes into one
+# gpu-logs.tar.gz beside gpu-results.json and gpu-table.md (the loose logs are removed there).
+pack_logs() {
+  local files
+  files=$(cd "$out" && find . -maxdepth 1 -type f ! -name gpu-results.json ! -name gpu-table.md \
+      ! -name gpu-logs.tar.gz -printf '%P\n' | sort)
+  [[ -n "$files" ]] || return 0
+  (cd "$out" && tar czf gpu-logs.tar.gz $files) || return 0
+  if [[ -n "${OUT:-}" && "$out" == "$(cd "$OUT" 2>/dev/null && pwd)" ]]; then
+    (cd "$out" && rm -f $files)
+  fi
+}
+trap pack_logs EXIT
 deps=$root/bench/gpu-deps
 started=$(date +%s)
 
