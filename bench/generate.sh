@@ -11,7 +11,7 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 root=$(cd "$here/.." && pwd)
 model="$here/out/models/medium"
 hf_py="${PEFT_PYTHON:-$root/target/peft-env/bin/python}"
-export MALLOC_MMAP_THRESHOLD_=33554432 MALLOC_TRIM_THRESHOLD_=1073741824 OMP_NUM_THREADS=$(nproc)
+export MALLOC_MMAP_THRESHOLD_=33554432 MALLOC_TRIM_THRESHOLD_=1073741824 MALLOC_ARENA_MAX=1 OMP_NUM_THREADS=$(nproc)
 [[ -f "$model/model.safetensors" ]] || { echo "bench/generate.sh: $model missing; run bench/run.sh first" >&2; exit 1; }
 [[ -f "$root/target/test-classes/io/ptune/bench/GenerateBench.class" ]] \
     || { echo "bench/generate.sh: build first (mvn -B -q -DskipTests package)" >&2; exit 1; }

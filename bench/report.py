@@ -8,7 +8,6 @@ import pathlib
 import re
 import statistics
 
-MODELS = ("small", "medium")
 IMPLS = (("ptune", "ptune (C++/libtorch via JVM)"), ("peer", "PyTorch eager peer (torch 1.13)"),
          ("hf", "transformers + PEFT"))
 
@@ -57,20 +56,25 @@ def main():
     ap.add_argument("--warmup", type=int, required=True)
     ap.add_argument("--prompt-len", type=int, required=True)
     ap.add_argument("--wall-s", type=int, required=True)
+    ap.add_argument("--configs", default="small medium", help="the configs run.sh ran, in order")
     ap.add_argument("--note", action="append", default=[])
     a = ap.parse_args()
     out = pathlib.Path(a.out)
     raw = out / "raw"
-    tokens_per_step = a.batch_size * a.seq_len
+    models = a.configs.split()
     machine = json.loads((raw / "machine.json").read_text())
     sgemm = json.loads((raw / "sgemm.json").read_text())
     rate = sgemm["rate_flops"]
+    sgemm_hf = json.loads((raw / "sgemm_hf.json").read_text()) if (raw / "sgemm_hf.json").exists() else None
+    hf_blas = json.loads((raw / "hf_blas.json").read_text()) if (raw / "hf_blas.json").exists() else None
 
-    impls = [(i, l) for i, l in IMPLS if all((raw / f"{m}.{i}.time").exists() for m in MODELS)]
     hf_versions = None
     rows = []
-    for model in MODELS:
+    for model in models:
         flops = json.loads((raw / f"{model}.flops.json").read_text())
+        tokens_per_step = flops["tokens_per_step"]
+        batch = tokens_per_step // a.seq_len
+        impls = [(i, l) for i, l in IMPLS if (raw / f"{model}.{i}.time").exists()]
         floor_dense = rate * tokens_per_step / flops["step_flops_dense"]
         floor_labels = rate * tokens_per_step / flops["step_flops_label_rows"]
         for impl, label in impls:
@@ -85,6 +89,7 @@ def main():
                     label = (f"transformers {peer['transformers']} + PEFT {peer['peft']} (torch {peer['torch']}, "
                              f"{peer['attn_implementation']} attention)")
             rows.append({"model": model, "impl": impl, "label": label, "params": flops["params_total"],
+                         "batch": batch, "tokens_per_step": tokens_per_step,
                          "params_matmul": flops["params_matmul"], **perf, **time_v(raw / f"{name}.time"),
                          "floor_tokens_per_s": floor_dense, "fraction_of_floor": perf["tokens_per_s"] / floor_dense,
                          "floor_label_rows_tokens_per_s": floor_labels,
@@ -96,8 +101,8 @@ def main():
                          "step_flops_label_rows": flops["step_flops_label_rows"]})
     by = {(r["model"], r["impl"]): r for r in rows}
     date = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    summary = {"date": date, "machine": machine, "sgemm": sgemm, "rows": rows, "wall_s": a.wall_s,
-               "prompt_len": a.prompt_len, "hf": hf_versions}
+    summary = {"date": date, "machine": machine, "sgemm": sgemm, "sgemm_hf": sgemm_hf, "hf_blas": hf_blas,
+               "rows": rows, "wall_s": a.wall_s, "prompt_len": a.prompt_len, "hf": hf_versions}
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
 
     def mib(x):
@@ -110,29 +115,35 @@ def main():
         "`bench/out/` (git-ignored; `summary.json` has every figure below).",
         "",
         f"Task: prompt tuning, {a.virtual_tokens} virtual tokens, batch {a.batch_size} x {a.seq_len} "
-        f"real tokens (every row full, no padding), so {a.batch_size} x {a.seq_len + a.virtual_tokens} "
-        f"positions a step; fp32; weights frozen, AdamW on the prompt. Tokens/s counts the "
-        f"{tokens_per_step} real input tokens of a step (every tool counts this way), median over the "
+        f"real tokens (vocab150k: batch 4; every row full, no padding), so {a.batch_size} x "
+        f"{a.seq_len + a.virtual_tokens} positions a step; fp32; weights frozen, AdamW on the prompt. Tokens/s "
+        f"counts the {a.batch_size * a.seq_len} real input tokens of a step (every tool counts this way), median over the "
         f"steps after the first {a.warmup}. All run with the glibc settings ptune's launcher uses "
-        "(`MALLOC_MMAP_THRESHOLD_=33554432 MALLOC_TRIM_THRESHOLD_=1073741824`) and "
+        "(`MALLOC_MMAP_THRESHOLD_=33554432 MALLOC_TRIM_THRESHOLD_=1073741824 MALLOC_ARENA_MAX=1`) and "
         f"`OMP_NUM_THREADS={machine['nproc']}`, exported by run.sh (ptune's launcher also sets its default "
         "`OMP_WAIT_POLICY=passive`, about 10% slower than spinning on an idle machine; the peers spin); ptune and "
         "the torch 1.13 peer use the same "
         "libtorch and OpenBLAS (its OpenMP build); transformers + PEFT run on the PyTorch wheel "
         "(its own BLAS) from `toolchains/peft-env.sh`.",
         "",
-        "| model | params | implementation | tokens/s (median) | step s (min / max) | peak RSS MiB | fraction of floor |",
-        "|---|---|---|---:|---:|---:|---:|",
+        "Configs: small = stories260k (Llama, hidden 64, vocab 512); medium = random Llama (hidden 512, 8 "
+        "layers, GQA 8/4 heads, vocab 32000); gpt2 = random GPT-2 small (hidden 768, 12 layers, 12 heads, "
+        "vocab 50257, tied head); vocab150k = random Qwen2 at Qwen2-0.5B's shape cut to 4 layers (hidden 896, "
+        "GQA 14/2 heads, MLP 4864, vocab 151936, tied head), the memory case. The torch 1.13 peer reimplements "
+        "Llama only, so gpt2 and vocab150k run against transformers + PEFT alone.",
+        "",
+        "| model | params | batch | implementation | tokens/s (median) | step s (min / max) | peak RSS MiB | fraction of floor |",
+        "|---|---|---:|---|---:|---:|---:|---:|",
     ]
     for r in rows:
-        lines.append(f"| {r['model']} | {r['params'] / 1e6:.2f}M | {r['label']} | {r['tokens_per_s']:,.0f} | "
+        lines.append(f"| {r['model']} | {r['params'] / 1e6:.2f}M | {r['batch']} | {r['label']} | {r['tokens_per_s']:,.0f} | "
                      f"{r['step_s_min']:.3f} / {r['step_s_max']:.3f} | {mib(r['peak_rss_mib'])} | "
                      f"{r['fraction_of_floor']:.3f} |")
     lines += [
         "",
         "Floor (tokens/s) per model: "
         + "; ".join(f"{m} {by[(m, 'ptune')]['floor_tokens_per_s']:,.0f} "
-                    f"({by[(m, 'ptune')]['step_flops_dense'] / 1e9:.1f} GFLOP a step)" for m in MODELS)
+                    f"({by[(m, 'ptune')]['step_flops_dense'] / 1e9:.1f} GFLOP a step)" for m in models)
         + f", at the measured matmul rate {rate / 1e9:.1f} GFLOP/s.",
         "",
         "Whole processes (`/usr/bin/time -v`; wall includes start-up, model load and tokenisation; "
@@ -145,9 +156,13 @@ def main():
         lines.append(f"| {r['model']} | {r['impl']} | {r['wall_s']:.1f} | {r['user_s']:.1f} | {r['sys_s']:.1f} | "
                      f"{r['minor_faults']:,} | {r['load_before']} | {r['others_cpu_s']:.1f} | {r['attempts']} |")
 
-    shapes = "; ".join(f"{s['m']}x{s['k']} @ {s['k']}x{s['n']}: median {s['rate_flops_median'] / 1e9:.1f} "
-                       f"(min {s['rate_flops_min'] / 1e9:.1f}, max {s['rate_flops_max'] / 1e9:.1f})"
-                       for s in sgemm["shapes"])
+    def shape_rates(table):
+        return "; ".join(f"{s['m']}x{s['k']} @ {s['k']}x{s['n']}: median {s['rate_flops_median'] / 1e9:.1f} "
+                         f"(min {s['rate_flops_min'] / 1e9:.1f}, max {s['rate_flops_max'] / 1e9:.1f})"
+                         for s in table["shapes"])
+    shapes = shape_rates(sgemm)
+    hf_shapes = ([f"- BLAS of transformers' PyTorch wheel (torch {hf_blas['torch']}): {hf_blas['blas']}; the same "
+                  f"shapes there, GFLOP/s: {shape_rates(sgemm_hf)}."] if sgemm_hf and hf_blas else [])
     lines += [
         "",
         "## Machine",
@@ -158,11 +173,12 @@ def main():
         f"{machine['openblas_threads']}; {machine['java']}",
         f"- fp32 matmul rate (torch, weights (out, in) as `x @ W.t()`), GFLOP/s: {shapes}. "
         "The first shape sets the floor.",
+        *hf_shapes,
         "",
         "## Floor",
         "",
-        "N = parameters in matmuls: per layer q, k, v, o, gate, up, down, plus the LM head (the embedding "
-        "lookup is not counted). With frozen weights a position costs 4N FLOPs (forward 2N, input "
+        "N = parameters in matmuls: per layer q, k, v, o, gate, up, down (GPT-2: c_attn, c_proj, c_fc, "
+        "mlp.c_proj), plus the LM head (the embedding lookup is not counted). With frozen weights a position costs 4N FLOPs (forward 2N, input "
         "gradient 2N, no weight gradients) plus attention 12·L·S·H·D (forward QKᵀ and PV = 4·S·H·D per "
         f"layer, backward dQ, dK, dP, dV = 8·S·H·D; the full S x S matrix, S = {a.seq_len + a.virtual_tokens}). "
         f"Step FLOPs = B·S·(4N + 12·L·S·H·D); floor tokens/s = rate · B·{a.seq_len} / step FLOPs. This "
@@ -172,7 +188,7 @@ def main():
         + "; ".join(f"{m} {by[(m, 'ptune')]['step_flops_label_rows'] / 1e9:.1f} GFLOP "
                     f"(floor {by[(m, 'ptune')]['floor_label_rows_tokens_per_s']:,.0f} tokens/s, ptune at "
                     f"{by[(m, 'ptune')]['tokens_per_s'] / by[(m, 'ptune')]['floor_label_rows_tokens_per_s']:.3f} of it)"
-                    for m in MODELS)
+                    for m in models)
         + ". Memory bandwidth is not in the floor.",
         "",
         "## Commands",
@@ -216,6 +232,57 @@ def caveat(by):
 
 
 def interpretation(by, a):
+    out = []
+    if all((m, i) in by for m in ("small", "medium") for i in ("ptune", "peer")):
+        out += small_and_medium(by, a)
+    out += other_configs(by)
+    out += blas(by, a)
+    return out + [caveat(by)]
+
+
+def other_configs(by):
+    """A line per config run against transformers + PEFT alone (gpt2, vocab150k)."""
+    why = {
+        "gpt2": ("GPT-2's Conv1D layers are the same GEMMs on both sides; the difference is ptune's fused "
+                 "attention at head_dim 64 against the wheel's SDPA, and its fused loss against full "
+                 "50,257-token logits"),
+        "vocab150k": ("the vocabulary dominates: transformers holds the fp32 logits of every position "
+                      "and their gradient, ptune's fused loss a chunk of about 8 Mi logits at a time"),
+    }
+    out = []
+    for m, text in why.items():
+        if (m, "ptune") in by and (m, "hf") in by:
+            p, h = by[(m, "ptune")], by[(m, "hf")]
+            out.append(f"- {m} ({p['params'] / 1e6:.0f}M parameters, batch {p['batch']}): ptune {p['tokens_per_s']:,.0f} "
+                       f"tokens/s against transformers + PEFT {h['tokens_per_s']:,.0f} "
+                       f"({p['tokens_per_s'] / h['tokens_per_s']:.2f}x), peak RSS {p['peak_rss_mib']:,.0f} MiB "
+                       f"against {h['peak_rss_mib']:,.0f} ({p['peak_rss_mib'] / h['peak_rss_mib']:.2f}x); ptune at "
+                       f"{p['fraction_of_floor']:.2f} of the floor, the peer at {h['fraction_of_floor']:.2f}. {text[0].upper() + text[1:]}.")
+    return out
+
+
+def blas(by, a):
+    """Whether the BLAS each side links decides the medium comparison."""
+    raw = pathlib.Path(a.out) / "raw"
+    if not (raw / "sgemm_hf.json").exists() or ("medium", "hf") not in by:
+        return []
+    ours = json.loads((raw / "sgemm.json").read_text())["shapes"]
+    theirs = json.loads((raw / "sgemm_hf.json").read_text())["shapes"]
+    blas_name = json.loads((raw / "hf_blas.json").read_text())["blas"]
+    mlp_ours, mlp_theirs = ours[0]["rate_flops_median"], theirs[0]["rate_flops_median"]
+    head_ours, head_theirs = ours[3]["rate_flops_median"], theirs[3]["rate_flops_median"]
+    lead = by[("medium", "ptune")]["tokens_per_s"] / by[("medium", "hf")]["tokens_per_s"]
+    adv = mlp_ours / mlp_theirs
+    verdict = (f"so even at the same matmul rate ptune would be {lead / adv:.2f}x: the BLAS does not decide the "
+               "comparison." if lead / adv >= 1.25 else
+               f"so at the same matmul rate ptune would be {lead / adv:.2f}x: part of the lead is the BLAS.")
+    return [f"- BLAS: ptune links Debian's OpenBLAS, transformers' wheel {blas_name}. At the MLP shape that sets "
+            f"the floor OpenBLAS ran {mlp_ours / 1e9:.0f} GFLOP/s and {blas_name} {mlp_theirs / 1e9:.0f} "
+            f"({adv:.2f}x); at the eager LM-head shape (2208 x 512 @ 512 x 32000) {head_ours / 1e9:.0f} against "
+            f"{head_theirs / 1e9:.0f}. ptune's medium lead is {lead:.2f}x, {verdict}"]
+
+
+def small_and_medium(by, a):
     mp, mq = by[("medium", "ptune")], by[("medium", "peer")]
     sp, sq = by[("small", "ptune")], by[("small", "peer")]
     positions = a.batch_size * (a.seq_len + a.virtual_tokens)
@@ -280,7 +347,7 @@ def interpretation(by, a):
                 if abs(small_ratio - 1) < 0.1 else
                 f"ptune is {small_ratio:.2f}x the peer there."))
     out = [first, second, third]
-    if ("medium", "hf") in by:
+    if ("medium", "hf") in by and ("small", "hf") in by:
         mh, sh = by[("medium", "hf")], by[("small", "hf")]
         medium_hf = mp["tokens_per_s"] / mh["tokens_per_s"]
         small_hf = sp["tokens_per_s"] / sh["tokens_per_s"]
@@ -295,7 +362,7 @@ def interpretation(by, a):
             f"does. On small, where attention and per-op overhead are the whole step, ptune is {small_hf:.2f}x "
             "their speed: its fused attention kernel against PyTorch 2's flash-attention CPU kernel, and "
             "Debian's libtorch 1.13 for the rest (bench/PROFILE.md has where the step goes).")
-    return out + [caveat(by)]
+    return out
 
 
 def hf_torch(a):

@@ -14,8 +14,12 @@
 # much CPU time other processes used during the run (a shared machine is noisy), and measures a
 # run again (RETRIES, default 1, times, only in the first RETRY_UNTIL_S = 300 s) when they took
 # more than 20% of a CPU.
-# Knobs (environment): SMALL_STEPS (default 20) and MEDIUM_STEPS (default 10) timed steps per
-# implementation, each after WARMUP_STEPS (2) untimed ones; keep the whole run under ~10 minutes
+# Configs: small (stories260k), medium (random Llama, 56M), gpt2 (random GPT-2 small, 124M) and
+# vocab150k (Qwen2-0.5B's shape cut to 4 layers, 151,936-token vocabulary, batch 4: the memory
+# case); the last two against transformers + PEFT only (peer_torch.py reimplements Llama).
+# Knobs (environment): CONFIGS (default "small medium gpt2 vocab150k"); SMALL_STEPS (default 20),
+# MEDIUM_STEPS (default 10) and LARGE_STEPS (default 4, gpt2 and vocab150k) timed steps per
+# implementation, each after WARMUP_STEPS (2) untimed ones; keep the whole run under ~15 minutes
 # on a 2-core machine by lowering steps, not shapes.
 set -euo pipefail
 
@@ -27,7 +31,7 @@ py=/usr/bin/python3
 # Every side runs with the glibc allocator settings that target/ptune's launcher sets for itself,
 # and with one intra-op thread per CPU (ptune's default; PyTorch 2's; Debian's torch 1.13 would
 # pick 1). The torch 1.13 peer also gets the OpenBLAS build ptune links (OpenMP, sharing that pool).
-export MALLOC_MMAP_THRESHOLD_=33554432 MALLOC_TRIM_THRESHOLD_=1073741824 OMP_NUM_THREADS=$(nproc)
+export MALLOC_MMAP_THRESHOLD_=33554432 MALLOC_TRIM_THRESHOLD_=1073741824 MALLOC_ARENA_MAX=1 OMP_NUM_THREADS=$(nproc)
 openmp_blas=/usr/lib/x86_64-linux-gnu/openblas-openmp
 py_env=()
 [[ -f "$openmp_blas/libopenblas.so.0" ]] && py_env=(env "LD_LIBRARY_PATH=$openmp_blas")
@@ -36,6 +40,8 @@ ptune="$root/target/ptune"
 alpaca="${ALPACA:-$root/../shared/data/alpaca_en/alpaca_data.json}"
 small_steps=${SMALL_STEPS:-20}
 medium_steps=${MEDIUM_STEPS:-10}
+large_steps=${LARGE_STEPS:-4}
+configs=${CONFIGS:-small medium gpt2 vocab150k}
 warmup=${WARMUP_STEPS:-2}
 batch=8
 seq=256
@@ -94,6 +100,14 @@ rm -rf "$out/models/small"
 cp -r "$root/examples/stories260k" "$out/models/small"
 "$py" "$here/make_model.py" "$out/models/medium" --hidden 512 --layers 8 --heads 8 --kv-heads 4 \
     --intermediate 1376 --vocab 32000 > "$raw/make_model_medium.json"
+if [[ " $configs " == *" gpt2 "* ]]; then
+    "$py" "$here/make_model.py" "$out/models/gpt2" --model-type gpt2 --hidden 768 --layers 12 --heads 12 \
+        --intermediate 3072 --vocab 50257 > "$raw/make_model_gpt2.json"
+fi
+if [[ " $configs " == *" vocab150k "* ]]; then
+    "$py" "$here/make_model.py" "$out/models/vocab150k" --model-type qwen2 --hidden 896 --layers 4 --heads 14 \
+        --kv-heads 2 --intermediate 4864 --vocab 151936 --tie-word-embeddings > "$raw/make_model_vocab150k.json"
+fi
 "$py" "$here/make_data.py" "$alpaca" "$out/models/small/tokenizer.json" "$out/data.jsonl" \
     --examples 64 --tokens "$seq" > "$raw/make_data.json"
 
@@ -122,6 +136,13 @@ print(json.dumps({"nproc": os.cpu_count(), "cpu": cpu, "torch": torch.__version_
 EOF
 wait_idle
 "${py_env[@]}" "$py" "$here/floor.py" sgemm > "$raw/sgemm.json"
+# The same shapes on transformers' PyTorch wheel (its own BLAS, MKL on x86): shows whether the
+# BLAS each side links decides a comparison.
+if ((with_hf)); then
+    "$hf_py" -c 'import json, re, torch; m = re.search(r"BLAS_INFO=(\w+)", torch.__config__.show()); print(json.dumps({"torch": torch.__version__, "blas": m.group(1) if m else "?"}))' > "$raw/hf_blas.json"
+    wait_idle
+    "$hf_py" "$here/floor.py" sgemm > "$raw/sgemm_hf.json"
+fi
 
 # ---- runs ---------------------------------------------------------------------------------
 : > "$raw/commands.txt"
@@ -149,35 +170,45 @@ record() {  # record NAME CMD...: time CMD with /usr/bin/time -v; log the load a
 }
 
 prompt_len=$("$py" -c 'import json,sys; print(len(json.load(open(sys.argv[1]))["prompt_ids"]))' "$raw/prompt_ids.json")
-for model in small medium; do
-    steps=$small_steps
-    [[ $model == medium ]] && steps=$medium_steps
+for model in $configs; do
+    b=$batch torch_peer=1
+    case $model in
+        small) steps=$small_steps ;;
+        medium) steps=$medium_steps ;;
+        gpt2) steps=$large_steps torch_peer=0 ;;
+        vocab150k) steps=$large_steps b=4 torch_peer=0 ;;
+        *) die "CONFIGS: unknown config '$model' (small, medium, gpt2, vocab150k)" ;;
+    esac
     dir="$out/models/$model"
-    "$py" "$here/floor.py" flops --config "$dir/config.json" --batch-size "$batch" --seq-len "$seq" \
-        --virtual-tokens "$virtual" --label-rows $((batch * (seq - prompt_len))) > "$raw/$model.flops.json"
+    "$py" "$here/floor.py" flops --config "$dir/config.json" --batch-size "$b" --seq-len "$seq" \
+        --virtual-tokens "$virtual" --label-rows $((b * (seq - prompt_len))) > "$raw/$model.flops.json"
     tmp=$(mktemp -d)
     record "$model.ptune" "$ptune" train --model "$dir" --data "$out/data.jsonl" --out "$tmp/adapter" \
-        --virtual-tokens "$virtual" --batch-size "$batch" --max-length "$seq" \
+        --virtual-tokens "$virtual" --batch-size "$b" --max-length "$seq" \
         --max-steps $((steps + warmup)) "${log_every[@]}" --metrics-out "$raw/$model.ptune.metrics.jsonl" \
         --lr 1e-2
     rm -rf "$tmp"
-    record "$model.peer" "${py_env[@]}" "$py" "$here/peer_torch.py" train --model "$dir" --batch-size "$batch" \
-        --seq-len "$seq" --virtual-tokens "$virtual" --steps "$steps" --warmup "$warmup"
+    if ((torch_peer)); then
+        record "$model.peer" "${py_env[@]}" "$py" "$here/peer_torch.py" train --model "$dir" --batch-size "$b" \
+            --seq-len "$seq" --virtual-tokens "$virtual" --steps "$steps" --warmup "$warmup"
+    fi
     if ((with_hf)); then
-        record "$model.hf" "$hf_py" "$here/peer_peft.py" --model "$dir" --batch-size "$batch" \
+        record "$model.hf" "$hf_py" "$here/peer_peft.py" --model "$dir" --batch-size "$b" \
             --seq-len "$seq" --virtual-tokens "$virtual" --steps "$steps" --warmup "$warmup"
     fi
 done
 ((with_hf)) || notes+=(--note "transformers + PEFT were not available ($hf_py; toolchains/peft-env.sh failed), so that peer was not run")
 
 # Where the peer's time goes: one profiled medium step (torch.autograd.profiler, self CPU time).
-wait_idle
-"${py_env[@]}" "$py" "$here/peer_torch.py" train --model "$out/models/medium" --batch-size "$batch" --seq-len "$seq" \
-    --virtual-tokens "$virtual" --warmup 1 --profile > "$raw/medium.peer.profile.json"
+if [[ " $configs " == *" medium "* ]]; then
+    wait_idle
+    "${py_env[@]}" "$py" "$here/peer_torch.py" train --model "$out/models/medium" --batch-size "$batch" --seq-len "$seq" \
+        --virtual-tokens "$virtual" --warmup 1 --profile > "$raw/medium.peer.profile.json"
+fi
 
 # ---- report -------------------------------------------------------------------------------
 bench_end=$(date +%s)
-"$py" "$here/report.py" --out "$out" --results "$here/RESULTS.md" --root "$root" \
+"$py" "$here/report.py" --out "$out" --results "$here/RESULTS.md" --root "$root" --configs "$configs" \
     --batch-size "$batch" --seq-len "$seq" --virtual-tokens "$virtual" --warmup "$warmup" \
     --prompt-len "$prompt_len" --wall-s $((bench_end - bench_start)) "${notes[@]}"
 # ---- generation ---------------------------------------------------------------------------

@@ -6,7 +6,8 @@
 // sizes that are no multiple of the vector width. Fully hidden queries (padding in a left-padded
 // causal batch) must come out as the composed softmax makes them: uniform over all keys. Both
 // builds of the kernel (portable, AVX2 + FMA where the CPU has them) in fp32 and fp64, and
-// central finite differences through the kernel's own backward in fp64.
+// central finite differences through the kernel's own backward in fp64. In a PyTorch 2.x build,
+// libtorch's scaled_dot_product_attention (the CUDA path) against the same reference.
 #include <gtest/gtest.h>
 
 #include <ATen/ATen.h>
@@ -231,6 +232,54 @@ TEST_P(AttentionKernelTest, BackwardMatchesFiniteDifferences) {
   ptune_test::checkComponents(c.name + " k", k, grads.dk, 12, rng, loss, report);
   ptune_test::checkComponents(c.name + " v", v, grads.dv, 12, rng, loss, report);
   std::cout << "[ fused attention FD ] " << c.name << ": worst error / bound " << report.worst_ratio << std::endl;
+}
+
+TEST_P(AttentionKernelTest, LibtorchSdpaEqualsComposedOps) {
+  // The path of CUDA tensors in a PyTorch 2.x build (models::attentionSdpa), checked here on the
+  // CPU, where libtorch's scaled_dot_product_attention runs its own CPU kernels: every mask the
+  // families build, grouped-query heads through enable_gqa, forward and q/k/v gradients, against
+  // the composed ops in fp64. ptune_cuda_tests checks the same on a GPU.
+  if (!models::sdpaAvailable()) {
+    GTEST_SKIP() << "libtorch 1.x has no scaled_dot_product_attention (a PyTorch 2.x build runs this)";
+  }
+  const Case& c = GetParam();
+  const double scale = 1.0 / std::sqrt(static_cast<double>(c.D));
+  const double ulps = ulpsFor(c);
+  for (const at::ScalarType dtype : {at::kDouble, at::kFloat}) {
+    const Inputs ref = inputs(c, at::kDouble, 6);
+    const at::Tensor q = ref.q.to(dtype), k = ref.k.to(dtype), v = ref.v.to(dtype);
+    // Fully hidden queries (padding that sees no key) come out uniform as in the composed ops,
+    // but libtorch's backward gives them other gradients than autograd through the composed
+    // softmax. No loss reads padding, so the weight on them is 0, as in a model: then q, k and v
+    // gradients must agree everywhere.
+    at::Tensor w = ref.w.to(dtype);
+    if (c.causal && c.left_pad && c.past < 3) w[1].narrow(1, 0, 3 - c.past).zero_();
+    const at::Tensor bias = biasOf(c, dtype), bias64 = biasOf(c, at::kDouble);
+    const Result want = run(q.to(at::kDouble), k.to(at::kDouble), v.to(at::kDouble), w.to(at::kDouble),
+                            [&](const at::Tensor& a, const at::Tensor& b, const at::Tensor& d) {
+                              return models::attentionComposed(a, b, d, bias64, scale);
+                            });
+    const Result got = run(q, k, v, w, [&](const at::Tensor& a, const at::Tensor& b, const at::Tensor& d) {
+      return models::attentionSdpa(a, b, d, bias, scale);
+    });
+    const bool fp32 = dtype == at::kFloat;
+    const std::string label = c.name + (fp32 ? " sdpa fp32" : " sdpa fp64");
+    expectClose(label + " out", got.out, want.out, ulps, fp32);
+    expectClose(label + " dq", got.dq, want.dq, 2 * ulps, fp32);
+    expectClose(label + " dk", got.dk, want.dk, 2 * ulps, fp32);
+    expectClose(label + " dv", got.dv, want.dv, 2 * ulps, fp32);
+  }
+}
+
+TEST(AttentionKernel, SdpaIsRefusedWithoutPyTorch2) {
+  if (models::sdpaAvailable()) GTEST_SKIP() << "this build's libtorch has scaled_dot_product_attention";
+  const at::Tensor q = at::randn({1, 2, 3, 4});
+  try {
+    models::attentionSdpa(q, q, q, at::zeros({1, 1, 3, 3}), 0.5);
+    FAIL() << "attentionSdpa ran on libtorch 1.x";
+  } catch (const std::exception& e) {
+    EXPECT_NE(std::string(e.what()).find("scaled_dot_product_attention"), std::string::npos) << e.what();
+  }
 }
 
 TEST(AttentionKernel, RefusesWhatItDoesNotHandle) {

@@ -78,7 +78,9 @@ class FamilyGradientTest : public ::testing::TestWithParam<std::string> {
       }
       // A key bias adds q.b to every score of a query: softmax ignores it, its gradient is 0.
       const bool key_bias = c.name.size() > 8 && c.name.compare(c.name.size() - 8, 8, "key.bias") == 0;
-      if (!key_bias) EXPECT_GT(grad.abs().max().item<double>(), 1e-6) << c.name << ": gradient is zero";
+      if (!key_bias) {
+        EXPECT_GT(grad.abs().max().item<double>(), 1e-6) << c.name << ": gradient is zero";
+      }
       at::Tensor tensor = c.tensor;
       ptune_test::checkComponents(c.name, tensor, grad, per_tensor, rng,
                                   [&] { return loss(model, method, ids, mask).item<double>(); }, report);

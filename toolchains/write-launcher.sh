@@ -11,6 +11,11 @@ here=\$(cd "\$(dirname "\${BASH_SOURCE[0]}")" && pwd)
 # keeping them mapped cut page faults ~2.5x and wall time ~7% on stories260k (farm-bench).
 export MALLOC_MMAP_THRESHOLD_=\${MALLOC_MMAP_THRESHOLD_:-33554432}
 export MALLOC_TRIM_THRESHOLD_=\${MALLOC_TRIM_THRESHOLD_:-1073741824}
+# One malloc arena: the JVM runs ptune on a thread of its own, which glibc gives a secondary
+# arena made of 64 MiB heaps; a step's 32 MiB loss chunks and activations did not fit them and
+# were mapped afresh, so a 56M-model step faulted in twice the pages (1.5M against 0.39M minor
+# faults over 14 steps) and ran at 663-757 tokens/s against 814-826 with one arena (bench/PROFILE.md).
+export MALLOC_ARENA_MAX=\${MALLOC_ARENA_MAX:-1}
 # OpenMP threads that finish early sleep instead of spinning: while another process kept one of
 # 2 cores busy, spinning made a stories260k step 3.7x slower (0.47 s against 0.13 s idle), and
 # passive waiting kept it at 0.15 s, for 8-12% on an idle machine (bench/PROFILE.md). Set

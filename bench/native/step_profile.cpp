@@ -1,5 +1,5 @@
-// The native prompt-tuning step without the JVM: times training micro-steps of a Llama-family
-// model (stories260k, bench/make_model.py's Llama or Qwen2 shapes) through the public façade and,
+// The native prompt-tuning step without the JVM: times training micro-steps of a Llama-family or
+// GPT-2 model (stories260k, bench/make_model.py's Llama, Qwen2 or GPT-2 shapes) through the public façade and,
 // with --trace FILE, records libtorch's profiler over the timed steps (a Chrome trace that
 // bench/profile_report.py sums per op). Batches are random token ids, every row full, labels
 // on every token, as bench/run.sh's data after collation.
@@ -36,15 +36,40 @@
 
 namespace {
 
-/// The Llama-family fields of a config.json, model_type llama or qwen2 (the benchmark's models
-/// only: no rope scaling, no sliding window), read as io.ptune.model.LlamaArchitecture reads them.
-ptune::ModelSpec llamaSpec(const std::string& dir) {
+/// The fields of a GPT-2 config.json (bench/make_model.py --model-type gpt2: gelu_new, tied head),
+/// read as io.ptune.model.Gpt2Architecture reads them.
+ptune::ModelSpec gpt2Spec(const nlohmann::json& c, const std::string& dir) {
+  const std::string act = c.value("activation_function", std::string("gelu_new"));
+  if (act != "gelu_new" && act != "gelu_pytorch_tanh" && act != "gelu_fast") {
+    throw std::runtime_error("activation_function '" + act + "' in " + dir + "/config.json: ptune_step_profile reads the tanh GELUs");
+  }
+  ptune::ModelSpec s{};
+  s.family = static_cast<int32_t>(ptune::ModelFamily::kGpt2);
+  s.activation = static_cast<int32_t>(ptune::Activation::kGeluTanh);
+  s.vocab_size = c.at("vocab_size");
+  s.hidden_size = c.at("n_embd");
+  s.intermediate_size = c.contains("n_inner") && !c["n_inner"].is_null() ? c["n_inner"].get<int64_t>() : 4 * s.hidden_size;
+  s.num_hidden_layers = c.at("n_layer");
+  s.num_attention_heads = c.at("n_head");
+  s.num_key_value_heads = s.num_attention_heads;
+  s.head_dim = s.hidden_size / s.num_attention_heads;
+  s.max_position_embeddings = c.value("n_positions", 1024);
+  s.norm_eps = c.value("layer_norm_epsilon", 1e-5);
+  s.tie_word_embeddings = true;
+  s.first_window_layer = s.num_hidden_layers;
+  return s;
+}
+
+/// The fields of a config.json: model_type llama or qwen2 (the benchmark's models only: no rope
+/// scaling, no sliding window), read as io.ptune.model.LlamaArchitecture reads them, or gpt2.
+ptune::ModelSpec readSpec(const std::string& dir) {
   std::ifstream in(dir + "/config.json");
   if (!in) throw std::runtime_error("cannot read " + dir + "/config.json");
   const nlohmann::json c = nlohmann::json::parse(in);
   const std::string type = c.value("model_type", std::string("llama"));
+  if (type == "gpt2") return gpt2Spec(c, dir);
   if (type != "llama" && type != "qwen2") {
-    throw std::runtime_error("model_type '" + type + "' in " + dir + "/config.json: ptune_step_profile reads llama and qwen2");
+    throw std::runtime_error("model_type '" + type + "' in " + dir + "/config.json: ptune_step_profile reads llama, qwen2 and gpt2");
   }
   if (c.value("use_sliding_window", false)) {
     throw std::runtime_error(dir + "/config.json uses a sliding window; ptune_step_profile reads full attention only");
@@ -170,7 +195,7 @@ int main(int argc, char** argv) {
     ptune::LoadOptions load{};
     parseDevice(device, load);
     load.dtype = parseDtype(dtype);
-    const ptune::ModelSpec spec = llamaSpec(dir);
+    const ptune::ModelSpec spec = readSpec(dir);
     ptune::Model model(dir.c_str(), spec, load);
     ptune::PromptSpec ps{};
     ps.method = parseMethod(method);  // prefix tuning without projection, PEFT's default

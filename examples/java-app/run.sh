@@ -17,7 +17,7 @@ work="$app/target/run"
 rm -rf "$work" && mkdir -p "$work"
 # Run from outside the checkout, on the jars only; JavaCPP extracts the native libraries of the
 # platform jar to ~/.javacpp/cache and logs where it loads them from (debug on).
-export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-passive}
+export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-passive} MALLOC_ARENA_MAX=${MALLOC_ARENA_MAX:-1}
 if ! (cd "$work" && java -Dorg.bytedeco.javacpp.logger.debug=true -cp "$app/target/java-app.jar:$app/target/lib/*" \
     io.ptune.examples.Main "$root/examples/stories260k" "$root/examples/data/max_the_dog.json" "$work/adapter" \
     >"$work/stdout.txt" 2>"$work/stderr.txt"); then

@@ -41,16 +41,22 @@ class LinearCrossEntropyFunction
       const at::Tensor chunk_rows_index = rows.narrow(0, start, len);
       const at::Tensor chunk_targets = targets.narrow(0, start, len).unsqueeze(1);  // (len, 1)
       const at::Tensor h = hidden.index_select(0, chunk_rows_index);               // (len, C)
+      // The chunk's logits are computed into one buffer that then becomes, in place, exp(z - max),
+      // the softmax and d loss / d logits: no other (len, V) tensor is allocated.
       at::Tensor logits = at::matmul(h, weight.t()).to(compute);                   // (len, V)
-      if (has_bias) logits = logits + bias.to(compute);
-      const at::Tensor lse = logits.logsumexp(1, /*keepdim=*/true);                // (len, 1)
-      total += (lse - logits.gather(1, chunk_targets)).sum();
+      if (has_bias) logits.add_(bias.to(compute));
+      const at::Tensor target_logits = logits.gather(1, chunk_targets);           // (len, 1)
+      const at::Tensor row_max = logits.amax(1, /*keepdim=*/true);                 // (len, 1)
+      logits.sub_(row_max).exp_();
+      const at::Tensor sum_exp = logits.sum(1, /*keepdim=*/true);                  // (len, 1)
+      // -log softmax(z)[t] = max + log sum exp(z - max) - z[t]
+      total += (row_max + sum_exp.log() - target_logits).sum();
       if (need_grad) {
         // d loss / d logits = softmax - onehot; d loss / d h = that @ weight
-        at::Tensor dlogits = (logits - lse).exp_();
-        dlogits.scatter_add_(1, chunk_targets, at::full_like(chunk_targets, -1, dlogits.options()));
+        logits.div_(sum_exp);
+        logits.scatter_add_(1, chunk_targets, at::full_like(chunk_targets, -1, logits.options()));
         grad_hidden.index_copy_(0, chunk_rows_index,
-                                at::matmul(dlogits.to(weight.scalar_type()), weight));
+                                at::matmul(logits.to(weight.scalar_type()), weight));
       }
     }
     if (need_grad) ctx->save_for_backward({grad_hidden});

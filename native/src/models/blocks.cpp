@@ -1,6 +1,7 @@
 #include "models/blocks.h"
 
 #include <ATen/ATen.h>
+#include <torch/version.h>
 
 #include <cmath>
 #include <limits>
@@ -175,7 +176,28 @@ at::Tensor attentionBias(const at::Tensor& key_mask, int64_t new_positions, at::
 at::Tensor attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
                      const at::Tensor& bias, double scale, bool causal) {
   if (attention_kernel::applies(q, bias)) return attention_kernel::fused(q, k, v, bias, scale, causal);
+  if (!q.is_cpu() && sdpaAvailable()) return attentionSdpa(q, k, v, bias, scale);
   return attentionComposed(q, k, v, bias, scale);
+}
+
+bool sdpaAvailable() { return TORCH_VERSION_MAJOR >= 2; }
+
+// q (B, H, S, D), k, v (B, G, K, D), bias (B, 1 or H, S, K) in q's dtype -> (B, H, S, D)
+at::Tensor attentionSdpa(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                         const at::Tensor& bias, double scale) {
+  PTUNE_CHECK(q.size(1) % k.size(1) == 0, "attention: ", q.size(1), " query heads over ", k.size(1),
+              " key/value heads");
+#if TORCH_VERSION_MAJOR >= 2
+  // Query head h reads key/value head h / (H / G), as attentionComposed's grouping does.
+  return at::scaled_dot_product_attention(q, k, v, bias.to(q.scalar_type()), /*dropout_p=*/0.0,
+                                          /*is_causal=*/false, scale, /*enable_gqa=*/k.size(1) != q.size(1));
+#else
+  (void)v;
+  (void)bias;
+  (void)scale;
+  throw Error(detail::concat("attention: libtorch ", TORCH_VERSION_MAJOR, ".", TORCH_VERSION_MINOR,
+                             " has no scaled_dot_product_attention (PyTorch 2.x builds have)"));
+#endif
 }
 
 at::Tensor attentionComposed(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,

@@ -87,10 +87,20 @@ at::Tensor attentionBias(const at::Tensor& key_mask, int64_t new_positions, at::
 /// (B, G, K, D) with H % G == 0; bias is (B, 1, S, K) or per head (B, H, S, K), additive, its
 /// lowest value hiding a key. causal: the bias hides every key after slot K - S + i from query i
 /// (decoders), which lets the fused kernel skip them. Returns (B, H, S, D). Softmax in fp32 at
-/// least. On CPU in fp32/fp64 this is the fused kernel (attention/fused_attention.h), elsewhere
-/// attentionComposed().
+/// least. On CPU in fp32/fp64 this is the fused kernel (attention/fused_attention.h); on other
+/// devices, in a PyTorch 2.x build, attentionSdpa(); elsewhere attentionComposed().
 at::Tensor attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
                      const at::Tensor& bias, double scale, bool causal);
+
+/// Whether this build's libtorch has at::scaled_dot_product_attention (PyTorch 2.x; 1.13 has not).
+bool sdpaAvailable();
+
+/// The same through libtorch's at::scaled_dot_product_attention, which picks its fused kernel
+/// for the inputs (on CUDA the memory-efficient one for an additive bias; no (B, H, S, K) scores
+/// are kept for backward) and shares key/value heads itself (enable_gqa). The bias goes in as
+/// the additive mask it is. Throws where !sdpaAvailable().
+at::Tensor attentionSdpa(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                         const at::Tensor& bias, double scale);
 
 /// The same composed from libtorch ops (matmul, softmax, matmul): the fused kernel's reference
 /// and the path of other devices and dtypes.
