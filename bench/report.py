@@ -207,12 +207,8 @@ def main():
     lines += ["```", ""]
     lines += [f"Note: {n}" for n in a.note]
     lines += ["", "## Interpretation", ""]
-    lines += interpretation(by, a)
+    lines += interpretation(by, a, sgemm, sgemm_hf, hf_blas)
     pathlib.Path(a.results).write_text("\n".join(lines) + "\n")
-
-
-def by_rate(a):
-    return json.loads((pathlib.Path(a.out) / "raw" / "sgemm.json").read_text())["rate_flops"]
 
 
 def caveat(by):
@@ -231,12 +227,13 @@ def caveat(by):
             + f"The slowest timed step of a run was up to {spread:.2f}x its fastest.")
 
 
-def interpretation(by, a):
+def interpretation(by, a, sgemm, sgemm_hf, hf_blas):
+    """The reading of the table; sgemm, sgemm_hf and hf_blas are main()'s parsed raw files."""
     out = []
     if all((m, i) in by for m in ("small", "medium") for i in ("ptune", "peer")):
-        out += small_and_medium(by, a)
+        out += small_and_medium(by, a, sgemm)
     out += other_configs(by)
-    out += blas(by, a)
+    out += blas(by, sgemm, sgemm_hf, hf_blas)
     return out + [caveat(by)]
 
 
@@ -261,14 +258,11 @@ def other_configs(by):
     return out
 
 
-def blas(by, a):
+def blas(by, sgemm, sgemm_hf, hf_blas):
     """Whether the BLAS each side links decides the medium comparison."""
-    raw = pathlib.Path(a.out) / "raw"
-    if not (raw / "sgemm_hf.json").exists() or ("medium", "hf") not in by:
+    if sgemm_hf is None or hf_blas is None or ("medium", "hf") not in by:
         return []
-    ours = json.loads((raw / "sgemm.json").read_text())["shapes"]
-    theirs = json.loads((raw / "sgemm_hf.json").read_text())["shapes"]
-    blas_name = json.loads((raw / "hf_blas.json").read_text())["blas"]
+    ours, theirs, blas_name = sgemm["shapes"], sgemm_hf["shapes"], hf_blas["blas"]
     mlp_ours, mlp_theirs = ours[0]["rate_flops_median"], theirs[0]["rate_flops_median"]
     head_ours, head_theirs = ours[3]["rate_flops_median"], theirs[3]["rate_flops_median"]
     lead = by[("medium", "ptune")]["tokens_per_s"] / by[("medium", "hf")]["tokens_per_s"]
@@ -282,13 +276,12 @@ def blas(by, a):
             f"{head_theirs / 1e9:.0f}. ptune's medium lead is {lead:.2f}x, {verdict}"]
 
 
-def small_and_medium(by, a):
+def small_and_medium(by, a, sgemm):
     mp, mq = by[("medium", "ptune")], by[("medium", "peer")]
     sp, sq = by[("small", "ptune")], by[("small", "peer")]
     positions = a.batch_size * (a.seq_len + a.virtual_tokens)
     label_rows = a.batch_size * (a.seq_len - a.prompt_len)
-    rate = by_rate(a)
-    sgemm = json.loads((pathlib.Path(a.out) / "raw" / "sgemm.json").read_text())
+    rate = sgemm["rate_flops"]
     head_rate = min(s["rate_flops_median"] for s in sgemm["shapes"] if s["n"] == 32000)
     medium_ratio = mp["tokens_per_s"] / mq["tokens_per_s"]
     best_ratio = mq["step_s_min"] / mp["step_s_min"]  # throughput ratio of the fastest steps
