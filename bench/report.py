@@ -328,8 +328,10 @@ def small_and_medium(by, a, sgemm):
               f"step and {mp['step_flops_label_rows'] / mp['step_s_min'] / 1e9:.0f} on the fastest, against the "
               f"measured {rate / 1e9:.0f} (LM-head shapes {head_rate / 1e9:.0f}). Besides contention, the rest of "
               "a step is what the floor leaves out: ptune's fused attention (head_dim 64) runs its dot products "
-              "below the sgemm rate (vector loops over keys, not a tuned GEMM), and RMSNorm, rotary and the MLP's "
-              "activation and their backward are memory-bound elementwise passes.")
+              "below the sgemm rate (vector loops over keys, not a tuned GEMM), OpenBLAS zeroes each GEMM's output "
+              "and packs its operands before multiplying, and RMSNorm, rotary and SiLU-up with their backward are "
+              "memory-bound passes (one each, fused). The floor's rate is measured in the same run and moves with "
+              "the host's load from run to run, so compare fractions within one run.")
     third = (f"- Small (stories260k, hidden 64, head_dim 8) is nowhere near its floor (ptune "
              f"{sp['fraction_of_floor']:.3f}, peer {sq['fraction_of_floor']:.3f}): a step is only "
              f"{sp['step_flops_dense'] / 1e9:.1f} GFLOP, and its time goes to the fused attention "

@@ -209,6 +209,43 @@ TEST_F(GenerationTest, EosStopsARowAndPadsTheRest) {
   }
 }
 
+TEST_F(GenerationTest, StopCheckIntervalChangesNothing) {
+  // On a GPU decode() reads "all rows finished" on the host every kDeviceStopCheckEvery steps
+  // only; rows finishing between checks decode discarded tokens. Tokens and lengths must equal
+  // the every-step check's, whether the batch ends on a checked step or between two.
+  const std::vector<int64_t> lily = ptune_test::lilyWithBos();
+  at::Tensor ids = at::zeros({2, 4}, kLong), mask = at::ones({2, 4}, kLong);
+  for (int64_t t = 0; t < 4; ++t) {
+    ids[0][t] = lily[static_cast<size_t>(t)];
+    ids[1][t] = lily[static_cast<size_t>(t + 6)];
+  }
+  std::vector<int64_t> lengths;
+  const std::vector<int64_t> free0 = row(run(nullptr, ids, mask, {}, greedy(20), lengths), 0);
+  const std::vector<int64_t> free1 = row(run(nullptr, ids, mask, {}, greedy(20), lengths), 1);
+  at::NoGradGuard no_grad;
+  const at::Tensor pads = at::full({2}, 7, kLong);
+  const auto decodeWith = [&](const std::vector<int64_t>& limits, const std::vector<int64_t>& eos, int64_t every,
+                              std::vector<int64_t>& out_lengths) {
+    prompt::PreparedInput prepared = prompt::prepareInput(*model_, nullptr, ids, mask, false);
+    return generate::decode(
+        *model_, prepared, limits, eos, pads, [](const at::Tensor& logits, int64_t) { return logits.argmax(-1); },
+        out_lengths, every);
+  };
+  // EOS = row 0's token at step 3 (ends row 0 there, row 1 runs on); per-row limits 20 and 11.
+  for (const auto& [limits, eos] : {std::pair{std::vector<int64_t>{20, 11}, std::vector<int64_t>{free0[3]}},
+                                    {std::vector<int64_t>{20, 20}, std::vector<int64_t>{}},
+                                    {std::vector<int64_t>{5, 2}, std::vector<int64_t>{free1[0]}}}) {
+    std::vector<int64_t> want_lengths;
+    const at::Tensor want = decodeWith(limits, eos, 1, want_lengths);
+    for (const int64_t every : {int64_t{3}, generate::kDeviceStopCheckEvery, int64_t{50}}) {
+      std::vector<int64_t> got_lengths;
+      const at::Tensor got = decodeWith(limits, eos, every, got_lengths);
+      EXPECT_TRUE(at::equal(got, want)) << "check every " << every << " steps";
+      EXPECT_EQ(got_lengths, want_lengths) << "check every " << every << " steps";
+    }
+  }
+}
+
 TEST_F(GenerationTest, PadIdOutsideTheVocabularyIsOnlyWritten) {
   // pad_token_id is "written after a row has finished" (ptune.h): it is output, never input,
   // so a value outside the vocabulary (e.g. -1 for "none") must work while other rows go on.

@@ -133,6 +133,74 @@ TEST(AdamWTest, RejectsBadArguments) {
             std::string::npos);
 }
 
+TEST(AdamWTest, MultiTensorUpdateEqualsPerTensorKernel) {
+  // The CUDA path of the trainer's optimizer step (libtorch's fused multi-tensor AdamW), run here
+  // on CPU tensors against the single-pass kernel: three parameters, two learning rates (a
+  // P-tuning encoder's own rate), one joining late (its bias correction starts at step 1).
+  using ptune::optim::AdamWImpl;
+  using ptune::optim::AdamWSlot;
+  if (!ptune::optim::multiTensorAdamwAvailable()) {
+    const AdamWSlot slot{at::zeros({2}), at::ones({2}), at::zeros({2}), at::zeros({2}), 1, 1e-3};
+    EXPECT_THROW(ptune::optim::adamwStepAll({slot}, {1e-3, 0.9, 0.999, 1e-8, 0.0}, AdamWImpl::kMultiTensor),
+                 ptune::Error);
+    GTEST_SKIP() << "libtorch 1.x has no multi-tensor fused AdamW (its refusal checked)";
+  }
+  at::manual_seed(9);
+  const AdamWHyper hyper{0.0, 0.9, 0.999, 1e-8, 0.01};
+  const std::vector<at::Tensor> initial = {at::randn({5, 7}), at::randn({13}), at::randn({3, 4})};
+  const double rates[] = {1e-2, 1e-2, 3e-3};
+  struct State {
+    std::vector<at::Tensor> p, m, v;
+    std::vector<int64_t> step;
+  };
+  const auto fresh = [&] {
+    State s;
+    for (const auto& t : initial) {
+      s.p.push_back(t.clone());
+      s.m.push_back(at::zeros_like(t));
+      s.v.push_back(at::zeros_like(t));
+      s.step.push_back(0);
+    }
+    return s;
+  };
+  State per = fresh(), multi = fresh();
+  for (int step = 0; step < 10; ++step) {
+    for (auto* s : {&per, &multi}) {
+      std::vector<AdamWSlot> slots;
+      for (size_t i = 0; i < initial.size(); ++i) {
+        if (i == 2 && step < 4) continue;  // joins at the fifth step
+        at::manual_seed(100 + step * 10 + static_cast<int64_t>(i));
+        s->step[i] += 1;
+        slots.push_back({s->p[i], at::randn(initial[i].sizes()), s->m[i], s->v[i], s->step[i], rates[i]});
+      }
+      ptune::optim::adamwStepAll(slots, hyper, s == &per ? AdamWImpl::kPerTensor : AdamWImpl::kMultiTensor);
+    }
+  }
+  for (size_t i = 0; i < initial.size(); ++i) {
+    // Ten updates of a few rounded operations each, relative to each tensor's magnitude.
+    for (const auto& [a, b] : {std::pair{multi.p[i], per.p[i]}, {multi.m[i], per.m[i]}, {multi.v[i], per.v[i]}}) {
+      const double tol = ptune_test::fp32Tolerance(b.abs().max().item<double>(), 10 * ptune_test::kElementwiseUlps);
+      EXPECT_LE((a - b).abs().max().item<double>(), tol) << "parameter " << i;
+    }
+  }
+}
+
+TEST(ClipGradNormTest, DevicePathEqualsHostPath) {
+  // clipGradNormOnDevice (CUDA tensors: norms and factor on the device) on CPU tensors against
+  // the double-precision host path, below and above the limit.
+  at::manual_seed(6);
+  for (const double max_norm : {100.0, 1.0, 0.0}) {
+    const std::vector<at::Tensor> base = {at::randn({4, 9}), at::randn({31}) * 3.0};
+    std::vector<at::Tensor> host = {base[0].clone(), base[1].clone()}, device = {base[0].clone(), base[1].clone()};
+    const double want = clipGradNorm(host, max_norm), got = ptune::optim::clipGradNormOnDevice(device, max_norm);
+    EXPECT_NEAR(got, want, ptune_test::fp32Tolerance(want)) << "max_norm " << max_norm;
+    for (size_t i = 0; i < base.size(); ++i) {
+      const double tol = ptune_test::fp32Tolerance(host[i].abs().max().item<double>(), ptune_test::kElementwiseUlps);
+      EXPECT_LE((device[i] - host[i]).abs().max().item<double>(), tol) << "max_norm " << max_norm;
+    }
+  }
+}
+
 TEST(ClipGradNormTest, ScalesOnlyAboveMaxAndReturnsNormBeforeClipping) {
   // Global norm of {(3, 4), (12)} = sqrt(9 + 16 + 144) = 13.
   auto grads = [] {

@@ -842,16 +842,17 @@ void PromptTrainer::Impl::finishMicroStep(double weight, const std::vector<promp
                                               options.warmup_steps, options.total_steps);
   stats.learning_rate = options.learning_rate * factor;
   optimizer_steps += 1;
+  std::vector<optim::AdamWSlot> slots;
   for (size_t i = 0; i < params.size(); ++i) {
     prompt::NamedParameter& p = *params[i];
     const double lr = (p.learning_rate > 0 ? p.learning_rate : options.learning_rate) * factor;
     Moments& m = momentsOf(p);
     m.step += 1;
-    at::Tensor param = p.tensor.detach();  // shares storage: the update lands in the parameter
-    optim::adamwStep(param, grads[i], m.exp_avg, m.exp_avg_sq, m.step,
-                     {lr, options.adam_beta1, options.adam_beta2, options.adam_epsilon, options.weight_decay});
-    grads[i].zero_();
+    // detach() shares storage: the update lands in the parameter
+    slots.push_back({p.tensor.detach(), grads[i], m.exp_avg, m.exp_avg_sq, m.step, lr});
   }
+  optim::adamwStepAll(slots, {0.0, options.adam_beta1, options.adam_beta2, options.adam_epsilon, options.weight_decay});
+  for (auto& g : grads) g.zero_();
   stats.optimizer_stepped = true;
   stats.optimizer_step = optimizer_steps;
 }

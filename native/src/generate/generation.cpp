@@ -81,7 +81,8 @@ at::Tensor generate(const models::Backbone& model, const prompt::PromptMethodImp
 
 at::Tensor decode(const models::Backbone& model, prompt::PreparedInput& prepared,
                   const std::vector<int64_t>& limits, const std::vector<int64_t>& eos_ids,
-                  const at::Tensor& pads, const TokenSelector& select, std::vector<int64_t>& lengths) {
+                  const at::Tensor& pads, const TokenSelector& select, std::vector<int64_t>& lengths,
+                  int64_t stop_check_every) {
   const int64_t B = prepared.input.embeds.size(0);
   PTUNE_CHECK(static_cast<int64_t>(limits.size()) == B && pads.numel() == B, "decode: ", limits.size(),
               " limits and ", pads.numel(), " pad ids for ", B, " rows");
@@ -94,6 +95,8 @@ at::Tensor decode(const models::Backbone& model, prompt::PreparedInput& prepared
   const at::Tensor eos = at::tensor(eos_ids, long_opts);
   const at::Tensor limit = at::tensor(limits, long_opts);  // (B)
   at::Tensor finished = limit.le(0);                        // (B) bool: a row of 0 new tokens is done
+  at::Tensor new_tokens = at::zeros({B}, long_opts);        // (B) lengths, on the device until the end
+  if (stop_check_every <= 0) stop_check_every = model.device().is_cpu() ? 1 : kDeviceStopCheckEvery;
 
   // The cache starts from the prefix (if any): it is never recomputed.
   const heads::LmHead& head = model.requireHead();
@@ -107,14 +110,10 @@ at::Tensor decode(const models::Backbone& model, prompt::PreparedInput& prepared
     at::Tensor next = select(logits, step);  // (B)
     next = at::where(finished, pads, next);
     out.select(1, step).copy_(next);
-    const at::Tensor finished_host = finished.to(at::kCPU);  // a no-op on CPU
-    const auto* finished_ptr = finished_host.data_ptr<bool>();
-    for (int64_t b = 0; b < B; ++b) {
-      if (!finished_ptr[b]) lengths[static_cast<size_t>(b)] = step + 1;
-    }
+    new_tokens.masked_fill_(finished.logical_not(), step + 1);
     if (eos.numel() > 0) finished = finished.logical_or(at::isin(next, eos));
     finished = finished.logical_or(limit.le(step + 1));
-    if (finished.all().item<bool>() || step + 1 == N) break;
+    if (step + 1 == N || ((step + 1) % stop_check_every == 0 && finished.all().item<bool>())) break;
     // Finished rows keep decoding token 0 (pad_token_id need not be a vocabulary id) whose
     // result is discarded; the batch stays whole.
     models::BackboneInput next_input;
@@ -125,6 +124,8 @@ at::Tensor decode(const models::Backbone& model, prompt::PreparedInput& prepared
     next_position = next_position + 1;
     logits = head.logits(hidden.select(1, -1));
   }
+  const at::Tensor lengths_host = new_tokens.to(at::kCPU);
+  for (int64_t b = 0; b < B; ++b) lengths[static_cast<size_t>(b)] = lengths_host.data_ptr<int64_t>()[b];
   return out;
 }
 

@@ -36,9 +36,17 @@ using TokenSelector = std::function<at::Tensor(const at::Tensor& logits, int64_t
 /// left-padded) input once, its cache starting from the prefixes, then one position per step.
 /// limits (B) caps each row's new tokens (N = their maximum); pads (B) int64 is written after a
 /// row finished (EOS or its limit). Returns (B, N) and fills lengths (B), EOS included.
+/// Whether every row has finished is read on the host (a synchronisation on a GPU) every
+/// `stop_check_every` steps: 0 picks 1 on CPU, where the read costs nothing, and
+/// kDeviceStopCheckEvery elsewhere, so the host queues several steps ahead of the device; rows
+/// that finish in between decode discarded tokens, and the result is the same.
 at::Tensor decode(const models::Backbone& model, prompt::PreparedInput& prepared,
                   const std::vector<int64_t>& limits, const std::vector<int64_t>& eos_ids,
-                  const at::Tensor& pads, const TokenSelector& select, std::vector<int64_t>& lengths);
+                  const at::Tensor& pads, const TokenSelector& select, std::vector<int64_t>& lengths,
+                  int64_t stop_check_every = 0);
+
+/// Steps between decode()'s checks for a finished batch on a GPU.
+constexpr int64_t kDeviceStopCheckEvery = 8;
 
 /// method may be null; ids, mask are (B, T) left-padded; returns (B, N) tokens (pad after a
 /// row finished) and fills lengths (B) with tokens generated per row, EOS included.

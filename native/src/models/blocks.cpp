@@ -10,6 +10,7 @@
 #include "core/check.h"
 #include "core/dtypes.h"
 #include "models/attention/fused_attention.h"
+#include "models/elementwise/fused.h"
 
 namespace ptune::models {
 namespace {
@@ -19,6 +20,9 @@ at::ScalarType computeType(const at::Tensor& x) {
 }  // namespace
 
 at::Tensor rmsNorm(const at::Tensor& x, const at::Tensor& weight, double eps) {
+  if (elementwise::applies(x) && weight.scalar_type() == x.scalar_type() && weight.device() == x.device()) {
+    return elementwise::rmsNorm(x, weight, eps);
+  }
   const at::Tensor xf = x.to(computeType(x));
   const at::Tensor variance = xf.pow(2).mean(-1, /*keepdim=*/true);
   return weight * (xf * at::rsqrt(variance + eps)).to(x.scalar_type());
@@ -35,8 +39,9 @@ at::Tensor activate(const at::Tensor& x, Activation kind) {
     case Activation::kGeluExact:
       return at::gelu(x);
     case Activation::kGeluTanh:
-      // transformers' NewGELUActivation: 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))
-      return 0.5 * x * (1.0 + at::tanh(std::sqrt(2.0 / M_PI) * (x + 0.044715 * at::pow(x, 3.0))));
+      // transformers' NewGELUActivation, 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))): the same
+      // formula as libtorch's tanh-approximate GELU, one op and one backward instead of nine.
+      return at::gelu(x, "tanh");
     case Activation::kGeluBloom:
       // bloom_gelu_forward: x * 0.5 * (1 + tanh(0.79788456 x (1 + 0.044715 x^2)))
       return x * 0.5 * (1.0 + at::tanh(0.79788456 * x * (1 + 0.044715 * x * x)));
@@ -44,6 +49,14 @@ at::Tensor activate(const at::Tensor& x, Activation kind) {
       return at::relu(x);
   }
   throw Error(detail::concat("unknown activation ", static_cast<int32_t>(kind)));
+}
+
+at::Tensor gatedActivation(const at::Tensor& gate, const at::Tensor& up, Activation kind) {
+  if (kind == Activation::kSilu && elementwise::applies(gate) && up.scalar_type() == gate.scalar_type() &&
+      up.sizes() == gate.sizes()) {
+    return elementwise::siluMul(gate, up);
+  }
+  return activate(gate, kind) * up;
 }
 
 bool fewRows(const at::Tensor& x) {
@@ -127,6 +140,13 @@ at::Tensor rotateHalf(const at::Tensor& x) {
 
 at::Tensor applyRotary(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin) {
   return x * cos + rotateHalf(x) * sin;
+}
+
+at::Tensor rotaryHeads(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin) {
+  if (elementwise::applies(x) && cos.scalar_type() == x.scalar_type() && x.stride(3) == 1) {
+    return elementwise::rotaryHeads(x, cos, sin);
+  }
+  return applyRotary(x.transpose(1, 2), cos, sin);
 }
 
 std::vector<double> alibiSlopes(int64_t heads) {

@@ -15,6 +15,7 @@
 namespace ptune::models {
 
 /// x is (..., C), weight is (C). Normalises in fp32 at least, as transformers' LlamaRMSNorm.
+/// CPU fp32/fp64: one fused kernel (elementwise/fused.h); elsewhere composed libtorch ops.
 at::Tensor rmsNorm(const at::Tensor& x, const at::Tensor& weight, double eps);
 
 /// x is (..., C), weight and bias are (C): torch.nn.LayerNorm.
@@ -22,6 +23,10 @@ at::Tensor layerNorm(const at::Tensor& x, const at::Tensor& weight, const at::Te
 
 /// The activation `kind` (ptune::Activation) applied elementwise.
 at::Tensor activate(const at::Tensor& x, Activation kind);
+
+/// activate(gate, kind) * up: the gated MLP of Llama-family blocks. SiLU on CPU in fp32/fp64 is
+/// one fused kernel (elementwise/fused.h).
+at::Tensor gatedActivation(const at::Tensor& gate, const at::Tensor& up, Activation kind);
 
 /// x (..., in) @ weight (out, in)^T + bias (out) or no bias when undefined. At most kFewRows rows
 /// of x (decoding) go through rowsTimesMatrix.
@@ -50,8 +55,13 @@ class Rotary {
   at::Tensor inv_freq_;  // (D/2) fp32
 };
 
-/// x is (B, heads, S, D); cos, sin are (B, 1, S, D).
+/// x is (B, heads, S, D); cos, sin are (B, 1, S, D): x * cos + rotate_half(x) * sin, composed.
 at::Tensor applyRotary(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin);
+
+/// The same for x in the projections' layout (B, S, heads, D), returning (B, heads, S, D): on CPU
+/// in fp32/fp64 one fused kernel that also moves the heads (elementwise/fused.h), elsewhere
+/// applyRotary(x.transpose(1, 2), cos, sin).
+at::Tensor rotaryHeads(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin);
 
 /// ALiBi slopes (H) as BLOOM's build_alibi_tensor: for c = 2^floor(log2 H), (2^(-8/c))^k for
 /// k = 1..c, then for the remaining H - c heads the odd powers (2^(-4/c))^k, k = 1, 3, 5, ...

@@ -80,9 +80,9 @@ class Llama final : public Backbone {
       h = h + attentionBlock(layer, rmsNorm(h, layer.input_norm, spec_.norm_eps), cos, sin,
                              windowed ? window_bias : bias, cache, i);
       const at::Tensor x = rmsNorm(h, layer.post_norm, spec_.norm_eps);
-      const at::Tensor gated = activate(linear(x, layer.gate_proj, layer.gate_bias),
-                                        static_cast<Activation>(spec_.activation)) *
-                               linear(x, layer.up_proj, layer.up_bias);
+      const at::Tensor gated = gatedActivation(linear(x, layer.gate_proj, layer.gate_bias),
+                                               linear(x, layer.up_proj, layer.up_bias),
+                                               static_cast<Activation>(spec_.activation));
       h = h + linear(gated, layer.down_proj, layer.down_bias);
     }
     if (cache != nullptr) cache->key_mask = full_mask;
@@ -141,11 +141,9 @@ class Llama final : public Backbone {
     const int64_t B = x.size(0), S = x.size(1);
     const int64_t H = spec_.num_attention_heads, G = spec_.num_key_value_heads, D = spec_.head_dim;
     // q (B, H, S, D), k and v (B, G, S, D)
-    at::Tensor q = linear(x, layer.q_proj, layer.q_bias).view({B, S, H, D}).transpose(1, 2);
-    at::Tensor k = linear(x, layer.k_proj, layer.k_bias).view({B, S, G, D}).transpose(1, 2);
+    const at::Tensor q = rotaryHeads(linear(x, layer.q_proj, layer.q_bias).view({B, S, H, D}), cos, sin);
+    at::Tensor k = rotaryHeads(linear(x, layer.k_proj, layer.k_bias).view({B, S, G, D}), cos, sin);
     at::Tensor v = linear(x, layer.v_proj, layer.v_bias).view({B, S, G, D}).transpose(1, 2);
-    q = applyRotary(q, cos, sin);
-    k = applyRotary(k, cos, sin);
     // Cached keys were rotated with their own positions; prefixes enter the cache unrotated.
     appendToCache(cache, layer_index, k, v);
     const at::Tensor out = attention(q, k, v, bias, 1.0 / std::sqrt(static_cast<double>(D)), true);

@@ -1,8 +1,10 @@
 #include "optim/adamw.h"
 
 #include <ATen/ATen.h>
+#include <torch/version.h>
 
 #include <cmath>
+#include <map>
 
 #include "core/check.h"
 
@@ -62,7 +64,70 @@ void adamwStep(at::Tensor& param, const at::Tensor& grad, at::Tensor& exp_avg,
   }
 }
 
+bool multiTensorAdamwAvailable() {
+#if TORCH_VERSION_MAJOR >= 2
+  return true;
+#else
+  return false;
+#endif
+}
+
+void adamwStepAll(const std::vector<AdamWSlot>& slots, const AdamWHyper& hyper, AdamWImpl impl) {
+  if (slots.empty()) return;
+  const bool multi = impl == AdamWImpl::kMultiTensor ||
+                     (impl == AdamWImpl::kAuto && !slots[0].param.device().is_cpu() && multiTensorAdamwAvailable());
+  if (!multi) {
+    for (const AdamWSlot& s : slots) {
+      at::Tensor param = s.param;
+      at::Tensor exp_avg = s.exp_avg, exp_avg_sq = s.exp_avg_sq;
+      adamwStep(param, s.grad, exp_avg, exp_avg_sq, s.step, {s.lr, hyper.beta1, hyper.beta2, hyper.eps, hyper.weight_decay});
+    }
+    return;
+  }
+  PTUNE_CHECK(multiTensorAdamwAvailable(),
+              "AdamW: the multi-tensor fused update needs a PyTorch 2.x build (this libtorch is ", TORCH_VERSION, ")");
+#if TORCH_VERSION_MAJOR >= 2
+  // Group by learning rate: _fused_adamw_ takes one rate per call.
+  std::map<double, std::vector<size_t>> groups;
+  for (size_t i = 0; i < slots.size(); ++i) {
+    const AdamWSlot& s = slots[i];
+    PTUNE_CHECK(s.step >= 1, "AdamW: step counts from 1");
+    PTUNE_CHECK(s.param.scalar_type() == at::kFloat || s.param.scalar_type() == at::kDouble,
+                "AdamW: parameters must be fp32 or fp64 (master weights)");
+    groups[s.lr].push_back(i);
+  }
+  for (const auto& [lr, members] : groups) {
+    std::vector<at::Tensor> params, grads, exp_avgs, exp_avg_sqs, steps;
+    for (const size_t i : members) {
+      const AdamWSlot& s = slots[i];
+      params.push_back(s.param);
+      grads.push_back(s.grad);
+      exp_avgs.push_back(s.exp_avg);
+      exp_avg_sqs.push_back(s.exp_avg_sq);
+      // The step after the update, as torch.optim.AdamW increments state['step'] first; a fill on
+      // the device (no copy from the host to wait for).
+      steps.push_back(at::full({}, static_cast<double>(s.step), s.param.options().dtype(at::kFloat)));
+    }
+    at::_fused_adamw_(params, grads, exp_avgs, exp_avg_sqs, /*max_exp_avg_sqs=*/{}, steps, lr, hyper.beta1,
+                      hyper.beta2, hyper.weight_decay, hyper.eps, /*amsgrad=*/false, /*maximize=*/false);
+  }
+#endif
+}
+
+double clipGradNormOnDevice(const std::vector<at::Tensor>& grads, double max_norm) {
+  if (grads.empty()) return 0.0;
+  std::vector<at::Tensor> norms;
+  for (const auto& g : grads) norms.push_back(at::norm(g));
+  const at::Tensor total = at::stack(norms).norm();
+  if (max_norm > 0) {
+    const at::Tensor coef = (max_norm / (total + 1e-6)).clamp_max(1.0);
+    for (const auto& g : grads) g.mul_(coef);  // a no-op factor of 1 below max_norm, as torch
+  }
+  return total.item<double>();  // the one synchronisation
+}
+
 double clipGradNorm(const std::vector<at::Tensor>& grads, double max_norm) {
+  if (!grads.empty() && !grads[0].device().is_cpu()) return clipGradNormOnDevice(grads, max_norm);
   double sum_sq = 0.0;
   for (const auto& g : grads) sum_sq += g.to(at::kDouble).pow(2).sum().item<double>();
   const double total = std::sqrt(sum_sq);

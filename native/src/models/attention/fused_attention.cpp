@@ -5,8 +5,6 @@
 #include <ATen/record_function.h>
 #include <torch/csrc/autograd/custom_function.h>
 
-#include <cstdlib>
-#include <cstring>
 #include <type_traits>
 
 #include "core/check.h"
@@ -125,21 +123,7 @@ class FusedAttentionFunction : public torch::autograd::Function<FusedAttentionFu
   }
 };
 
-bool cpuHasAvx2() {
-#if defined(__x86_64__) || defined(__i386__)
-  return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-#else
-  return false;
-#endif
-}
-
 }  // namespace
-
-Variant defaultVariant() {
-  const char* capability = std::getenv("ATEN_CPU_CAPABILITY");
-  if (capability != nullptr && std::strcmp(capability, "default") == 0) return Variant::kBase;
-  return cpuHasAvx2() ? Variant::kAvx2 : Variant::kBase;
-}
 
 bool applies(const at::Tensor& q, const at::Tensor& bias) {
   return q.device().is_cpu() && (q.scalar_type() == at::kFloat || q.scalar_type() == at::kDouble) &&
@@ -158,7 +142,7 @@ at::Tensor fused(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, 
   PTUNE_CHECK(!causal || K >= S, "fused attention: causal with fewer keys than queries");
   PTUNE_CHECK(applies(q, bias) && k.scalar_type() == q.scalar_type() && v.scalar_type() == q.scalar_type(),
               "fused attention: CPU fp32/fp64 tensors of one dtype expected");
-  PTUNE_CHECK(variant == Variant::kBase || (cpuHasAvx2() && q.scalar_type() == at::kFloat) ||
+  PTUNE_CHECK(variant == Variant::kBase || (cpuHasAvx2Fma() && q.scalar_type() == at::kFloat) ||
                   q.scalar_type() == at::kDouble,
               "fused attention: this CPU has no AVX2/FMA");
   return FusedAttentionFunction::apply(q, k, v, bias, scale, causal, static_cast<int64_t>(variant));

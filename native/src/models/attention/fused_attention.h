@@ -5,12 +5,13 @@
 
 #include <ATen/core/Tensor.h>
 
+#include "core/cpu_features.h"
+
 namespace ptune::models::attention_kernel {
 
-/// Which build of the kernel runs: kAvx2 where the CPU has AVX2 and FMA, unless
-/// ATEN_CPU_CAPABILITY=default asks for the portable code everywhere (as it does of libtorch).
-enum class Variant { kBase, kAvx2 };
-Variant defaultVariant();
+/// Which build of the kernel runs (core/cpu_features.h).
+using Variant = KernelVariant;
+inline Variant defaultVariant() { return defaultKernelVariant(); }
 
 /// Whether fused() handles these inputs: CPU tensors, fp32 or fp64, bias without gradient.
 bool applies(const at::Tensor& q, const at::Tensor& bias);
