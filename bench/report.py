@@ -121,7 +121,7 @@ def main():
         f"steps after the first {a.warmup}. All run with the glibc settings ptune's launcher uses "
         "(`MALLOC_MMAP_THRESHOLD_=33554432 MALLOC_TRIM_THRESHOLD_=1073741824 MALLOC_ARENA_MAX=1`) and "
         f"`OMP_NUM_THREADS={machine['nproc']}`, exported by run.sh (ptune's launcher also sets its default "
-        "`OMP_WAIT_POLICY=passive`, about 10% slower than spinning on an idle machine; the peers spin); ptune and "
+        "`OMP_WAIT_POLICY=passive`, as fast as spinning on an idle machine since libptune runs its kernels on OpenMP too, bench/PROFILE.md; the peers spin); ptune and "
         "the torch 1.13 peer use the same "
         "libtorch and OpenBLAS (its OpenMP build); transformers + PEFT run on the PyTorch wheel "
         "(its own BLAS) from `toolchains/peft-env.sh`.",
