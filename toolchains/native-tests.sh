@@ -2,7 +2,8 @@
 # Runs the native suite (Google Test, through ctest) once per kernel configuration of
 # toolchains/kernels.sh.
 # Usage: native-tests.sh BUILD_DIR REPORT_DIR [all|own]
-# Writes REPORT_DIR/native-<name>/{report.xml,output.log,exit-code}. Exits 0 once every
+# Writes REPORT_DIR/native-<name>/{<test binary>.xml,output.log,exit-code}: one Google Test report
+# per binary ctest runs (ptune_native_tests; ptune_cuda_tests too in a CUDA build). Exits 0 once every
 # configuration has run, passed or not: toolchains/test-summary.sh (after the Java suite) decides
 # the build's result, so a native failure never hides a Java one, nor the reverse.
 set -euo pipefail
@@ -21,7 +22,7 @@ while read -r name suites settings; do
   # OPENBLAS_VERBOSE=2 makes OpenBLAS print the core it runs ("Core: Haswell") into the log.
   # ctest --verbose prefixes the test's lines with "1: "; the log keeps them as the binary wrote them.
   set +e
-  (cd "$build_dir" && env "${env_args[@]}" OPENBLAS_VERBOSE=2 GTEST_OUTPUT="xml:$out/report.xml" \
+  (cd "$build_dir" && env "${env_args[@]}" OPENBLAS_VERBOSE=2 GTEST_OUTPUT="xml:$out/" \
       ctest --verbose) 2>&1 | sed -E 's/^[0-9]+: //' >"$out/output.log"
   rc="${PIPESTATUS[0]}"
   set -e

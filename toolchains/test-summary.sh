@@ -3,7 +3,7 @@
 # if any run failed or did not report. Runs after the native and the Java suites have both run
 # (neither stops the build by itself), so one suite's failure never hides the other's.
 # Usage: test-summary.sh REPORT_DIR [all|own]
-#   REPORT_DIR/native-<name>/  report.xml (Google Test), exit-code, output.log
+#   REPORT_DIR/native-<name>/  *.xml (Google Test, one per test binary), exit-code, output.log
 #   REPORT_DIR/java-<name>/    TEST-*.xml (Surefire)
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
@@ -11,18 +11,22 @@ source "$here/kernels.sh"
 report_dir="$1" selection="${2:-all}"
 matrix="$(kernel_matrix "$selection")"
 
-# Counts (tests failures errors skipped) of the <testsuite(s)> elements of the XML reports given.
+# Counts (tests failures errors skipped) over the XML reports given. Surefire writes one
+# <testsuite> per file with a skipped count; Google Test a <testsuites> total whose tests include
+# those skipped with GTEST_SKIP, each a <testcase ... result="skipped">, and per-suite elements
+# that would count everything twice.
 counts() {
   awk '
-    /<testsuites? / && !/<testsuites? .*<testsuite / {
-      if ($0 ~ /<testsuites /) { top = 1 } else if (top) { next }
-      for (i = 1; i <= 4; i++) {
-        key = (i == 1 ? "tests" : i == 2 ? "failures" : i == 3 ? "errors" : (top ? "disabled" : "skipped"))
-        if (match($0, " " key "=\"[0-9]+\"")) v[i] += substr($0, RSTART + length(key) + 3, RLENGTH - length(key) - 4)
-      }
-      if (top) exit
+    function add(line, keys,   n, k, i) {
+      n = split(keys, k, " ")
+      for (i = 1; i <= n; i++)
+        if (match(line, " " k[i] "=\"[0-9]+\"")) v[k[i]] += substr(line, RSTART + length(k[i]) + 3, RLENGTH - length(k[i]) - 4)
     }
-    END { printf "%d %d %d %d\n", v[1], v[2], v[3], v[4] }' "$@"
+    FNR == 1 { gtest = 0 }
+    /<testsuites / { gtest = 1; add($0, "tests failures errors"); next }
+    /<testsuite / { if (!gtest) add($0, "tests failures errors skipped"); next }
+    gtest && /<testcase / && /result="skipped"/ { v["skipped"]++ }
+    END { printf "%d %d %d %d\n", v["tests"], v["failures"], v["errors"], v["skipped"] }' "$@"
 }
 
 # Class.method of every failing or erroring test case in the reports given.
@@ -47,7 +51,7 @@ while read -r name suites settings; do
     dir="$report_dir/$suite-$name"
     label="$(printf '%-6s %-17s %-30s' "$suite" "$name" "${settings:--}")"
     if [[ "$suite" == native ]]; then
-      reports=("$dir/report.xml")
+      reports=("$dir"/*.xml)
       core="$(grep -m1 -o 'Core: [A-Za-z0-9]*' "$dir/output.log" 2>/dev/null || true)"
       [[ -n "$core" ]] && label="$label ${core#Core: }"
     else
@@ -65,7 +69,7 @@ while read -r name suites settings; do
       echo "$label  $tests tests, $failures failed, $errors errors: $(failing "${reports[@]}")"
       [[ "$exit_code" != 0 ]] && ((failures + errors == 0)) && echo "    exit code $exit_code: see $dir/output.log"
     else
-      echo "$label  $tests tests passed$( ((skipped > 0)) && echo ", $skipped skipped")"
+      echo "$label  $((tests - skipped)) tests passed$( ((skipped > 0)) && echo ", $skipped skipped")"
     fi
   done
 done <<<"$matrix"
