@@ -244,7 +244,9 @@ def other_configs(by):
                  "attention at head_dim 64 against the wheel's SDPA, and its fused loss against full "
                  "50,257-token logits"),
         "vocab150k": ("the vocabulary dominates: transformers holds the fp32 logits of every position "
-                      "and their gradient, ptune's fused loss a chunk of about 8 Mi logits at a time"),
+                      "and their gradient, ptune's fused loss a chunk of 256 rows at a time (148 MiB of logits: the "
+                      "chunks' floor of 256 rows, below which each chunk's re-reading of the 545 MB head weight "
+                      "costs more than its arithmetic)"),
     }
     out = []
     for m, text in why.items():

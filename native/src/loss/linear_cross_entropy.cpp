@@ -15,6 +15,13 @@ namespace {
 using torch::autograd::AutogradContext;
 using torch::autograd::variable_list;
 
+// A chunk holds about kChunkLogits logits, but at least kMinChunkRows rows: each chunk's two GEMMs
+// read (and the BLAS packs) the whole (V, C) head weight, so below a few hundred rows that read
+// outweighs the arithmetic. Measured on 151,936 x 896 (Qwen2's head), 1,024 rows, 2 cores:
+// 55-row chunks 5.5-6.0 s, 128 rows 4.3, 256 rows 4.0, 512 rows 3.9 (bench/PROFILE.md).
+constexpr int64_t kChunkLogits = int64_t{8} << 20;
+constexpr int64_t kMinChunkRows = 256;
+
 class LinearCrossEntropyFunction
     : public torch::autograd::Function<LinearCrossEntropyFunction> {
  public:
@@ -35,7 +42,7 @@ class LinearCrossEntropyFunction
     const at::ScalarType compute = hidden.scalar_type() == at::kDouble ? at::kDouble : at::kFloat;
     at::Tensor total = at::zeros({}, hidden.options().dtype(compute));
     const int64_t M = rows.size(0);
-    const int64_t chunk = chunk_rows > 0 ? chunk_rows : std::max<int64_t>(1, (8 << 20) / V);
+    const int64_t chunk = chunk_rows > 0 ? chunk_rows : std::max(kMinChunkRows, kChunkLogits / V);
     for (int64_t start = 0; start < M; start += chunk) {
       const int64_t len = std::min(chunk, M - start);
       const at::Tensor chunk_rows_index = rows.narrow(0, start, len);
