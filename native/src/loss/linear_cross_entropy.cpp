@@ -43,6 +43,13 @@ class LinearCrossEntropyFunction
     at::Tensor total = at::zeros({}, hidden.options().dtype(compute));
     const int64_t M = rows.size(0);
     const int64_t chunk = chunk_rows > 0 ? chunk_rows : std::max(kMinChunkRows, kChunkLogits / V);
+    // Every chunk's logits live in one buffer, allocated once per call: a buffer above glibc's
+    // mmap threshold is mapped and faulted in afresh at each allocation (vocab150k's 148 MiB
+    // chunks: 4 of them per step). fp16 / bf16 heads compute in their dtype, then convert.
+    const bool logits_in_place = weight.scalar_type() == compute;
+    const at::Tensor buffer = logits_in_place && M > 0
+                                  ? at::empty({std::min(chunk, M), V}, hidden.options().dtype(compute))
+                                  : at::Tensor();  // (chunk, V)
     for (int64_t start = 0; start < M; start += chunk) {
       const int64_t len = std::min(chunk, M - start);
       const at::Tensor chunk_rows_index = rows.narrow(0, start, len);
@@ -50,7 +57,13 @@ class LinearCrossEntropyFunction
       const at::Tensor h = hidden.index_select(0, chunk_rows_index);               // (len, C)
       // The chunk's logits are computed into one buffer that then becomes, in place, exp(z - max),
       // the softmax and d loss / d logits: no other (len, V) tensor is allocated.
-      at::Tensor logits = at::matmul(h, weight.t()).to(compute);                   // (len, V)
+      at::Tensor logits;                                                           // (len, V)
+      if (logits_in_place) {
+        logits = buffer.narrow(0, 0, len);
+        at::mm_out(logits, h.to(compute), weight.t());
+      } else {
+        logits = at::matmul(h, weight.t()).to(compute);
+      }
       if (has_bias) logits.add_(bias.to(compute));
       const at::Tensor target_logits = logits.gather(1, chunk_targets);           // (len, 1)
       const at::Tensor row_max = logits.amax(1, /*keepdim=*/true);                 // (len, 1)
