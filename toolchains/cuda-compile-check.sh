@@ -106,8 +106,10 @@ if $all; then
   mvn -B test -Dnative.toolchain="$PWD/toolchains/cuda.cmake" -Dnative.build.dir="$abs_build" \
       -Dptune.kernels=own -Dptune.test.reports="$PWD/target/test-reports-cuda" >"$java_log" 2>&1 ||
     { tail -n 30 "$java_log" >&2; fail "the Java suite failed against PyTorch $torch_version (log: $java_log)"; }
-  # target/classes back to the default toolchain's libraries (target/native, already built).
-  mvn -B -q process-classes >>"$java_log" 2>&1 || fail "restoring target/classes (log: $java_log)"
+  # target/classes back to the default toolchain's libraries (target/native, already built);
+  # -DskipTests, or Maven's initialize phase would clear the main suites' reports in
+  # target/test-reports (toolchains/kernels.sh).
+  mvn -B -q process-classes -DskipTests >>"$java_log" 2>&1 || fail "restoring target/classes (log: $java_log)"
   suite="$suite; Java suite: $(grep -m1 -E '^java ' "$java_log" | sed -E 's/^java +as-given +- +//')"
 fi
 end=$(date +%s)
