@@ -3,11 +3,11 @@
 # libptune (with its .cu kernels) and the CUDA Google Tests (ptune_cuda_tests) against the CUDA
 # torch wheel, checks that libptune links the wheel's libtorch and no path of this machine, and
 # runs the CUDA tests, which report SKIPPED without a GPU (and must pass with one). With --all it
-# also builds the whole native suite (ptune_native_tests) and runs it on the CPU: the core on
-# PyTorch 2.x, as the Debian build runs it on libtorch 1.13; then the Java suite through Maven
-# against this build (the linux-x86_64-cuda platform's libptune, libtorch found at run time from
-# the wheel), reports in target/test-reports-cuda, and puts the default build's native libraries
-# back into target/classes.
+# also builds the whole native suite (ptune_native_tests) and runs it, then the Java suite, on the
+# CPU through Maven: the core on PyTorch 2.x, as the Debian build runs it on libtorch 1.13, and
+# the Java side against this build (the linux-x86_64-cuda platform's libptune, libtorch found at
+# run time from the wheel); reports in target/test-reports-cuda. It then puts the default build's
+# native libraries back into target/classes.
 # Where the wheels are not on disk (/opt/wheels, /opt/pypi/files, /opt/pypi-more/files, as on the
 # CI machines) or there is no nvcc, it prints one line saying it skipped and succeeds.
 # The wheels go into a virtual environment kept between runs (PTUNE_CUDA_VENV, default
@@ -95,22 +95,21 @@ skipped=$(sed -n 's/^\[  SKIPPED \] \([0-9]*\) tests\{0,1\}, listed below.*/\1/p
 passed=$(sed -n 's/^\[  PASSED  \] \([0-9]*\) test.*/\1/p' <<<"$tests_out")
 suite=""
 if $all; then
-  "$build_dir/tests-native/ptune_native_tests" >"$build_dir/native-suite.log" 2>&1 ||
-    fail "the native suite failed on PyTorch $torch_version (log: $build_dir/native-suite.log)"
-  suite="; native suite on the CPU: $(grep -E '^\[  PASSED  \]' "$build_dir/native-suite.log" | head -1)"
-  # The Java suite on the CPU against this build: Maven builds the JNI library against its libptune
-  # into target/classes (the native suite runs again there, ~10 s), the test JVMs find libtorch
-  # through PTUNE_TORCH_PYTHON (io.ptune.nativebridge.TorchLibraries).
-  java_log=$build_dir/java-suite.log
+  # Both suites on the CPU against this build, through Maven once: ctest runs ptune_native_tests
+  # (and ptune_cuda_tests) in the build folder, the JNI library is built against its libptune into
+  # target/classes, and the test JVMs find libtorch through PTUNE_TORCH_PYTHON
+  # (io.ptune.nativebridge.TorchLibraries); toolchains/test-summary.sh fails the run if either failed.
+  suites_log=$build_dir/suites.log
   abs_build=$(cd "$build_dir" && pwd)
   mvn -B test -Dnative.toolchain="$PWD/toolchains/cuda.cmake" -Dnative.build.dir="$abs_build" \
-      -Dptune.kernels=own -Dptune.test.reports="$PWD/target/test-reports-cuda" >"$java_log" 2>&1 ||
-    { tail -n 30 "$java_log" >&2; fail "the Java suite failed against PyTorch $torch_version (log: $java_log)"; }
+      -Dptune.kernels=own -Dptune.test.reports="$PWD/target/test-reports-cuda" >"$suites_log" 2>&1 ||
+    { tail -n 30 "$suites_log" >&2; fail "the suites failed against PyTorch $torch_version (log: $suites_log)"; }
   # target/classes back to the default toolchain's libraries (target/native, already built);
   # -DskipTests, or Maven's initialize phase would clear the main suites' reports in
   # target/test-reports (toolchains/kernels.sh).
-  mvn -B -q process-classes -DskipTests >>"$java_log" 2>&1 || fail "restoring target/classes (log: $java_log)"
-  suite="$suite; Java suite: $(grep -m1 -E '^java ' "$java_log" | sed -E 's/^java +as-given +- +//')"
+  mvn -B -q process-classes -DskipTests >>"$suites_log" 2>&1 || fail "restoring target/classes (log: $suites_log)"
+  summary() { grep -m1 -E "^$1 +as-given" "$suites_log" | sed -E "s/^$1 +as-given +- +//"; }
+  suite="; on the CPU: native suite $(summary native), Java suite $(summary java)"
 fi
 end=$(date +%s)
 echo "cuda-compile-check: ${targets[*]} built against torch $torch_version + CUDA" \
