@@ -29,6 +29,7 @@ import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.TimeUnit;
 import java.util.stream.StreamSupport;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
@@ -326,8 +327,18 @@ class AdapterServerTest {
             AdapterServer small = AdapterServer.start(own, ServeConfig.builder().port(0).maxBatch(1).queueCapacity(1)
                     .build());
             try {
+                // The first request is taken off the queue and decoding before the others arrive:
+                // sent all at once, the scheduler could still hold the first in the one queue slot
+                // while the eleven others were refused (1 answered, 11 refused under load).
                 List<CompletableFuture<Answer>> answers = new ArrayList<>();
-                for (int i = 0; i < 12; i++) {
+                long stepsBefore = call(small, "GET", "/health", null).body().get("decoding_steps").asLong();
+                answers.add(callAsync(small, "/v1/generate", generateBody("a", "Once upon a time", 400)));
+                long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(30);
+                while (call(small, "GET", "/health", null).body().get("decoding_steps").asLong() == stepsBefore) {
+                    assertTrue(System.nanoTime() < deadline, "the first request did not start decoding in 30 s");
+                    Thread.sleep(2);
+                }
+                for (int i = 1; i < 12; i++) {
                     answers.add(callAsync(small, "/v1/generate", generateBody("a", "Once upon a time", 400)));
                 }
                 int ok = 0;
